@@ -1,0 +1,64 @@
+# quanta — the two entry points are `make demo` and `make test`; both work on a fresh machine.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export VIRTUAL_ENV := $(abspath $(VENV))
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+STAMP := $(VENV)/.deps-$(shell cat requirements-dev.txt | md5sum | cut -c1-8)
+RUST_SRC := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml pyproject.toml
+BUILT := $(VENV)/.built
+
+.PHONY: all demo test test-rust test-python lint bench build clean fmt
+
+all: test
+
+$(STAMP): requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	@rm -f $(VENV)/.deps-*; touch $@
+
+$(BUILT): $(STAMP) $(RUST_SRC)
+	$(VENV)/bin/maturin develop --release -q
+	@touch $@
+
+build: $(BUILT)
+
+demo: $(BUILT)
+	$(PY) -m quanta.demo
+
+fmt:
+	cargo fmt --all
+	$(VENV)/bin/ruff format python tests benches
+	$(VENV)/bin/ruff check --fix python tests benches
+
+lint: $(BUILT)
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -q -- -D warnings
+	@! grep -n 'allow_threads' rust/quanta-py/src/*.rs | grep -v '^rust/quanta-py/src/gil.rs' \
+		|| (echo "allow_threads outside gil.rs" && false)
+	$(VENV)/bin/ruff check python tests benches
+	$(VENV)/bin/ruff format --check python tests benches
+	$(VENV)/bin/mypy --strict python/quanta
+	$(VENV)/bin/python -m mypy.stubtest quanta._core --allowlist .stubtest-allowlist
+
+test-rust:
+	cargo test --workspace --release -q
+	QUANTA_SIMD=scalar cargo test -p quanta-core --release -q --test simd_parity
+
+test-python: $(BUILT)
+	$(PY) -m pytest -q tests
+	@echo "== kernels again at QUANTA_SIMD=scalar =="
+	QUANTA_SIMD=scalar $(PY) -m pytest -q tests -m "not slow"
+
+# all checks: format, lint, types, stubs, Rust tests, Python tests (twice: native and scalar SIMD)
+test: lint test-rust test-python
+
+bench: $(BUILT)
+	$(PY) -m pip install -q matplotlib
+	$(PY) benches/compare_faiss.py
+
+clean:
+	rm -rf target $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

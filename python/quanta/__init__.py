@@ -1,0 +1,80 @@
+"""quanta: vector compression and similarity search with a Rust core.
+
+Importing quanta never imports torch; the learned quantizers live in ``quanta.nn``.
+"""
+
+from __future__ import annotations
+
+import os as _os
+
+from . import _core, datasets
+from .clustering import KMeans
+from .exceptions import (
+    DTypeError,
+    FormatError,
+    InvalidArgumentError,
+    NotTrainedError,
+    QuantaError,
+    ShapeError,
+    SimdUnavailableError,
+)
+from .index import IndexFlat, IndexFlatIP, IndexFlatL2
+
+__version__: str = _core.__version__
+
+__all__ = [
+    "DTypeError",
+    "FormatError",
+    "IndexFlat",
+    "IndexFlatIP",
+    "IndexFlatL2",
+    "InvalidArgumentError",
+    "KMeans",
+    "NotTrainedError",
+    "QuantaError",
+    "ShapeError",
+    "SimdUnavailableError",
+    "__version__",
+    "available_simd_levels",
+    "datasets",
+    "get_num_threads",
+    "set_num_threads",
+    "set_simd_level",
+    "simd_level",
+]
+
+
+def simd_level() -> str:
+    """SIMD level the kernels use now: ``"scalar"``, ``"avx2"`` or ``"avx512"``.
+
+    Chosen once from the CPU; ``QUANTA_SIMD=scalar|avx2|avx512`` (read at first use) or
+    :func:`set_simd_level` lowers it.
+    """
+    return _core.simd_level()
+
+
+def available_simd_levels() -> list[str]:
+    """Every level this CPU can run, lowest first."""
+    return _core.available_simd_levels()
+
+
+def set_simd_level(level: str) -> None:
+    """Force a SIMD level; raises :class:`SimdUnavailableError` if the CPU lacks it."""
+    _core.set_simd_level(level)
+
+
+def set_num_threads(n: int) -> None:
+    """Number of threads quanta's pool uses (default: all cores, or ``QUANTA_NUM_THREADS``)."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise DTypeError(f"n must be an int, got {type(n).__name__}")
+    _core.set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    """Current size of quanta's thread pool."""
+    return _core.get_num_threads()
+
+
+if hasattr(_os, "register_at_fork"):
+    # the parent's worker threads do not exist in a forked child: build a fresh pool there
+    _os.register_at_fork(after_in_child=_core._reset_after_fork)

@@ -1,0 +1,93 @@
+"""The numpy policy, written once.
+
+* Float inputs (vectors, queries, training sets) are converted to C-contiguous ``float32``;
+  a copy happens only when the input is not already so (float64, Fortran order, slices, ...).
+  Integer/bool arrays are accepted for vectors and converted too (SIFT data is integral).
+* Torch tensors (and anything with ``__array__`` or ``__dlpack__``) are accepted; CPU tensors are
+  viewed without a copy where dtype and layout allow. GPU tensors are moved to the CPU.
+* Codes must already be ``uint8`` and ids ``int64``: a silent cast there could change values,
+  so a wrong dtype is a :class:`~quanta.exceptions.DTypeError`.
+* Matrices must be 2-D ``(n, d)``. For queries only, a 1-D vector is read as one query.
+* NaN/Inf are rejected by the Rust core (checked without a temporary copy).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .exceptions import DTypeError, ShapeError
+
+__all__ = ["as_float_matrix", "as_float_vector", "as_ids", "positive_int"]
+
+
+def _to_numpy(x: Any, name: str) -> np.ndarray[Any, Any]:
+    if isinstance(x, np.ndarray):
+        return x
+    mod = type(x).__module__
+    if mod.startswith("torch"):
+        t = x.detach()
+        if t.device.type != "cpu":
+            t = t.cpu()
+        return np.asarray(t.numpy() if hasattr(t, "numpy") else t)
+    if hasattr(x, "__array__") or isinstance(x, (list, tuple)):
+        return np.asarray(x)
+    if hasattr(x, "__dlpack__"):
+        return np.from_dlpack(x)
+    raise DTypeError(f"{name} must be a numpy array or torch tensor, got {type(x).__name__}")
+
+
+def as_float_matrix(
+    x: Any, name: str, d: int | None = None, *, allow_1d: bool = False, allow_empty: bool = False
+) -> npt.NDArray[np.float32]:
+    """Return ``x`` as a C-contiguous float32 ``(n, d)`` array, or raise a typed error."""
+    a = _to_numpy(x, name)
+    if a.dtype.kind not in "fiub":
+        raise DTypeError(f"{name} must hold numbers, got dtype {a.dtype}")
+    if a.ndim == 1 and allow_1d:
+        a = a.reshape(1, -1)
+    if a.ndim != 2:
+        hint = " (a single vector is accepted only for queries)" if a.ndim == 1 else ""
+        raise ShapeError(f"{name} must be a 2-D array (n, d), got shape {a.shape}{hint}")
+    if d is not None and a.shape[1] != d:
+        raise ShapeError(f"{name} has {a.shape[1]} columns, expected d={d}")
+    if a.shape[0] == 0 and not allow_empty:
+        raise ShapeError(f"{name} is empty (0 rows)")
+    if a.shape[1] == 0:
+        raise ShapeError(f"{name} has 0 columns")
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def as_float_vector(x: Any, name: str, n: int | None = None) -> npt.NDArray[np.float32]:
+    """Return ``x`` as a C-contiguous float32 1-D array of length ``n`` (if given)."""
+    a = _to_numpy(x, name)
+    if a.dtype.kind not in "fiub":
+        raise DTypeError(f"{name} must hold numbers, got dtype {a.dtype}")
+    if a.ndim != 1:
+        raise ShapeError(f"{name} must be 1-D, got shape {a.shape}")
+    if n is not None and a.shape[0] != n:
+        raise ShapeError(f"{name} has {a.shape[0]} entries, expected {n}")
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def as_ids(x: Any, name: str = "ids") -> npt.NDArray[np.int64]:
+    """Ids must already be int64 (1-D); no silent cast."""
+    a = _to_numpy(x, name)
+    if a.dtype != np.int64:
+        raise DTypeError(f"{name} must be int64, got dtype {a.dtype}")
+    if a.ndim != 1:
+        raise ShapeError(f"{name} must be 1-D, got shape {a.shape}")
+    return np.ascontiguousarray(a)
+
+
+def positive_int(v: Any, name: str) -> int:
+    """An ``int`` >= 1 (bools and floats are rejected)."""
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise DTypeError(f"{name} must be an int, got {type(v).__name__}")
+    if v < 1:
+        from .exceptions import InvalidArgumentError
+
+        raise InvalidArgumentError(f"{name} must be >= 1, got {v}")
+    return int(v)

@@ -1,0 +1,100 @@
+"""k-means (faiss ``Clustering`` semantics) backed by the Rust core."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from . import _core
+from ._progress import make_progress
+from ._validation import as_float_matrix, as_float_vector, positive_int
+from .exceptions import InvalidArgumentError, NotTrainedError
+
+__all__ = ["KMeans"]
+
+
+class KMeans:
+    """Lloyd's k-means, compatible with ``faiss.Kmeans``.
+
+    Parameters follow faiss: ``niter`` iterations, ``n_redo`` runs (lowest objective wins),
+    subsampling to ``k * max_points_per_centroid`` points, empty clusters split as faiss does.
+    ``init="random"`` (faiss's choice, the default) or ``"kmeans++"`` (greedy k-means++).
+    ``spherical=True`` L2-normalises the centroids after each update.
+
+    After :meth:`fit`: ``centroids`` ``(k, d)`` float32, ``obj`` (objective per iteration, before
+    each update, as faiss reports it), ``nsplit``.
+    """
+
+    def __init__(
+        self,
+        d: int,
+        k: int,
+        niter: int = 25,
+        seed: int = 1234,
+        max_points_per_centroid: int = 256,
+        init: str = "random",
+        n_redo: int = 1,
+        spherical: bool = False,
+        *,
+        min_points_per_centroid: int = 39,
+        int_centroids: bool = False,
+        verbose: bool = False,
+    ) -> None:
+        self.d = positive_int(d, "d")
+        self.k = positive_int(k, "k")
+        self.niter = positive_int(niter, "niter")
+        self.n_redo = positive_int(n_redo, "n_redo")
+        self.max_points_per_centroid = positive_int(max_points_per_centroid, "max_points_per_centroid")
+        if init not in ("random", "kmeans++"):
+            raise InvalidArgumentError(f"init must be 'random' or 'kmeans++', got {init!r}")
+        if not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise InvalidArgumentError(f"seed must be a non-negative int, got {seed!r}")
+        self.seed = int(seed)
+        self.init = init
+        self.spherical = bool(spherical)
+        self.min_points_per_centroid = int(min_points_per_centroid)
+        self.int_centroids = bool(int_centroids)
+        self.verbose = bool(verbose)
+        self.centroids: npt.NDArray[np.float32] | None = None
+        self.obj: npt.NDArray[np.float64] = np.zeros(0)
+        self.nsplit = 0
+
+    def fit(self, x: Any, weights: Any = None) -> KMeans:
+        """Train on ``x`` ``(n, d)``; ``n`` must be at least ``k``. Returns ``self``."""
+        xs = as_float_matrix(x, "x", self.d)
+        w = None if weights is None else as_float_vector(weights, "weights", xs.shape[0])
+        progress = make_progress(self.verbose, f"k-means k={self.k}")
+        centroids, obj, nsplit, warns = _core.kmeans_train(
+            xs,
+            self.k,
+            niter=self.niter,
+            nredo=self.n_redo,
+            seed=self.seed,
+            init=self.init,
+            max_points_per_centroid=self.max_points_per_centroid,
+            min_points_per_centroid=self.min_points_per_centroid,
+            spherical=self.spherical,
+            int_centroids=self.int_centroids,
+            weights=w,
+            progress=progress,
+        )
+        for msg in warns:
+            warnings.warn(msg, stacklevel=2)
+        self.centroids, self.obj, self.nsplit = centroids, obj, nsplit
+        return self
+
+    train = fit  # faiss spelling
+
+    def assign(self, x: Any) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """Nearest centroid of each row: ``(squared distances (n,), labels (n,))``."""
+        if self.centroids is None:
+            raise NotTrainedError("KMeans is not trained: call fit() first")
+        xs = as_float_matrix(x, "x", self.d, allow_1d=True)
+        return _core.assign_nearest(xs, self.centroids)
+
+    def __repr__(self) -> str:
+        state = "trained" if self.centroids is not None else "untrained"
+        return f"KMeans(d={self.d}, k={self.k}, niter={self.niter}, init={self.init!r}, {state})"

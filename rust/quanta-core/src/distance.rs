@@ -1,0 +1,444 @@
+//! Batched query × base distances: blocked inner products (GEMM from the `gemm` crate, or the
+//! scalar kernel at `QUANTA_SIMD=scalar`), reduced tile by tile while the tile is in cache, so
+//! the full nq × n distance matrix is never materialized.
+
+use crate::control::Control;
+use crate::error::Result;
+use crate::kernels::l2;
+use crate::simd::{level, SimdLevel};
+use crate::topk::TopK;
+use rayon::prelude::*;
+
+/// Distance used by an index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Metric {
+    /// Squared Euclidean distance (smaller is closer).
+    L2,
+    /// Inner product (larger is closer).
+    InnerProduct,
+}
+
+impl Metric {
+    /// Parse "l2" / "ip" (also "inner_product").
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "l2" | "euclidean" => Ok(Metric::L2),
+            "ip" | "inner_product" | "dot" => Ok(Metric::InnerProduct),
+            other => Err(crate::Error::invalid(format!(
+                "metric must be 'l2' or 'ip', got {other:?}"
+            ))),
+        }
+    }
+
+    /// Name as accepted by [`Metric::parse`].
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::L2 => "l2",
+            Metric::InnerProduct => "ip",
+        }
+    }
+
+    /// Distance value for "no result" padding (faiss convention).
+    pub fn pad(self) -> f32 {
+        match self {
+            Metric::L2 => f32::INFINITY,
+            Metric::InnerProduct => f32::NEG_INFINITY,
+        }
+    }
+}
+
+/// Rows of a base tile (a 1024 × 128 f32 tile is 512 KiB: stays in L2 while queries stream by).
+pub const BASE_TILE: usize = 1024;
+/// Rows of a query (or k-means point) block per GEMM call.
+pub const QUERY_TILE: usize = 256;
+
+/// `out[i * nx + j] = <a_i, b_j>` for row-major `a` (na × d) and `b` (nx × d).
+pub fn ip_tile(lvl: SimdLevel, a: &[f32], b: &[f32], d: usize, out: &mut [f32]) {
+    let na = a.len() / d;
+    let nb = b.len() / d;
+    debug_assert_eq!(out.len(), na * nb);
+    if na == 0 || nb == 0 {
+        return;
+    }
+    if lvl == SimdLevel::Scalar || d == 0 {
+        for (i, ai) in a.chunks_exact(d.max(1)).enumerate().take(na) {
+            for (j, bj) in b.chunks_exact(d.max(1)).enumerate().take(nb) {
+                out[i * nb + j] = if d == 0 {
+                    0.0
+                } else {
+                    l2::inner_product_with(lvl, ai, bj)
+                };
+            }
+        }
+        return;
+    }
+    // SAFETY: pointers and strides describe exactly the slices above: `a` is na×d row-major
+    // (row stride d), `b` read as a d×nb matrix whose column j is row j of `b` (column stride
+    // d, row stride 1), `out` is na×nb row-major. No aliasing between inputs and output.
+    unsafe {
+        gemm::gemm(
+            na,
+            nb,
+            d,
+            out.as_mut_ptr(),
+            1,
+            nb as isize,
+            false,
+            a.as_ptr(),
+            1,
+            d as isize,
+            b.as_ptr(),
+            d as isize,
+            1,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// Row-chunk size (a multiple of `BASE_TILE`) for splitting `n` base rows over the pool.
+///
+/// Chunks start at multiples of `BASE_TILE` whatever the thread count, so every distance is
+/// computed by the same GEMM tile shape and results do not depend on the number of threads.
+fn chunk_rows(n: usize) -> usize {
+    let threads = crate::threads::num_threads().max(1);
+    let want = n.div_ceil(threads * 4).max(1);
+    want.div_ceil(BASE_TILE) * BASE_TILE
+}
+
+/// Exact k nearest neighbours of each query among the base rows.
+///
+/// `base_norms` (squared L2 norms of the base rows) is needed for L2 only. Returns
+/// (distances nq×k, ids nq×k), padded with (`metric.pad()`, -1) when the base has fewer than k rows.
+pub fn knn(
+    queries: &[f32],
+    base: &[f32],
+    base_norms: &[f32],
+    d: usize,
+    k: usize,
+    metric: Metric,
+    ctl: &Control,
+) -> Result<(Vec<f32>, Vec<i64>)> {
+    let nq = queries.len() / d.max(1);
+    let mut dist = Vec::with_capacity(nq * k);
+    let mut ids = Vec::with_capacity(nq * k);
+    let n = base.len() / d.max(1);
+    let nchunks = n.div_ceil(chunk_rows(n.max(1)));
+    ctl.set_total((nq.div_ceil(QUERY_BATCH) * nchunks) as u64);
+    // bounded batches keep the per-chunk collectors (chunks × batch × k) small
+    for q0 in (0..nq).step_by(QUERY_BATCH) {
+        let q1 = (q0 + QUERY_BATCH).min(nq);
+        let (dd, ii) = knn_batch(
+            &queries[q0 * d..q1 * d],
+            base,
+            base_norms,
+            d,
+            k,
+            metric,
+            ctl,
+        )?;
+        dist.extend_from_slice(&dd);
+        ids.extend_from_slice(&ii);
+    }
+    Ok((dist, ids))
+}
+
+/// Queries per pass over the base in [`knn`].
+const QUERY_BATCH: usize = 4096;
+
+fn knn_batch(
+    queries: &[f32],
+    base: &[f32],
+    base_norms: &[f32],
+    d: usize,
+    k: usize,
+    metric: Metric,
+    ctl: &Control,
+) -> Result<(Vec<f32>, Vec<i64>)> {
+    let nq = queries.len() / d;
+    let n = base.len() / d;
+    let lvl = level();
+    let mut dist = vec![metric.pad(); nq * k];
+    let mut ids = vec![-1i64; nq * k];
+    if nq == 0 {
+        return Ok((dist, ids));
+    }
+    let chunk = chunk_rows(n.max(1));
+    let nchunks = n.div_ceil(chunk);
+    // one TopK per query per chunk; chunks are processed in parallel, then merged in order
+    let partial: Vec<Result<Vec<TopK>>> = (0..nchunks)
+        .into_par_iter()
+        .map(|c| {
+            let lo = c * chunk;
+            let hi = (lo + chunk).min(n);
+            let mut heaps: Vec<TopK> = (0..nq).map(|_| TopK::new(k)).collect();
+            let mut tile = vec![0f32; QUERY_TILE * BASE_TILE];
+            let mut b0 = lo;
+            while b0 < hi {
+                ctl.check()?;
+                let b1 = (b0 + BASE_TILE).min(hi);
+                let nb = b1 - b0;
+                let btile = &base[b0 * d..b1 * d];
+                for q0 in (0..nq).step_by(QUERY_TILE) {
+                    let q1 = (q0 + QUERY_TILE).min(nq);
+                    let t = &mut tile[..(q1 - q0) * nb];
+                    ip_tile(lvl, &queries[q0 * d..q1 * d], btile, d, t);
+                    for (r, row) in t.chunks_exact_mut(nb).enumerate() {
+                        to_keys(row, &base_norms[..], b0, metric);
+                        scan_row(lvl, row, b0 as i64, &mut heaps[q0 + r]);
+                    }
+                }
+                b0 = b1;
+            }
+            ctl.advance(1);
+            Ok(heaps)
+        })
+        .collect();
+    let mut merged: Option<Vec<TopK>> = None;
+    for p in partial {
+        let p = p?;
+        match &mut merged {
+            None => merged = Some(p),
+            Some(m) => {
+                for (a, b) in m.iter_mut().zip(p.iter()) {
+                    a.merge(b);
+                }
+            }
+        }
+    }
+    let merged = merged.unwrap_or_else(|| (0..nq).map(|_| TopK::new(k)).collect());
+    let qnorms: Vec<f32> = match metric {
+        Metric::L2 => queries
+            .chunks_exact(d)
+            .map(|q| l2::inner_product_with(lvl, q, q))
+            .collect(),
+        Metric::InnerProduct => Vec::new(),
+    };
+    for (qi, ((h, dq), iq)) in merged
+        .into_iter()
+        .zip(dist.chunks_exact_mut(k))
+        .zip(ids.chunks_exact_mut(k))
+        .enumerate()
+    {
+        match metric {
+            Metric::L2 => {
+                let qn = qnorms[qi];
+                h.write_into(dq, iq, f32::INFINITY, |key| (qn + key).max(0.0))
+            }
+            Metric::InnerProduct => h.write_into(dq, iq, f32::NEG_INFINITY, |key| -key),
+        }
+    }
+    Ok((dist, ids))
+}
+
+/// Turn a row of inner products into "smaller is better" keys, in place:
+/// `‖x‖² − 2⟨q,x⟩` for L2 (the query norm is added at the end), `−⟨q,x⟩` for IP.
+#[inline]
+fn to_keys(row: &mut [f32], base_norms: &[f32], b0: usize, metric: Metric) {
+    match metric {
+        Metric::L2 => {
+            let nb = row.len();
+            for (v, &nx) in row.iter_mut().zip(&base_norms[b0..b0 + nb]) {
+                *v = nx - 2.0 * *v;
+            }
+        }
+        Metric::InnerProduct => {
+            for v in row.iter_mut() {
+                *v = -*v;
+            }
+        }
+    }
+}
+
+/// Offer every key of `row` below the collector's threshold (ids `id0 + j`, increasing).
+#[inline]
+fn scan_row(lvl: SimdLevel, row: &[f32], id0: i64, heap: &mut TopK) {
+    let mut j = 0;
+    loop {
+        j = l2::find_below_with(lvl, row, j, heap.threshold());
+        if j >= row.len() {
+            break;
+        }
+        heap.push(row[j], id0 + j as i64);
+        j += 1;
+    }
+}
+
+/// Nearest centroid (squared L2, lowest index on ties) of every row of `x`.
+///
+/// Returns (labels, squared distances clamped at 0). `x_norms` and `c_norms` are the squared
+/// row norms. Parallel over row blocks; each block's result is independent of the others.
+pub fn assign_nearest(
+    x: &[f32],
+    x_norms: &[f32],
+    centroids: &[f32],
+    c_norms: &[f32],
+    d: usize,
+    ctl: &Control,
+) -> Result<(Vec<u32>, Vec<f32>)> {
+    let n = x.len() / d;
+    let k = centroids.len() / d;
+    let lvl = level();
+    let mut labels = vec![0u32; n];
+    let mut dists = vec![0f32; n];
+    labels
+        .par_chunks_mut(QUERY_TILE)
+        .zip(dists.par_chunks_mut(QUERY_TILE))
+        .enumerate()
+        .try_for_each(|(blk, (lab, dis))| -> Result<()> {
+            ctl.check()?;
+            let r0 = blk * QUERY_TILE;
+            let rows = lab.len();
+            let xb = &x[r0 * d..(r0 + rows) * d];
+            let ct = k.min(BASE_TILE * 4);
+            let mut tile = vec![0f32; rows * ct];
+            let mut best = vec![(0u32, f32::INFINITY); rows];
+            for c0 in (0..k).step_by(ct) {
+                let c1 = (c0 + ct).min(k);
+                let nc = c1 - c0;
+                let t = &mut tile[..rows * nc];
+                ip_tile(lvl, xb, &centroids[c0 * d..c1 * d], d, t);
+                for (r, row) in t.chunks_exact(nc).enumerate() {
+                    let (j, v) = l2::argmin_shifted_with(lvl, &c_norms[c0..c1], row);
+                    // strict: an equal value in a later tile has a higher index
+                    if v < best[r].1 {
+                        best[r] = ((c0 + j) as u32, v);
+                    }
+                }
+            }
+            for r in 0..rows {
+                lab[r] = best[r].0;
+                dis[r] = (x_norms[r0 + r] + best[r].1).max(0.0);
+            }
+            Ok(())
+        })?;
+    Ok((labels, dists))
+}
+
+/// Squared L2 norms of the rows of `x`, in parallel.
+pub fn row_norms(x: &[f32], d: usize) -> Vec<f32> {
+    let n = x.len() / d.max(1);
+    let mut out = vec![0f32; n];
+    if d == 0 {
+        return out;
+    }
+    out.par_chunks_mut(4096).enumerate().for_each(|(c, o)| {
+        let xs = &x[c * 4096 * d..(c * 4096 + o.len()) * d];
+        l2::norms_sqr(xs, d, o);
+    });
+    out
+}
+
+/// Error naming `arg` if `x` holds NaN/Inf (checked in parallel).
+pub fn check_finite(x: &[f32], d: usize, arg: &'static str) -> Result<()> {
+    const CH: usize = 1 << 16;
+    let first = x
+        .par_chunks(CH)
+        .enumerate()
+        .filter_map(|(c, s)| l2::first_non_finite(s).map(|p| c * CH + p))
+        .min();
+    match first {
+        None => Ok(()),
+        Some(p) => Err(crate::Error::NonFinite {
+            arg,
+            row: p / d.max(1),
+            col: p % d.max(1),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    fn randv(n: usize, r: &mut Rng) -> Vec<f32> {
+        (0..n).map(|_| r.normal() as f32).collect()
+    }
+
+    #[test]
+    fn knn_matches_brute_force() {
+        let mut r = Rng::new(1);
+        let d = 13;
+        let (n, nq, k) = (3000, 37, 7);
+        let base = randv(n * d, &mut r);
+        let q = randv(nq * d, &mut r);
+        let norms = row_norms(&base, d);
+        for metric in [Metric::L2, Metric::InnerProduct] {
+            let (dist, ids) = knn(&q, &base, &norms, d, k, metric, &Control::new()).unwrap();
+            for i in 0..nq {
+                let qi = &q[i * d..(i + 1) * d];
+                let mut all: Vec<(f64, i64)> = (0..n)
+                    .map(|j| {
+                        let bj = &base[j * d..(j + 1) * d];
+                        let v: f64 = match metric {
+                            Metric::L2 => qi
+                                .iter()
+                                .zip(bj)
+                                .map(|(a, b)| ((a - b) as f64).powi(2))
+                                .sum(),
+                            Metric::InnerProduct => {
+                                -qi.iter().zip(bj).map(|(a, b)| (a * b) as f64).sum::<f64>()
+                            }
+                        };
+                        (v, j as i64)
+                    })
+                    .collect();
+                all.sort_by(|a, b| a.partial_cmp(b).unwrap());
+                for j in 0..k {
+                    assert_eq!(ids[i * k + j], all[j].1, "metric {metric:?} q{i} rank {j}");
+                    let want = if metric == Metric::L2 {
+                        all[j].0
+                    } else {
+                        -all[j].0
+                    };
+                    assert!((dist[i * k + j] as f64 - want).abs() < 1e-3 * (1.0 + want.abs()));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn knn_pads_when_base_is_small() {
+        let base = vec![0.0f32, 1.0, 2.0];
+        let norms = row_norms(&base, 1);
+        let (dist, ids) = knn(&[0.5], &base, &norms, 1, 5, Metric::L2, &Control::new()).unwrap();
+        assert_eq!(ids, vec![0, 1, 2, -1, -1]);
+        assert_eq!(dist[0], 0.25);
+        assert!(dist[4].is_infinite());
+    }
+
+    #[test]
+    fn assign_picks_lowest_index_on_ties() {
+        // two identical centroids: every point goes to index 0
+        let c = vec![1.0f32, 1.0, 1.0, 1.0];
+        let x = vec![0.0f32, 0.0, 2.0, 2.0];
+        let (lab, dis) = assign_nearest(
+            &x,
+            &row_norms(&x, 2),
+            &c,
+            &row_norms(&c, 2),
+            2,
+            &Control::new(),
+        )
+        .unwrap();
+        assert_eq!(lab, vec![0, 0]);
+        assert_eq!(dis, vec![2.0, 2.0]);
+    }
+
+    #[test]
+    fn finite_check_names_position() {
+        let mut x = vec![0.0f32; 30];
+        x[17] = f32::NAN;
+        match check_finite(&x, 5, "x") {
+            Err(crate::Error::NonFinite { arg, row, col }) => {
+                assert_eq!((arg, row, col), ("x", 3, 2))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Exact (brute-force) search over raw float vectors: faiss `IndexFlatL2` / `IndexFlatIP`.
+
+use super::{check_batch, check_k};
+use crate::control::Control;
+use crate::distance::{knn, row_norms, Metric};
+use crate::error::{Error, Result};
+
+/// Flat index holding the vectors themselves; ids are insertion positions.
+#[derive(Debug, Clone)]
+pub struct IndexFlat {
+    d: usize,
+    metric: Metric,
+    data: Vec<f32>,
+    /// Squared norms of the stored rows (L2 only), computed once at `add`.
+    norms: Vec<f32>,
+}
+
+/// (distances nq×k, ids nq×k), faiss layout.
+pub type SearchResult = (Vec<f32>, Vec<i64>);
+
+impl IndexFlat {
+    /// Empty index of dimension `d`.
+    pub fn new(d: usize, metric: Metric) -> Result<Self> {
+        if d == 0 {
+            return Err(Error::invalid("d must be >= 1"));
+        }
+        Ok(IndexFlat {
+            d,
+            metric,
+            data: Vec::new(),
+            norms: Vec::new(),
+        })
+    }
+
+    /// Dimension.
+    pub fn d(&self) -> usize {
+        self.d
+    }
+
+    /// Metric.
+    pub fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    /// Number of stored vectors.
+    pub fn ntotal(&self) -> usize {
+        self.data.len() / self.d
+    }
+
+    /// Stored vectors, row-major.
+    pub fn data(&self) -> &[f32] {
+        &self.data
+    }
+
+    /// Append vectors (n × d, row-major); ids continue from `ntotal`.
+    pub fn add(&mut self, x: &[f32]) -> Result<()> {
+        check_batch(x, self.d, "x")?;
+        self.data.extend_from_slice(x);
+        if self.metric == Metric::L2 {
+            self.norms.extend(row_norms(x, self.d));
+        }
+        Ok(())
+    }
+
+    /// k nearest stored vectors of each query; padded with -1 when `k > ntotal`.
+    pub fn search(&self, q: &[f32], k: usize, ctl: &Control) -> Result<SearchResult> {
+        check_k(k)?;
+        check_batch(q, self.d, "queries")?;
+        knn(q, &self.data, &self.norms, self.d, k, self.metric, ctl)
+    }
+
+    /// Copy of the vector with id `id`.
+    pub fn reconstruct(&self, id: i64) -> Result<Vec<f32>> {
+        let n = self.ntotal();
+        if id < 0 || id as usize >= n {
+            return Err(Error::invalid(format!("id {id} is out of range [0, {n})")));
+        }
+        let i = id as usize;
+        Ok(self.data[i * self.d..(i + 1) * self.d].to_vec())
+    }
+
+    /// Remove every vector.
+    pub fn reset(&mut self) {
+        self.data.clear();
+        self.norms.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_search_reconstruct() {
+        let mut idx = IndexFlat::new(2, Metric::L2).unwrap();
+        idx.add(&[0.0, 0.0, 1.0, 0.0, 5.0, 5.0]).unwrap();
+        assert_eq!(idx.ntotal(), 3);
+        let (d, i) = idx.search(&[0.9, 0.0], 2, &Control::new()).unwrap();
+        assert_eq!(i, vec![1, 0]);
+        assert!((d[0] - 0.01).abs() < 1e-6);
+        assert_eq!(idx.reconstruct(2).unwrap(), vec![5.0, 5.0]);
+        assert!(idx.reconstruct(3).is_err());
+        assert!(idx.search(&[0.0, 0.0], 0, &Control::new()).is_err());
+        assert!(idx.add(&[1.0]).is_err());
+        assert!(idx.add(&[f32::INFINITY, 0.0]).is_err());
+        idx.reset();
+        assert_eq!(idx.ntotal(), 0);
+    }
+}

@@ -1,0 +1,3 @@
+//! SIMD kernels. Each family has a scalar twin (the spec) and per-arch files.
+
+pub mod l2;

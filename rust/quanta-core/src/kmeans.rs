@@ -1,0 +1,568 @@
+//! Lloyd's k-means, compatible with faiss `Clustering` (subsampling, random init, empty-cluster
+//! split with `EPS = 1/1024`), plus a greedy k-means++ initialisation.
+//!
+//! Determinism: same seed + same input give bit-identical centroids whatever the thread count —
+//! assignment is per row, and centroid sums run per centroid over member rows in index order.
+
+use crate::control::Control;
+use crate::distance::{assign_nearest, check_finite, row_norms};
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+use rayon::prelude::*;
+
+/// How the first centroids are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Init {
+    /// `k` distinct rows drawn uniformly (faiss behaviour).
+    Random,
+    /// Greedy k-means++ (2 + ⌊ln k⌋ candidates per step, the one lowering the potential most).
+    KMeansPlusPlus,
+}
+
+impl Init {
+    /// Parse "random" / "kmeans++".
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "random" => Ok(Init::Random),
+            "kmeans++" | "k-means++" | "kmeanspp" => Ok(Init::KMeansPlusPlus),
+            other => Err(Error::invalid(format!(
+                "init must be 'random' or 'kmeans++', got {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Parameters (faiss `ClusteringParameters` defaults).
+#[derive(Debug, Clone)]
+pub struct KMeansParams {
+    /// Number of centroids.
+    pub k: usize,
+    /// Lloyd iterations per run.
+    pub niter: usize,
+    /// Independent runs; the lowest final objective wins.
+    pub nredo: usize,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Initialisation.
+    pub init: Init,
+    /// Subsample to `k * max_points_per_centroid` rows when there are more.
+    pub max_points_per_centroid: usize,
+    /// Warn below `k * min_points_per_centroid` rows.
+    pub min_points_per_centroid: usize,
+    /// L2-normalise centroids after each update.
+    pub spherical: bool,
+    /// Round centroid coordinates to integers after each update.
+    pub int_centroids: bool,
+}
+
+impl KMeansParams {
+    /// Defaults for `k` centroids.
+    pub fn new(k: usize) -> Self {
+        KMeansParams {
+            k,
+            niter: 25,
+            nredo: 1,
+            seed: 1234,
+            init: Init::Random,
+            max_points_per_centroid: 256,
+            min_points_per_centroid: 39,
+            spherical: false,
+            int_centroids: false,
+        }
+    }
+}
+
+/// Result of [`train`].
+#[derive(Debug, Clone)]
+pub struct KMeansResult {
+    /// k × d centroids, row-major.
+    pub centroids: Vec<f32>,
+    /// Objective (sum of squared distances to the assigned centroid) at each iteration of each
+    /// run, recorded before the update, as faiss does.
+    pub obj: Vec<f64>,
+    /// Number of empty-cluster splits over all runs.
+    pub nsplit: usize,
+    /// Human-readable warnings (subsampling, few points per centroid).
+    pub warnings: Vec<String>,
+}
+
+const EPS: f32 = 1.0 / 1024.0;
+
+/// Train `params.k` centroids on `x` (n × d row-major), optionally weighted.
+pub fn train(
+    x: &[f32],
+    d: usize,
+    params: &KMeansParams,
+    weights: Option<&[f32]>,
+    ctl: &Control,
+) -> Result<KMeansResult> {
+    let k = params.k;
+    if d == 0 {
+        return Err(Error::invalid("d must be >= 1"));
+    }
+    if k == 0 {
+        return Err(Error::invalid("k must be >= 1"));
+    }
+    if params.niter == 0 {
+        return Err(Error::invalid("niter must be >= 1"));
+    }
+    if params.nredo == 0 {
+        return Err(Error::invalid("nredo must be >= 1"));
+    }
+    if params.max_points_per_centroid == 0 {
+        return Err(Error::invalid("max_points_per_centroid must be >= 1"));
+    }
+    if x.len() % d != 0 {
+        return Err(Error::shape(format!(
+            "x has {} values, not a multiple of d={d}",
+            x.len()
+        )));
+    }
+    let n = x.len() / d;
+    if n == 0 {
+        return Err(Error::shape("x is empty: k-means needs training points"));
+    }
+    if n < k {
+        return Err(Error::invalid(format!(
+            "k-means needs at least k={k} training points, x has {n} rows"
+        )));
+    }
+    check_finite(x, d, "x")?;
+    if let Some(w) = weights {
+        if w.len() != n {
+            return Err(Error::shape(format!(
+                "weights has {} entries, x has {n} rows",
+                w.len()
+            )));
+        }
+        check_finite(w, 1, "weights")?;
+        if w.iter().any(|&v| v < 0.0) {
+            return Err(Error::invalid("weights must be >= 0"));
+        }
+        if w.iter().all(|&v| v == 0.0) {
+            return Err(Error::invalid("weights are all zero"));
+        }
+    }
+
+    let mut warnings = Vec::new();
+    // subsample like faiss: a seeded uniform subset of k * max_points_per_centroid rows
+    let cap = k.saturating_mul(params.max_points_per_centroid);
+    let (xs, ws): (std::borrow::Cow<[f32]>, Option<Vec<f32>>) = if n > cap {
+        warnings.push(format!(
+            "sampling {cap} of {n} training points (max_points_per_centroid={})",
+            params.max_points_per_centroid
+        ));
+        let mut rng = Rng::new(params.seed);
+        let idx = rng.sample_indices(n, cap);
+        let mut sub = vec![0f32; cap * d];
+        sub.par_chunks_mut(d)
+            .zip(idx.par_iter())
+            .for_each(|(dst, &i)| {
+                dst.copy_from_slice(&x[i * d..(i + 1) * d]);
+            });
+        let w = weights.map(|w| idx.iter().map(|&i| w[i]).collect());
+        (std::borrow::Cow::Owned(sub), w)
+    } else {
+        if n < k.saturating_mul(params.min_points_per_centroid) {
+            warnings.push(format!(
+                "{n} training points for {k} centroids: consider at least {} points",
+                k * params.min_points_per_centroid
+            ));
+        }
+        (std::borrow::Cow::Borrowed(x), weights.map(|w| w.to_vec()))
+    };
+    let n = xs.len() / d;
+    let ws = ws.as_deref();
+
+    if n == k {
+        // faiss corner case: every point is a centroid
+        return Ok(KMeansResult {
+            centroids: xs.into_owned(),
+            obj: vec![0.0],
+            nsplit: 0,
+            warnings,
+        });
+    }
+
+    let x_norms = row_norms(&xs, d);
+    ctl.set_total((params.nredo * params.niter) as u64);
+    let mut best: Option<(Vec<f32>, f64)> = None;
+    let mut obj_all = Vec::with_capacity(params.nredo * params.niter);
+    let mut nsplit = 0;
+    for redo in 0..params.nredo {
+        let seed = params
+            .seed
+            .wrapping_add(1)
+            .wrapping_add((redo as u64).wrapping_mul(15_486_557));
+        let mut centroids = match params.init {
+            Init::Random => init_random(&xs, d, k, seed),
+            Init::KMeansPlusPlus => init_kmeanspp(&xs, &x_norms, ws, d, k, seed, ctl)?,
+        };
+        let mut last_obj = f64::INFINITY;
+        for _ in 0..params.niter {
+            ctl.check()?;
+            let c_norms = row_norms(&centroids, d);
+            let (labels, dists) = assign_nearest(&xs, &x_norms, &centroids, &c_norms, d, ctl)?;
+            last_obj = objective(&dists, ws);
+            obj_all.push(last_obj);
+            let mut hassign = update_centroids(&xs, ws, d, k, &labels, &mut centroids);
+            nsplit += split_empty(&mut centroids, &mut hassign, d, n);
+            if params.spherical {
+                normalize_rows(&mut centroids, d);
+            }
+            if params.int_centroids {
+                centroids.iter_mut().for_each(|v| *v = v.round());
+            }
+            ctl.advance(1);
+        }
+        if best.as_ref().is_none_or(|(_, o)| last_obj < *o) {
+            best = Some((centroids, last_obj));
+        }
+    }
+    let (centroids, _) = best.expect("nredo >= 1");
+    Ok(KMeansResult {
+        centroids,
+        obj: obj_all,
+        nsplit,
+        warnings,
+    })
+}
+
+fn objective(dists: &[f32], w: Option<&[f32]>) -> f64 {
+    // fixed-size chunks summed in order: deterministic whatever the thread count
+    let partial: Vec<f64> = dists
+        .par_chunks(4096)
+        .enumerate()
+        .map(|(c, ch)| match w {
+            None => ch.iter().map(|&v| v as f64).sum(),
+            Some(w) => ch
+                .iter()
+                .zip(&w[c * 4096..])
+                .map(|(&v, &wi)| v as f64 * wi as f64)
+                .sum(),
+        })
+        .collect();
+    partial.iter().sum()
+}
+
+fn init_random(x: &[f32], d: usize, k: usize, seed: u64) -> Vec<f32> {
+    let n = x.len() / d;
+    let idx = Rng::new(seed).sample_indices(n, k);
+    let mut c = Vec::with_capacity(k * d);
+    for i in idx {
+        c.extend_from_slice(&x[i * d..(i + 1) * d]);
+    }
+    c
+}
+
+/// Greedy k-means++: each step draws `2 + ⌊ln k⌋` candidates ∝ w·D² and keeps the one that lowers
+/// the potential Σ w·min(D², ‖x − cand‖²) most (sklearn's variant).
+fn init_kmeanspp(
+    x: &[f32],
+    x_norms: &[f32],
+    w: Option<&[f32]>,
+    d: usize,
+    k: usize,
+    seed: u64,
+    ctl: &Control,
+) -> Result<Vec<f32>> {
+    let n = x.len() / d;
+    let mut rng = Rng::new(seed);
+    let ncand = 2 + (k as f64).ln().floor() as usize;
+    let weight = |i: usize| w.map_or(1.0f64, |w| w[i] as f64);
+    let first = match w {
+        None => rng.below(n),
+        Some(_) => sample_weighted(&(0..n).map(weight).collect::<Vec<_>>(), &mut rng, n),
+    };
+    let mut centroids = Vec::with_capacity(k * d);
+    centroids.extend_from_slice(&x[first * d..(first + 1) * d]);
+    let mut closest = dist_to(x, x_norms, d, &x[first * d..(first + 1) * d]);
+    let mut chosen = vec![false; n];
+    chosen[first] = true;
+    for _ in 1..k {
+        ctl.check()?;
+        let pot: Vec<f64> = (0..n).map(|i| weight(i) * closest[i] as f64).collect();
+        let total: f64 = pot.iter().sum();
+        let cands: Vec<usize> = if total <= 0.0 {
+            // fewer distinct points than centroids: pick an unused index uniformly
+            let free: Vec<usize> = (0..n).filter(|&i| !chosen[i]).collect();
+            vec![free[rng.below(free.len())]]
+        } else {
+            let cum = prefix_sums(&pot);
+            (0..ncand).map(|_| sample_cum(&cum, &mut rng)).collect()
+        };
+        let mut best: Option<(f64, usize, Vec<f32>)> = None;
+        for &c in &cands {
+            let dc = dist_to(x, x_norms, d, &x[c * d..(c + 1) * d]);
+            let p: f64 = (0..n)
+                .map(|i| weight(i) * closest[i].min(dc[i]) as f64)
+                .sum();
+            if best.as_ref().is_none_or(|(bp, _, _)| p < *bp) {
+                best = Some((p, c, dc));
+            }
+        }
+        let (_, c, dc) = best.expect("at least one candidate");
+        chosen[c] = true;
+        centroids.extend_from_slice(&x[c * d..(c + 1) * d]);
+        closest.iter_mut().zip(dc).for_each(|(a, b)| *a = a.min(b));
+    }
+    Ok(centroids)
+}
+
+fn dist_to(x: &[f32], x_norms: &[f32], d: usize, c: &[f32]) -> Vec<f32> {
+    let cn = crate::kernels::l2::inner_product(c, c);
+    let mut out = vec![0f32; x_norms.len()];
+    out.par_chunks_mut(1024).enumerate().for_each(|(b, o)| {
+        for (j, v) in o.iter_mut().enumerate() {
+            let i = b * 1024 + j;
+            let ip = crate::kernels::l2::inner_product(&x[i * d..(i + 1) * d], c);
+            *v = (x_norms[i] + cn - 2.0 * ip).max(0.0);
+        }
+    });
+    out
+}
+
+fn prefix_sums(p: &[f64]) -> Vec<f64> {
+    let mut acc = 0.0;
+    p.iter()
+        .map(|&v| {
+            acc += v;
+            acc
+        })
+        .collect()
+}
+
+fn sample_cum(cum: &[f64], rng: &mut Rng) -> usize {
+    let total = *cum.last().expect("non-empty");
+    let r = rng.next_f64() * total;
+    // first index whose cumulative sum exceeds r (zero-weight rows can never be drawn)
+    cum.partition_point(|&c| c <= r).min(cum.len() - 1)
+}
+
+fn sample_weighted(w: &[f64], rng: &mut Rng, _n: usize) -> usize {
+    sample_cum(&prefix_sums(w), rng)
+}
+
+/// Recompute centroids as (weighted) means of their members; returns the (weighted) counts.
+/// Empty clusters keep their old value until [`split_empty`] replaces them.
+fn update_centroids(
+    x: &[f32],
+    w: Option<&[f32]>,
+    d: usize,
+    k: usize,
+    labels: &[u32],
+    centroids: &mut [f32],
+) -> Vec<f32> {
+    // counting sort of rows by label: members[start[j]..start[j+1]] in increasing row order
+    let mut start = vec![0usize; k + 1];
+    for &l in labels {
+        start[l as usize + 1] += 1;
+    }
+    for j in 0..k {
+        start[j + 1] += start[j];
+    }
+    let mut fill = start.clone();
+    let mut members = vec![0u32; labels.len()];
+    for (i, &l) in labels.iter().enumerate() {
+        members[fill[l as usize]] = i as u32;
+        fill[l as usize] += 1;
+    }
+    let mut hassign = vec![0f32; k];
+    centroids
+        .par_chunks_mut(d)
+        .zip(hassign.par_iter_mut())
+        .enumerate()
+        .for_each(|(j, (c, h))| {
+            let rows = &members[start[j]..start[j + 1]];
+            if rows.is_empty() {
+                return;
+            }
+            let mut acc = vec![0f64; d];
+            let mut wsum = 0f64;
+            for &i in rows {
+                let i = i as usize;
+                let wi = w.map_or(1.0, |w| w[i] as f64);
+                wsum += wi;
+                for (a, &v) in acc.iter_mut().zip(&x[i * d..(i + 1) * d]) {
+                    *a += wi * v as f64;
+                }
+            }
+            *h = wsum as f32;
+            if wsum > 0.0 {
+                for (cv, a) in c.iter_mut().zip(&acc) {
+                    *cv = (a / wsum) as f32;
+                }
+            }
+        });
+    hassign
+}
+
+/// faiss's empty-cluster rule: copy a donor picked with probability ∝ (size − 1), perturb the
+/// pair symmetrically by `EPS`, and split the donor's count. Returns the number of splits.
+fn split_empty(centroids: &mut [f32], hassign: &mut [f32], d: usize, n: usize) -> usize {
+    let k = hassign.len();
+    let mut rng = Rng::new(1234);
+    let mut nsplit = 0;
+    for ci in 0..k {
+        if hassign[ci] != 0.0 {
+            continue;
+        }
+        let mut cj = 0usize;
+        let mut tries = 0usize;
+        loop {
+            let p = (hassign[cj] - 1.0) / (n - k) as f32;
+            if rng.next_f32() < p {
+                break;
+            }
+            tries += 1;
+            if tries >= 10 * k {
+                // safeguard: the largest cluster, lowest index on ties
+                cj = (0..k).fold(0, |b, j| if hassign[j] > hassign[b] { j } else { b });
+                break;
+            }
+            cj = (cj + 1) % k;
+        }
+        let (src, dst) = (cj * d, ci * d);
+        centroids.copy_within(src..src + d, dst);
+        for j in 0..d {
+            let (a, b) = if j % 2 == 0 {
+                (1.0 + EPS, 1.0 - EPS)
+            } else {
+                (1.0 - EPS, 1.0 + EPS)
+            };
+            centroids[dst + j] *= a;
+            centroids[src + j] *= b;
+        }
+        hassign[ci] = hassign[cj] / 2.0;
+        hassign[cj] -= hassign[ci];
+        nsplit += 1;
+    }
+    nsplit
+}
+
+fn normalize_rows(c: &mut [f32], d: usize) {
+    for row in c.chunks_exact_mut(d) {
+        let nrm = row
+            .iter()
+            .map(|v| (*v as f64) * (*v as f64))
+            .sum::<f64>()
+            .sqrt();
+        if nrm > 0.0 {
+            row.iter_mut().for_each(|v| *v = (*v as f64 / nrm) as f32);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blobs(n_per: usize, centers: &[[f32; 2]], seed: u64) -> Vec<f32> {
+        let mut r = Rng::new(seed);
+        let mut x = Vec::new();
+        for c in centers {
+            for _ in 0..n_per {
+                x.push(c[0] + 0.05 * r.normal() as f32);
+                x.push(c[1] + 0.05 * r.normal() as f32);
+            }
+        }
+        x
+    }
+
+    #[test]
+    fn finds_separated_blobs() {
+        let centers = [[0.0, 0.0], [5.0, 5.0], [-5.0, 5.0], [5.0, -5.0]];
+        let x = blobs(200, &centers, 3);
+        for init in [Init::Random, Init::KMeansPlusPlus] {
+            let mut p = KMeansParams::new(4);
+            p.init = init;
+            p.nredo = 3;
+            let r = train(&x, 2, &p, None, &Control::new()).unwrap();
+            for c in &centers {
+                let near = r
+                    .centroids
+                    .chunks(2)
+                    .any(|m| (m[0] - c[0]).abs() < 0.1 && (m[1] - c[1]).abs() < 0.1);
+                assert!(near, "{init:?} missed {c:?}: {:?}", r.centroids);
+            }
+            assert_eq!(r.obj.len(), 3 * 25);
+        }
+    }
+
+    #[test]
+    fn objective_non_increasing_without_splits() {
+        let x = blobs(300, &[[0.0, 0.0], [1.0, 1.0], [3.0, 0.0]], 1);
+        let r = train(&x, 2, &KMeansParams::new(8), None, &Control::new()).unwrap();
+        if r.nsplit == 0 {
+            for w in r.obj.windows(2) {
+                assert!(w[1] <= w[0] * (1.0 + 1e-6));
+            }
+        }
+    }
+
+    #[test]
+    fn deterministic_across_thread_counts() {
+        let x = blobs(500, &[[0.0, 0.0], [1.0, 1.0], [3.0, 0.0]], 2);
+        let p = KMeansParams::new(16);
+        let a = train(&x, 2, &p, None, &Control::new()).unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let b = pool.install(|| train(&x, 2, &p, None, &Control::new()).unwrap());
+        assert_eq!(a.centroids, b.centroids);
+        assert_eq!(a.obj, b.obj);
+    }
+
+    #[test]
+    fn splits_empty_clusters_on_duplicates() {
+        // 3 distinct points, k = 5: fewer distinct points than centroids
+        let mut x = Vec::new();
+        for i in 0..60 {
+            let v = (i % 3) as f32;
+            x.extend_from_slice(&[v, v]);
+        }
+        let r = train(&x, 2, &KMeansParams::new(5), None, &Control::new()).unwrap();
+        assert!(r.centroids.iter().all(|v| v.is_finite()));
+        assert!(r.nsplit > 0);
+    }
+
+    #[test]
+    fn errors() {
+        let c = Control::new();
+        assert!(train(&[1.0, 2.0], 2, &KMeansParams::new(2), None, &c).is_err());
+        assert!(train(&[], 2, &KMeansParams::new(1), None, &c).is_err());
+        assert!(train(
+            &[f32::NAN, 0.0, 1.0, 1.0],
+            2,
+            &KMeansParams::new(1),
+            None,
+            &c
+        )
+        .is_err());
+        assert!(train(&[1.0, 2.0, 3.0], 2, &KMeansParams::new(1), None, &c).is_err());
+        let cancelled = Control::new();
+        cancelled.cancel();
+        let x = blobs(50, &[[0.0, 0.0], [1.0, 1.0]], 1);
+        assert!(matches!(
+            train(&x, 2, &KMeansParams::new(2), None, &cancelled),
+            Err(Error::Interrupted)
+        ));
+    }
+
+    #[test]
+    fn n_equals_k_returns_points() {
+        let x = vec![1.0f32, 2.0, 3.0, 4.0];
+        let r = train(&x, 2, &KMeansParams::new(2), None, &Control::new()).unwrap();
+        assert_eq!(r.centroids, x);
+    }
+
+    #[test]
+    fn weighted_single_cluster_is_weighted_mean() {
+        let x = vec![0.0f32, 10.0];
+        let mut p = KMeansParams::new(1);
+        p.niter = 2;
+        let r = train(&x, 1, &p, Some(&[3.0, 1.0]), &Control::new()).unwrap();
+        assert!((r.centroids[0] - 2.5).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,22 @@
+//! quanta-core: vector compression and similarity search, pure Rust.
+//!
+//! Layout: `simd` (level detection) and `kernels` (SIMD kernels with scalar twins) at the bottom;
+//! `distance` (blocked GEMM distances, fused top-k / argmin) and `topk` above them; `kmeans`
+//! and the `index` types on top. `threads` owns the rayon pool, `control` cancellation/progress.
+#![warn(missing_docs)]
+
+pub mod control;
+pub mod distance;
+pub mod error;
+pub mod index;
+pub mod kernels;
+pub mod kmeans;
+pub mod rng;
+pub mod simd;
+pub mod threads;
+pub mod topk;
+
+pub use control::Control;
+pub use distance::Metric;
+pub use error::{Error, Result};
+pub use simd::SimdLevel;

@@ -1,0 +1,142 @@
+//! Every kernel × every SIMD level this CPU runs × every tail length 0..=67 and block boundaries.
+//!
+//! Float kernels: within 1e-5·(|ref| + scale) of the scalar twin. Kernels whose result is an index
+//! or a comparison (argmin, find_below, non-finite scan) must match bit-exactly.
+//! A level compiled in but not supported by this CPU is reported as skipped on stderr, never
+//! silently passed.
+
+use quanta_core::kernels::l2;
+use quanta_core::rng::Rng;
+use quanta_core::SimdLevel;
+
+fn lengths() -> impl Iterator<Item = usize> {
+    (0..=67).chain([127, 128, 129, 255, 256, 257, 1000])
+}
+
+fn vecf(n: usize, r: &mut Rng) -> Vec<f32> {
+    (0..n).map(|_| (r.normal() * 3.0) as f32).collect()
+}
+
+fn levels() -> Vec<SimdLevel> {
+    let lv = SimdLevel::available();
+    for l in [SimdLevel::Avx2, SimdLevel::Avx512] {
+        if !lv.contains(&l) {
+            eprintln!("SKIPPED: SIMD level {} not supported by this CPU", l.name());
+        }
+    }
+    lv
+}
+
+fn close(a: f32, b: f32, scale: f32) -> bool {
+    (a - b).abs() <= 1e-5 * (a.abs().max(b.abs()) + scale)
+}
+
+#[test]
+fn l2sqr_and_ip_match_scalar() {
+    let mut r = Rng::new(11);
+    for lvl in levels() {
+        for n in lengths() {
+            let a = vecf(n, &mut r);
+            let b = vecf(n, &mut r);
+            let scale: f32 = a.iter().chain(&b).map(|v| v * v).sum();
+            let (rl, ri) = (l2::scalar::l2sqr(&a, &b), l2::scalar::inner_product(&a, &b));
+            let (gl, gi) = (
+                l2::l2sqr_with(lvl, &a, &b),
+                l2::inner_product_with(lvl, &a, &b),
+            );
+            assert!(close(rl, gl, scale), "{lvl:?} n={n} l2 {rl} vs {gl}");
+            assert!(close(ri, gi, scale), "{lvl:?} n={n} ip {ri} vs {gi}");
+        }
+    }
+}
+
+#[test]
+fn argmin_matches_scalar_exactly_with_ties() {
+    let mut r = Rng::new(12);
+    for lvl in levels() {
+        for n in lengths().filter(|&n| n > 0) {
+            // small integer values: many exact ties, exercising the lowest-index rule
+            let base: Vec<f32> = (0..n).map(|_| r.below(4) as f32).collect();
+            let ip: Vec<f32> = (0..n).map(|_| r.below(3) as f32).collect();
+            assert_eq!(
+                l2::scalar::argmin_shifted(&base, &ip),
+                l2::argmin_shifted_with(lvl, &base, &ip),
+                "{lvl:?} n={n}"
+            );
+            let base = vecf(n, &mut r);
+            let ip = vecf(n, &mut r);
+            assert_eq!(
+                l2::scalar::argmin_shifted(&base, &ip),
+                l2::argmin_shifted_with(lvl, &base, &ip)
+            );
+        }
+    }
+}
+
+#[test]
+fn find_below_matches_scalar() {
+    let mut r = Rng::new(13);
+    for lvl in levels() {
+        for n in lengths() {
+            let v = vecf(n, &mut r);
+            for start in [0, 1, 7, 8, 9, 16, n / 2, n] {
+                for thr in [-4.0f32, -1.0, 0.0, 2.0, f32::INFINITY] {
+                    let start = start.min(n);
+                    assert_eq!(
+                        l2::scalar::find_below(&v, start, thr),
+                        l2::find_below_with(lvl, &v, start, thr),
+                        "{lvl:?} n={n} start={start} thr={thr}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn non_finite_scan_matches_scalar() {
+    let mut r = Rng::new(14);
+    for lvl in levels() {
+        for n in lengths() {
+            let mut v = vecf(n, &mut r);
+            assert_eq!(l2::first_non_finite_with(lvl, &v), None);
+            if n > 0 {
+                for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                    let p = r.below(n);
+                    let old = v[p];
+                    v[p] = bad;
+                    assert_eq!(l2::first_non_finite_with(lvl, &v), Some(p), "{lvl:?} n={n}");
+                    assert_eq!(l2::scalar::first_non_finite(&v), Some(p));
+                    v[p] = old;
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn gemm_tile_matches_scalar_tile() {
+    let mut r = Rng::new(15);
+    for lvl in levels() {
+        for &(na, nb, d) in &[
+            (1, 1, 1),
+            (3, 5, 7),
+            (17, 33, 67),
+            (64, 129, 128),
+            (5, 1024, 31),
+        ] {
+            let a = vecf(na * d, &mut r);
+            let b = vecf(nb * d, &mut r);
+            let mut want = vec![0f32; na * nb];
+            let mut got = vec![0f32; na * nb];
+            quanta_core::distance::ip_tile(SimdLevel::Scalar, &a, &b, d, &mut want);
+            quanta_core::distance::ip_tile(lvl, &a, &b, d, &mut got);
+            for (x, y) in want.iter().zip(&got) {
+                assert!(
+                    close(*x, *y, 9.0 * d as f32),
+                    "{lvl:?} {na}x{nb}x{d}: {x} vs {y}"
+                );
+            }
+        }
+    }
+}

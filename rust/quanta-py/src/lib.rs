@@ -1,0 +1,27 @@
+//! `quanta._core`: PyO3 bindings. Conversion, errors and GIL release only — algorithms live in
+//! `quanta-core`.
+
+mod arrays;
+mod clustering;
+mod errors;
+mod gil;
+mod indexes;
+mod runtime;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(runtime::simd_level, m)?)?;
+    m.add_function(wrap_pyfunction!(runtime::detected_simd_level, m)?)?;
+    m.add_function(wrap_pyfunction!(runtime::available_simd_levels, m)?)?;
+    m.add_function(wrap_pyfunction!(runtime::set_simd_level, m)?)?;
+    m.add_function(wrap_pyfunction!(runtime::set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(runtime::get_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(runtime::_reset_after_fork, m)?)?;
+    m.add_function(wrap_pyfunction!(clustering::kmeans_train, m)?)?;
+    m.add_function(wrap_pyfunction!(clustering::assign_nearest, m)?)?;
+    m.add_class::<indexes::PyIndexFlat>()?;
+    Ok(())
+}
