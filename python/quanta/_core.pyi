@@ -1,10 +1,24 @@
 # Stubs of the Rust extension `quanta._core` (checked against the module by mypy.stubtest).
 from collections.abc import Callable
+from typing import final
 
 import numpy as np
 import numpy.typing as npt
 
 __version__: str
+__all__ = [
+    "IndexFlat",
+    "__version__",
+    "_reset_after_fork",
+    "assign_nearest",
+    "available_simd_levels",
+    "detected_simd_level",
+    "get_num_threads",
+    "kmeans_train",
+    "set_num_threads",
+    "set_simd_level",
+    "simd_level",
+]
 
 _Progress = Callable[[int, int], object]
 
@@ -34,6 +48,7 @@ def assign_nearest(
     x: npt.NDArray[np.float32], centroids: npt.NDArray[np.float32]
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...
 
+@final
 class IndexFlat:
     def __new__(cls, d: int, metric: str = "l2") -> IndexFlat: ...
     @property

@@ -47,7 +47,9 @@ class KMeans:
         self.k = positive_int(k, "k")
         self.niter = positive_int(niter, "niter")
         self.n_redo = positive_int(n_redo, "n_redo")
-        self.max_points_per_centroid = positive_int(max_points_per_centroid, "max_points_per_centroid")
+        self.max_points_per_centroid = positive_int(
+            max_points_per_centroid, "max_points_per_centroid"
+        )
         if init not in ("random", "kmeans++"):
             raise InvalidArgumentError(f"init must be 'random' or 'kmeans++', got {init!r}")
         if not isinstance(seed, (int, np.integer)) or seed < 0:

@@ -79,11 +79,11 @@ class IndexFlat:
         return f"IndexFlat(d={self.d}, metric={self.metric!r}, ntotal={self.ntotal})"
 
 
-def IndexFlatL2(d: int) -> IndexFlat:  # noqa: N802 - faiss name
+def IndexFlatL2(d: int) -> IndexFlat:
     """``IndexFlat(d, "l2")``."""
     return IndexFlat(d, "l2")
 
 
-def IndexFlatIP(d: int) -> IndexFlat:  # noqa: N802 - faiss name
+def IndexFlatIP(d: int) -> IndexFlat:
     """``IndexFlat(d, "ip")``."""
     return IndexFlat(d, "ip")

@@ -188,7 +188,7 @@ fn knn_batch(
                     let t = &mut tile[..(q1 - q0) * nb];
                     ip_tile(lvl, &queries[q0 * d..q1 * d], btile, d, t);
                     for (r, row) in t.chunks_exact_mut(nb).enumerate() {
-                        to_keys(row, &base_norms[..], b0, metric);
+                        to_keys(row, base_norms, b0, metric);
                         scan_row(lvl, row, b0 as i64, &mut heaps[q0 + r]);
                     }
                 }

@@ -112,7 +112,7 @@ pub fn train(
     if params.max_points_per_centroid == 0 {
         return Err(Error::invalid("max_points_per_centroid must be >= 1"));
     }
-    if x.len() % d != 0 {
+    if !x.len().is_multiple_of(d) {
         return Err(Error::shape(format!(
             "x has {} values, not a multiple of d={d}",
             x.len()

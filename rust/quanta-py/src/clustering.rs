@@ -70,13 +70,16 @@ pub fn kmeans_train<'py>(
     ))
 }
 
+/// (squared distances (n,), labels (n,)).
+type AssignOut<'py> = (Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<i64>>);
+
 /// Nearest centroid of each row: (squared distances (n,), labels (n,) int64).
 #[pyfunction]
 pub fn assign_nearest<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
     centroids: &Bound<'py, PyAny>,
-) -> PyResult<(Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<i64>>)> {
+) -> PyResult<AssignOut<'py>> {
     let c = f32_matrix(centroids, "centroids")?;
     let x = f32_matrix(x, "x")?;
     let d = c.shape()[1];

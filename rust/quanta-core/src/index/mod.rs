@@ -11,7 +11,7 @@ pub fn check_batch(x: &[f32], d: usize, arg: &'static str) -> Result<usize> {
     if d == 0 {
         return Err(Error::invalid("d must be >= 1"));
     }
-    if x.len() % d != 0 {
+    if !x.len().is_multiple_of(d) {
         return Err(Error::shape(format!(
             "{arg} has {} values, not a multiple of d={d}",
             x.len()

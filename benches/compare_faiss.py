@@ -1,0 +1,485 @@
+#!/usr/bin/env python
+"""quanta vs faiss-cpu, same data, same process, fixed thread counts.
+
+Runs k-means and exact (flat L2) search with both libraries at each thread count, prints a
+Markdown table of quanta/faiss ratios and writes it to ``<out>/compare_faiss.md`` with the raw
+numbers in ``<out>/compare_faiss.json`` (default ``benches/results``).
+
+Timing: ``time.perf_counter``, one warm-up call per library and thread count (for k-means a
+1-iteration run on the same data), then the best (min) of R repetitions, faiss and quanta
+alternating. Threads are set explicitly: ``faiss.omp_set_num_threads(n)`` (faiss's OpenBLAS is
+the OpenMP build, so this covers its GEMM too) and ``quanta.set_num_threads(n)``.
+
+Usage::
+
+    .venv/bin/python benches/compare_faiss.py                # full run (~10 min on 2 cores)
+    .venv/bin/python benches/compare_faiss.py --quick        # smoke test (smaller sizes)
+    .venv/bin/python benches/compare_faiss.py --only flat --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import faiss
+import numpy as np
+
+import quanta
+
+KMEANS_TIME_TARGET = 0.8  # quanta time / faiss time <= this
+KMEANS_OBJ_TARGET = 1.01  # quanta objective / faiss objective <= this
+FLAT_QPS_TARGET = 1.0  # quanta QPS / faiss QPS >= this
+TIE_RTOL = 1e-4  # ids that differ are a tie when their exact distances agree within this
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def set_threads(n: int) -> None:
+    faiss.omp_set_num_threads(n)
+    quanta.set_num_threads(n)
+
+
+def best_of(
+    fns: dict[str, Callable[[], Any]],
+    reps: int,
+    warmups: dict[str, Callable[[], Any]] | None = None,
+) -> tuple[dict[str, float], dict[str, list[float]], dict[str, Any]]:
+    """Warm each function up once, then time ``reps`` alternating rounds; min per function."""
+    for fn in (warmups or fns).values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    last: dict[str, Any] = {}
+    for _ in range(reps):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            last[name] = fn()
+            times[name].append(time.perf_counter() - t0)
+    return {n: min(t) for n, t in times.items()}, times, last
+
+
+def kmeans_objective(x: np.ndarray, centroids: np.ndarray) -> float:
+    """Sum over x of the squared L2 distance to the nearest centroid (faiss IndexFlatL2)."""
+    index = faiss.IndexFlatL2(x.shape[1])
+    index.add(np.ascontiguousarray(centroids, dtype=np.float32))
+    dist, _ = index.search(x, 1)
+    return float(dist[:, 0].astype(np.float64).sum())
+
+
+def exact_sqdist(q: np.ndarray, base: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Float64 squared L2 distance of each query row to base[ids[i, j]]; NaN where ids < 0."""
+    safe = np.where(ids < 0, 0, ids)
+    diff = base[safe].astype(np.float64) - q[:, None, :].astype(np.float64)
+    out = np.einsum("ijk,ijk->ij", diff, diff)
+    out[ids < 0] = np.nan
+    return out
+
+
+def compare_knn(
+    q: np.ndarray,
+    base: np.ndarray,
+    dq: np.ndarray,
+    iq: np.ndarray,
+    df: np.ndarray,
+    i_f: np.ndarray,
+) -> dict[str, Any]:
+    """Identical ids up to ties: where ids differ, their exact distances must agree (rtol)."""
+    same = iq == i_f
+    eq = exact_sqdist(q, base, iq)
+    ef = exact_sqdist(q, base, i_f)
+    scale = np.maximum(np.maximum(np.abs(eq), np.abs(ef)), 1e-12)
+    tie = np.abs(eq - ef) <= TIE_RTOL * scale
+    genuine = (~same) & ~tie
+    # set-level check (rank order inside near-ties does not matter)
+    set_overlap = np.mean(
+        [len(np.intersect1d(a, b)) / a.shape[0] for a, b in zip(iq, i_f)]
+    )
+    # the distances each library reports vs the exact distance of the id it returned
+    own_q = np.abs(dq.astype(np.float64) - eq) / np.maximum(eq, 1e-12)
+    own_f = np.abs(df.astype(np.float64) - ef) / np.maximum(ef, 1e-12)
+    # rank-wise reported distances, quanta vs faiss
+    rank_rel = np.abs(dq.astype(np.float64) - df) / np.maximum(np.abs(df.astype(np.float64)), 1e-12)
+    return {
+        "identical_ids": float(same.mean()),
+        "differing_ids": int((~same).sum()),
+        "ties": int(((~same) & tie).sum()),
+        "genuine_mismatches": int(genuine.sum()),
+        "set_overlap": float(set_overlap),
+        "max_rel_dist_quanta_vs_exact": float(np.nanmax(own_q)),
+        "max_rel_dist_faiss_vs_exact": float(np.nanmax(own_f)),
+        "max_rel_dist_quanta_vs_faiss_rankwise": float(np.nanmax(rank_rel)),
+        "sorted_ascending_quanta": bool(np.all(np.diff(dq, axis=1) >= 0)),
+    }
+
+
+def recall_at(ids: np.ndarray, gt: np.ndarray, k: int) -> float:
+    return float(np.mean([len(np.intersect1d(a[:k], g[:k])) / k for a, g in zip(ids, gt)]))
+
+
+def recall_tie_aware(ids: np.ndarray, gt_dist: np.ndarray, exact: np.ndarray, k: int) -> float:
+    """A returned id counts when its exact distance is <= the k-th ground-truth distance."""
+    thr = gt_dist[:, k - 1 : k].astype(np.float64)
+    return float(np.mean(exact[:, :k] <= thr * (1 + 1e-6) + 1e-6))
+
+
+def load_dataset(name: str) -> Any:
+    try:
+        return quanta.datasets.load(name)
+    except (quanta.datasets.DatasetNotFoundError, OSError) as e:
+        print(f"  [skip] dataset {name}: {e}", file=sys.stderr)
+        return None
+
+
+def fmt_ok(ok: bool) -> str:
+    return "ok" if ok else "MISS"
+
+
+# --------------------------------------------------------------------------------------------
+# k-means
+
+
+def run_kmeans_case(
+    label: str, x: np.ndarray, k: int, niter: int, threads: list[int], reps: int
+) -> list[dict[str, Any]]:
+    n, d = x.shape
+    seed = 1234
+    rows = []
+    for nt in threads:
+        set_threads(nt)
+        print(f"  k-means {label}: n={n} d={d} k={k} niter={niter} threads={nt} ...", flush=True)
+        out: dict[str, Any] = {}
+
+        def run_faiss(it: int = niter) -> Any:
+            km = faiss.Kmeans(d, k, niter=it, seed=seed)
+            km.train(x)
+            return km
+
+        def run_quanta(it: int = niter) -> Any:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return quanta.KMeans(d, k, niter=it, seed=seed).fit(x)
+
+        best, all_t, last = best_of(
+            {"faiss": run_faiss, "quanta": run_quanta},
+            reps,
+            warmups={"faiss": lambda: run_faiss(1), "quanta": lambda: run_quanta(1)},
+        )
+        fk, qk = last["faiss"], last["quanta"]
+        obj_f = kmeans_objective(x, fk.centroids)
+        obj_q = kmeans_objective(x, qk.centroids)
+        out = {
+            "case": "kmeans",
+            "dataset": label,
+            "n": n,
+            "d": d,
+            "k": k,
+            "niter": niter,
+            "seed": seed,
+            "threads": nt,
+            "reps": reps,
+            "faiss_s": best["faiss"],
+            "quanta_s": best["quanta"],
+            "faiss_times": all_t["faiss"],
+            "quanta_times": all_t["quanta"],
+            "time_ratio": best["quanta"] / best["faiss"],
+            "faiss_obj": obj_f,
+            "quanta_obj": obj_q,
+            "obj_ratio": obj_q / obj_f,
+            "faiss_reported_obj_last": float(fk.obj[-1]) if len(fk.obj) else None,
+            "quanta_reported_obj_last": float(qk.obj[-1]) if len(qk.obj) else None,
+            "quanta_nsplit": int(qk.nsplit),
+        }
+        out["time_ok"] = out["time_ratio"] <= KMEANS_TIME_TARGET
+        out["obj_ok"] = out["obj_ratio"] <= KMEANS_OBJ_TARGET
+        print(
+            f"    faiss {out['faiss_s']:.2f}s quanta {out['quanta_s']:.2f}s "
+            f"ratio {out['time_ratio']:.3f}; obj ratio {out['obj_ratio']:.5f}",
+            flush=True,
+        )
+        rows.append(out)
+    return rows
+
+
+def bench_kmeans(args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    n, k = (50_000, 256) if args.quick else (200_000, 1024)
+    d = 128
+    x = np.random.default_rng(0).standard_normal((n, d), dtype=np.float32)
+    rows += run_kmeans_case("gaussian", x, k, 20, args.threads, args.kmeans_reps)
+    del x
+    if args.no_real:
+        return rows
+    fm = load_dataset("fashion-mnist")
+    if fm is not None:
+        kf = 256 if args.quick else 1024
+        xf = fm.base if not args.quick else np.ascontiguousarray(fm.base[:20_000])
+        rows += run_kmeans_case("fashion-mnist", xf, kf, 20, args.threads, args.kmeans_reps)
+    sift = load_dataset("sift_tiledb10k")
+    if sift is not None:
+        rows += run_kmeans_case("sift_tiledb10k", sift.base, 256, 20, args.threads, args.kmeans_reps)
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# flat search
+
+
+def run_flat_case(
+    label: str,
+    base: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    threads: list[int],
+    reps: int,
+    gt: np.ndarray | None = None,
+    gt_dist: np.ndarray | None = None,
+) -> list[dict[str, Any]]:
+    nb, d = base.shape
+    nq = queries.shape[0]
+    fi = faiss.IndexFlatL2(d)
+    fi.add(base)
+    qi = quanta.IndexFlatL2(d)
+    qi.add(base)
+    rows = []
+    for nt in threads:
+        set_threads(nt)
+        print(f"  flat {label}: nb={nb} d={d} nq={nq} k={k} threads={nt} ...", flush=True)
+        best, all_t, last = best_of(
+            {"faiss": lambda: fi.search(queries, k), "quanta": lambda: qi.search(queries, k)},
+            reps,
+        )
+        df, i_f = last["faiss"]
+        dq, iq = last["quanta"]
+        out: dict[str, Any] = {
+            "case": "flat_l2",
+            "dataset": label,
+            "nb": nb,
+            "d": d,
+            "nq": nq,
+            "k": k,
+            "threads": nt,
+            "reps": reps,
+            "faiss_s": best["faiss"],
+            "quanta_s": best["quanta"],
+            "faiss_times": all_t["faiss"],
+            "quanta_times": all_t["quanta"],
+            "faiss_qps": nq / best["faiss"],
+            "quanta_qps": nq / best["quanta"],
+        }
+        out["qps_ratio"] = out["quanta_qps"] / out["faiss_qps"]
+        out["qps_ok"] = out["qps_ratio"] >= FLAT_QPS_TARGET
+        out.update(compare_knn(queries, base, dq, iq, df, i_f))
+        if gt is not None and gt_dist is not None:
+            out["faiss_recall@10"] = recall_at(i_f, gt, 10)
+            out["quanta_recall@10"] = recall_at(iq, gt, 10)
+            out["faiss_recall@10_ties"] = recall_tie_aware(
+                i_f, gt_dist, exact_sqdist(queries, base, i_f), 10
+            )
+            out["quanta_recall@10_ties"] = recall_tie_aware(
+                iq, gt_dist, exact_sqdist(queries, base, iq), 10
+            )
+        print(
+            f"    faiss {out['faiss_qps']:.0f} QPS quanta {out['quanta_qps']:.0f} QPS "
+            f"ratio {out['qps_ratio']:.3f}; identical ids {out['identical_ids']:.4f}, "
+            f"genuine mismatches {out['genuine_mismatches']}",
+            flush=True,
+        )
+        rows.append(out)
+    return rows
+
+
+def bench_flat(args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    nb = 200_000 if args.quick else 1_000_000
+    d, k = 128, 10
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((nb, d), dtype=np.float32)
+    queries = rng.standard_normal((1000, d), dtype=np.float32)
+    rows += run_flat_case("gaussian", base, queries, k, args.threads, args.reps)
+    rows += run_flat_case(
+        "gaussian", base, np.ascontiguousarray(queries[:100]), k, args.threads, args.reps
+    )
+    del base, queries
+    if args.no_real:
+        return rows
+    fm = load_dataset("fashion-mnist")
+    if fm is not None:
+        nqf = 1000
+        rows += run_flat_case(
+            "fashion-mnist",
+            fm.base,
+            np.ascontiguousarray(fm.queries[:nqf]),
+            k,
+            args.threads,
+            args.reps,
+            gt=fm.gt[:nqf],
+            gt_dist=fm.gt_dist[:nqf],
+        )
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# report
+
+
+def header(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "quanta_version": quanta.__version__,
+        "quanta_simd_level": quanta.simd_level(),
+        "quanta_available_simd_levels": quanta.available_simd_levels(),
+        "faiss_version": faiss.__version__,
+        "faiss_compile_options": faiss.get_compile_options().strip(),
+        "numpy_version": np.__version__,
+        "python": platform.python_version(),
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "threads": args.threads,
+        "quick": bool(args.quick),
+        "reps": args.reps,
+        "kmeans_reps": args.kmeans_reps,
+        "timer": "time.perf_counter, 1 warm-up, best of R (faiss/quanta alternating)",
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+    }
+
+
+def to_markdown(meta: dict[str, Any], km: list[dict[str, Any]], fl: list[dict[str, Any]]) -> str:
+    lines = ["# quanta vs faiss-cpu", ""]
+    lines += [
+        f"- quanta {meta['quanta_version']}, SIMD level `{meta['quanta_simd_level']}` "
+        f"(available: {', '.join(meta['quanta_available_simd_levels'])})",
+        f"- faiss {meta['faiss_version']}, compile options `{meta['faiss_compile_options']}`",
+        f"- numpy {meta['numpy_version']}, Python {meta['python']}",
+        f"- CPU: {meta['cpu_model']} ({meta['cpu_count']} logical cores)",
+        f"- threads: {', '.join(str(t) for t in meta['threads'])} "
+        "(faiss.omp_set_num_threads / quanta.set_num_threads)",
+        f"- timing: {meta['timer']}; R={meta['reps']} (flat), R={meta['kmeans_reps']} (k-means)"
+        + (" — **quick mode** (reduced sizes)" if meta["quick"] else ""),
+        f"- run at {meta['date']}",
+        "",
+    ]
+    if km:
+        lines += [
+            "## k-means (20 iterations, seed 1234, random init)",
+            "",
+            f"Targets: time ratio quanta/faiss <= {KMEANS_TIME_TARGET}, objective ratio <= "
+            f"{KMEANS_OBJ_TARGET}. Objective = sum over training points of the squared distance to "
+            "the nearest final centroid (faiss.IndexFlatL2 for both).",
+            "",
+            "| data | n | d | k | thr | faiss s | quanta s | time q/f | "
+            "faiss obj | quanta obj | obj q/f |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in km:
+            lines.append(
+                f"| {r['dataset']} | {r['n']} | {r['d']} | {r['k']} | {r['threads']} | "
+                f"{r['faiss_s']:.2f} | {r['quanta_s']:.2f} | "
+                f"**{r['time_ratio']:.3f}** {fmt_ok(r['time_ok'])} | "
+                f"{r['faiss_obj']:.6g} | {r['quanta_obj']:.6g} | "
+                f"**{r['obj_ratio']:.5f}** {fmt_ok(r['obj_ok'])} |"
+            )
+        lines.append("")
+    if fl:
+        lines += [
+            "## IndexFlatL2 search (k=10)",
+            "",
+            f"Target: QPS ratio quanta/faiss >= {FLAT_QPS_TARGET}. *same ids*: fraction of "
+            "(query, rank) slots with the same id; *genuine*: slots whose ids differ and whose "
+            f"exact (float64) distances differ by more than {TIE_RTOL:g} relative (0 = identical up "
+            "to ties). Recall@10 vs the dataset's exact ground truth (tie-aware in parentheses: an "
+            "id counts when its exact distance is <= the 10th true distance).",
+            "",
+            "| data | nb | d | nq | thr | faiss QPS | quanta QPS | QPS q/f | same ids | "
+            "genuine | recall@10 faiss | recall@10 quanta |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in fl:
+            if "faiss_recall@10" in r:
+                rf = f"{r['faiss_recall@10']:.4f} ({r['faiss_recall@10_ties']:.4f})"
+                rq = f"{r['quanta_recall@10']:.4f} ({r['quanta_recall@10_ties']:.4f})"
+            else:
+                rf = rq = "—"
+            lines.append(
+                f"| {r['dataset']} | {r['nb']} | {r['d']} | {r['nq']} | {r['threads']} | "
+                f"{r['faiss_qps']:.1f} | {r['quanta_qps']:.1f} | "
+                f"**{r['qps_ratio']:.3f}** {fmt_ok(r['qps_ok'])} | {r['identical_ids']:.4f} | "
+                f"{r['genuine_mismatches']} | {rf} | {rq} |"
+            )
+        lines.append("")
+        worst = max(r["max_rel_dist_quanta_vs_exact"] for r in fl)
+        worst_f = max(r["max_rel_dist_faiss_vs_exact"] for r in fl)
+        lines.append(
+            f"Max relative error of reported distances vs exact float64: quanta {worst:.2e}, "
+            f"faiss {worst_f:.2e}."
+        )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def parse_threads(s: str) -> list[int]:
+    out = [int(t) for t in s.split(",") if t.strip()]
+    if not out or any(t < 1 for t in out):
+        raise argparse.ArgumentTypeError(f"bad thread list {s!r}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="smaller sizes (smoke test)")
+    p.add_argument("--threads", type=parse_threads, default=[1, 2], help="e.g. 1,2")
+    p.add_argument("--only", choices=["kmeans", "flat"], help="run one case family")
+    p.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parent / "results", help="output dir"
+    )
+    p.add_argument("--reps", type=int, default=3, help="repetitions for search (best of)")
+    p.add_argument("--kmeans-reps", type=int, default=1, help="repetitions for k-means (best of)")
+    p.add_argument("--no-real", action="store_true", help="skip the real datasets")
+    args = p.parse_args(argv)
+    if args.reps < 1 or args.kmeans_reps < 1:
+        p.error("--reps and --kmeans-reps must be >= 1")
+
+    meta = header(args)
+    print(f"quanta {meta['quanta_version']}  simd_level={meta['quanta_simd_level']}")
+    print(f"faiss {meta['faiss_version']}  compile options: {meta['faiss_compile_options']}")
+    print(f"CPU: {meta['cpu_model']} ({meta['cpu_count']} logical cores)")
+    print(f"threads: {args.threads}  reps: {args.reps} (k-means: {args.kmeans_reps})")
+    print(flush=True)
+
+    t0 = time.perf_counter()
+    km = bench_kmeans(args) if args.only in (None, "kmeans") else []
+    fl = bench_flat(args) if args.only in (None, "flat") else []
+    meta["total_s"] = time.perf_counter() - t0
+
+    md = to_markdown(meta, km, fl)
+    print()
+    print(md)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "compare_faiss.md").write_text(md)
+    with open(args.out / "compare_faiss.json", "w") as f:
+        json.dump({"meta": meta, "kmeans": km, "flat": fl}, f, indent=2)
+    print(f"wrote {args.out / 'compare_faiss.md'} and {args.out / 'compare_faiss.json'}")
+    print(f"total {meta['total_s']:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
