@@ -41,6 +41,7 @@ def kmeans_train(
     min_points_per_centroid: int = 39,
     spherical: bool = False,
     int_centroids: bool = False,
+    use_bounds: bool = True,
     weights: npt.NDArray[np.float32] | None = None,
     progress: _Progress | None = None,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float64], int, list[str]]: ...

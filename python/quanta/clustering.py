@@ -22,7 +22,10 @@ class KMeans:
     Parameters follow faiss: ``niter`` iterations, ``n_redo`` runs (lowest objective wins),
     subsampling to ``k * max_points_per_centroid`` points, empty clusters split as faiss does.
     ``init="random"`` (faiss's choice, the default) or ``"kmeans++"`` (greedy k-means++).
-    ``spherical=True`` L2-normalises the centroids after each update.
+    ``spherical=True`` L2-normalises the centroids after each update. ``use_bounds=True`` skips
+    the nearest-centroid search for points whose assignment provably cannot change (a lower
+    bound on the distance to every other centroid, shrunk by how far the centroids moved); the
+    result equals plain Lloyd up to floating-point ties, only faster in later iterations.
 
     After :meth:`fit`: ``centroids`` ``(k, d)`` float32, ``obj`` (objective per iteration, before
     each update, as faiss reports it), ``nsplit``.
@@ -41,6 +44,7 @@ class KMeans:
         *,
         min_points_per_centroid: int = 39,
         int_centroids: bool = False,
+        use_bounds: bool = True,
         verbose: bool = False,
     ) -> None:
         self.d = positive_int(d, "d")
@@ -59,6 +63,7 @@ class KMeans:
         self.spherical = bool(spherical)
         self.min_points_per_centroid = int(min_points_per_centroid)
         self.int_centroids = bool(int_centroids)
+        self.use_bounds = bool(use_bounds)
         self.verbose = bool(verbose)
         self.centroids: npt.NDArray[np.float32] | None = None
         self.obj: npt.NDArray[np.float64] = np.zeros(0)
@@ -80,6 +85,7 @@ class KMeans:
             min_points_per_centroid=self.min_points_per_centroid,
             spherical=self.spherical,
             int_centroids=self.int_centroids,
+            use_bounds=self.use_bounds,
             weights=w,
             progress=progress,
         )

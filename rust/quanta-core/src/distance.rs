@@ -281,8 +281,6 @@ pub fn assign_nearest(
     ctl: &Control,
 ) -> Result<(Vec<u32>, Vec<f32>)> {
     let n = x.len() / d;
-    let k = centroids.len() / d;
-    let lvl = level();
     let mut labels = vec![0u32; n];
     let mut dists = vec![0f32; n];
     labels
@@ -293,30 +291,87 @@ pub fn assign_nearest(
             ctl.check()?;
             let r0 = blk * QUERY_TILE;
             let rows = lab.len();
-            let xb = &x[r0 * d..(r0 + rows) * d];
-            let ct = k.min(BASE_TILE * 4);
-            let mut tile = vec![0f32; rows * ct];
-            let mut best = vec![(0u32, f32::INFINITY); rows];
-            for c0 in (0..k).step_by(ct) {
-                let c1 = (c0 + ct).min(k);
-                let nc = c1 - c0;
-                let t = &mut tile[..rows * nc];
-                ip_tile(lvl, xb, &centroids[c0 * d..c1 * d], d, t);
-                for (r, row) in t.chunks_exact(nc).enumerate() {
-                    let (j, v) = l2::argmin_shifted_with(lvl, &c_norms[c0..c1], row);
-                    // strict: an equal value in a later tile has a higher index
-                    if v < best[r].1 {
-                        best[r] = ((c0 + j) as u32, v);
-                    }
-                }
-            }
-            for r in 0..rows {
-                lab[r] = best[r].0;
-                dis[r] = (x_norms[r0 + r] + best[r].1).max(0.0);
+            let mut out = vec![Nearest2::default(); rows];
+            nearest2_block(
+                &x[r0 * d..(r0 + rows) * d],
+                &x_norms[r0..r0 + rows],
+                centroids,
+                c_norms,
+                d,
+                &mut out,
+            );
+            for (r, o) in out.iter().enumerate() {
+                lab[r] = o.label;
+                dis[r] = o.d1;
             }
             Ok(())
         })?;
     Ok((labels, dists))
+}
+
+/// Nearest and second-nearest centroid distances of one point.
+#[derive(Debug, Clone, Copy)]
+pub struct Nearest2 {
+    /// Index of the nearest centroid (lowest on ties).
+    pub label: u32,
+    /// Squared distance to it, clamped at 0.
+    pub d1: f32,
+    /// Squared distance to the second nearest (equal to `d1` on a tie, `inf` if k == 1).
+    pub d2: f32,
+}
+
+impl Default for Nearest2 {
+    fn default() -> Self {
+        Nearest2 {
+            label: 0,
+            d1: f32::INFINITY,
+            d2: f32::INFINITY,
+        }
+    }
+}
+
+/// [`Nearest2`] of each row of a block `xb` (at most [`QUERY_TILE`] rows), single-threaded:
+/// GEMM tiles of up to 4096 centroids, then the fused argmin / second-min kernel.
+pub fn nearest2_block(
+    xb: &[f32],
+    xb_norms: &[f32],
+    centroids: &[f32],
+    c_norms: &[f32],
+    d: usize,
+    out: &mut [Nearest2],
+) {
+    let lvl = level();
+    let rows = xb_norms.len();
+    let k = c_norms.len();
+    let ct = k.min(BASE_TILE * 4);
+    let mut tile = vec![0f32; rows * ct];
+    let mut best = vec![(0u32, f32::INFINITY, f32::INFINITY); rows];
+    for c0 in (0..k).step_by(ct.max(1)) {
+        let c1 = (c0 + ct).min(k);
+        let nc = c1 - c0;
+        let t = &mut tile[..rows * nc];
+        ip_tile(lvl, xb, &centroids[c0 * d..c1 * d], d, t);
+        for (r, row) in t.chunks_exact(nc).enumerate() {
+            let (j, v, v2) = l2::argmin2_shifted_with(lvl, &c_norms[c0..c1], row);
+            let b = &mut best[r];
+            // strict: an equal value in a later tile has a higher index
+            if v < b.1 {
+                b.2 = b.1.min(v2);
+                b.0 = (c0 + j) as u32;
+                b.1 = v;
+            } else {
+                b.2 = b.2.min(v);
+            }
+        }
+    }
+    for (r, o) in out.iter_mut().enumerate() {
+        let (j, v, v2) = best[r];
+        *o = Nearest2 {
+            label: j,
+            d1: (xb_norms[r] + v).max(0.0),
+            d2: (xb_norms[r] + v2).max(0.0),
+        };
+    }
 }
 
 /// Squared L2 norms of the rows of `x`, in parallel.

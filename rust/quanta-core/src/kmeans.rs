@@ -5,7 +5,9 @@
 //! assignment is per row, and centroid sums run per centroid over member rows in index order.
 
 use crate::control::Control;
-use crate::distance::{assign_nearest, check_finite, row_norms};
+use crate::distance::{
+    assign_nearest, check_finite, nearest2_block, row_norms, Nearest2, QUERY_TILE,
+};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use rayon::prelude::*;
@@ -53,6 +55,10 @@ pub struct KMeansParams {
     pub spherical: bool,
     /// Round centroid coordinates to integers after each update.
     pub int_centroids: bool,
+    /// Skip the full nearest-centroid search for points whose assignment provably cannot change
+    /// (Hamerly-style lower bounds, see [`Bounds`]). Gives the same assignments as plain Lloyd up
+    /// to floating-point ties.
+    pub use_bounds: bool,
 }
 
 impl KMeansParams {
@@ -68,6 +74,7 @@ impl KMeansParams {
             min_points_per_centroid: 39,
             spherical: false,
             int_centroids: false,
+            use_bounds: true,
         }
     }
 }
@@ -199,10 +206,23 @@ pub fn train(
             Init::KMeansPlusPlus => init_kmeanspp(&xs, &x_norms, ws, d, k, seed, ctl)?,
         };
         let mut last_obj = f64::INFINITY;
+        let mut bounds: Option<Bounds> = None;
+        let mut old = centroids.clone();
         for _ in 0..params.niter {
             ctl.check()?;
             let c_norms = row_norms(&centroids, d);
-            let (labels, dists) = assign_nearest(&xs, &x_norms, &centroids, &c_norms, d, ctl)?;
+            let (labels, dists) = if params.use_bounds {
+                let b = match bounds.take() {
+                    None => Bounds::full(&xs, &x_norms, &centroids, &c_norms, d, ctl)?,
+                    Some(b) => b.step(&xs, &x_norms, &old, &centroids, &c_norms, d, ctl)?,
+                };
+                let out = (b.labels.clone(), b.d1.clone());
+                bounds = Some(b);
+                out
+            } else {
+                assign_nearest(&xs, &x_norms, &centroids, &c_norms, d, ctl)?
+            };
+            old.copy_from_slice(&centroids);
             last_obj = objective(&dists, ws);
             obj_all.push(last_obj);
             let mut hassign = update_centroids(&xs, ws, d, k, &labels, &mut centroids);
@@ -226,6 +246,158 @@ pub fn train(
         nsplit,
         warnings,
     })
+}
+
+/// Per-point state that lets an assignment step skip most of the GEMM.
+///
+/// For each point: its label, the exact squared distance `d1` to that centroid, and a lower
+/// bound `lower` on the distance (not squared) to every other centroid. When the centroids
+/// move by `δ_j`, `lower` shrinks by the largest move of another centroid; if the exact distance
+/// to the (moved) own centroid is still below it, no other centroid can be nearer and the
+/// point keeps its label. Only the remaining points go through GEMM + argmin, gathered per block.
+pub struct Bounds {
+    /// Nearest centroid of each point.
+    pub labels: Vec<u32>,
+    /// Squared distance to it.
+    pub d1: Vec<f32>,
+    lower: Vec<f32>,
+    /// Points that needed the full search in the last step (statistics).
+    pub recomputed: usize,
+}
+
+impl Bounds {
+    /// Full assignment (first iteration).
+    pub fn full(
+        x: &[f32],
+        x_norms: &[f32],
+        centroids: &[f32],
+        c_norms: &[f32],
+        d: usize,
+        ctl: &Control,
+    ) -> Result<Self> {
+        let n = x_norms.len();
+        let mut b = Bounds {
+            labels: vec![0; n],
+            d1: vec![0.0; n],
+            lower: vec![0.0; n],
+            recomputed: n,
+        };
+        b.for_blocks(ctl, |r0, lab, d1, low| {
+            let rows = lab.len();
+            let mut out = vec![Nearest2::default(); rows];
+            nearest2_block(
+                &x[r0 * d..(r0 + rows) * d],
+                &x_norms[r0..r0 + rows],
+                centroids,
+                c_norms,
+                d,
+                &mut out,
+            );
+            for (r, o) in out.iter().enumerate() {
+                lab[r] = o.label;
+                d1[r] = o.d1;
+                low[r] = o.d2.sqrt();
+            }
+            rows
+        })?;
+        Ok(b)
+    }
+
+    /// Assignment after the centroids moved from `old` to `centroids`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn step(
+        mut self,
+        x: &[f32],
+        x_norms: &[f32],
+        old: &[f32],
+        centroids: &[f32],
+        c_norms: &[f32],
+        d: usize,
+        ctl: &Control,
+    ) -> Result<Self> {
+        let lvl = crate::simd::level();
+        // movement of every centroid, rounded up a little so the bound stays conservative
+        let delta: Vec<f32> = old
+            .par_chunks(d)
+            .zip(centroids.par_chunks(d))
+            .map(|(a, b)| {
+                let s: f64 = a
+                    .iter()
+                    .zip(b)
+                    .map(|(p, q)| ((*p as f64) - (*q as f64)).powi(2))
+                    .sum();
+                (s.sqrt() * (1.0 + 1e-6)) as f32
+            })
+            .collect();
+        let (mut arg1, mut m1, mut m2) = (usize::MAX, 0f32, 0f32);
+        for (j, &v) in delta.iter().enumerate() {
+            if v > m1 {
+                m2 = m1;
+                m1 = v;
+                arg1 = j;
+            } else if v > m2 {
+                m2 = v;
+            }
+        }
+        let cn_max = c_norms.iter().fold(0f32, |a, &b| a.max(b));
+        let recomputed = self.for_blocks(ctl, |r0, lab, d1, low| {
+            let rows = lab.len();
+            let mut redo: Vec<usize> = Vec::new();
+            for r in 0..rows {
+                let i = r0 + r;
+                let a = lab[r] as usize;
+                let xi = &x[i * d..(i + 1) * d];
+                let e = crate::kernels::l2::l2sqr_with(lvl, xi, &centroids[a * d..(a + 1) * d]);
+                let l = low[r] - if a == arg1 { m2 } else { m1 };
+                // float noise of the GEMM-based distances, in squared units, mapped to sqrt units
+                let noise2 = 1e-5 * (x_norms[i] + cn_max);
+                let u = e.sqrt();
+                let margin = (noise2 / (u + l.max(0.0)).max(1e-30)).min(noise2.sqrt());
+                if u + margin < l {
+                    d1[r] = e;
+                    low[r] = l;
+                } else {
+                    redo.push(r);
+                }
+            }
+            if !redo.is_empty() {
+                let mut buf = Vec::with_capacity(redo.len() * d);
+                let mut norms = Vec::with_capacity(redo.len());
+                for &r in &redo {
+                    buf.extend_from_slice(&x[(r0 + r) * d..(r0 + r + 1) * d]);
+                    norms.push(x_norms[r0 + r]);
+                }
+                let mut out = vec![Nearest2::default(); redo.len()];
+                nearest2_block(&buf, &norms, centroids, c_norms, d, &mut out);
+                for (&r, o) in redo.iter().zip(&out) {
+                    lab[r] = o.label;
+                    d1[r] = o.d1;
+                    low[r] = o.d2.sqrt();
+                }
+            }
+            redo.len()
+        })?;
+        self.recomputed = recomputed;
+        Ok(self)
+    }
+
+    /// Run `f(first_row, labels, d1, lower)` over fixed blocks of rows in parallel; sums its results.
+    fn for_blocks(
+        &mut self,
+        ctl: &Control,
+        f: impl Fn(usize, &mut [u32], &mut [f32], &mut [f32]) -> usize + Sync,
+    ) -> Result<usize> {
+        self.labels
+            .par_chunks_mut(QUERY_TILE)
+            .zip(self.d1.par_chunks_mut(QUERY_TILE))
+            .zip(self.lower.par_chunks_mut(QUERY_TILE))
+            .enumerate()
+            .map(|(blk, ((lab, d1), low))| {
+                ctl.check()?;
+                Ok(f(blk * QUERY_TILE, lab, d1, low))
+            })
+            .sum()
+    }
 }
 
 fn objective(dists: &[f32], w: Option<&[f32]>) -> f64 {
@@ -512,6 +684,24 @@ mod tests {
         let b = pool.install(|| train(&x, 2, &p, None, &Control::new()).unwrap());
         assert_eq!(a.centroids, b.centroids);
         assert_eq!(a.obj, b.obj);
+    }
+
+    #[test]
+    fn bounds_give_the_same_result_as_plain_lloyd() {
+        let mut r = Rng::new(4);
+        let x: Vec<f32> = (0..4000 * 8).map(|_| r.normal() as f32).collect();
+        let mut p = KMeansParams::new(32);
+        p.niter = 15;
+        let a = train(&x, 8, &p, None, &Control::new()).unwrap();
+        p.use_bounds = false;
+        let b = train(&x, 8, &p, None, &Control::new()).unwrap();
+        assert_eq!(a.nsplit, b.nsplit);
+        for (u, v) in a.obj.iter().zip(&b.obj) {
+            assert!((u - v).abs() <= 1e-4 * v, "{u} vs {v}");
+        }
+        for (u, v) in a.centroids.iter().zip(&b.centroids) {
+            assert!((u - v).abs() <= 1e-4 * (1.0 + v.abs()), "{u} vs {v}");
+        }
     }
 
     #[test]

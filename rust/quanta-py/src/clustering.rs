@@ -24,7 +24,7 @@ type KMeansOut<'py> = (
 /// Train k-means. Returns (centroids (k, d), objective per iteration, number of splits, warnings).
 #[pyfunction]
 #[pyo3(signature = (x, k, *, niter=25, nredo=1, seed=1234, init="random", max_points_per_centroid=256,
-                    min_points_per_centroid=39, spherical=false, int_centroids=false, weights=None, progress=None))]
+                    min_points_per_centroid=39, spherical=false, int_centroids=false, use_bounds=true, weights=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn kmeans_train<'py>(
     py: Python<'py>,
@@ -38,6 +38,7 @@ pub fn kmeans_train<'py>(
     min_points_per_centroid: i64,
     spherical: bool,
     int_centroids: bool,
+    use_bounds: bool,
     weights: Option<&Bound<'py, PyAny>>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<KMeansOut<'py>> {
@@ -53,6 +54,7 @@ pub fn kmeans_train<'py>(
         min_points_per_centroid: usize::try_from(min_points_per_centroid).unwrap_or(0),
         spherical,
         int_centroids,
+        use_bounds,
     };
     let w = weights.map(|w| f32_vector(w, "weights")).transpose()?;
     let xs = x.as_slice()?;

@@ -104,6 +104,67 @@ pub unsafe fn argmin_shifted(base: &[f32], ip: &[f32]) -> (usize, f32) {
 }
 
 /// # Safety
+/// The CPU must support AVX2 and FMA; `base.len() == ip.len()`.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn argmin2_shifted(base: &[f32], ip: &[f32]) -> (usize, f32, f32) {
+    let n = base.len();
+    let (pb, pi) = (base.as_ptr(), ip.as_ptr());
+    let (mut best, mut second, mut arg) = (f32::INFINITY, f32::INFINITY, 0usize);
+    let mut i = 0;
+    if n >= 8 {
+        let two = _mm256_set1_ps(2.0);
+        let mut vbest = _mm256_set1_ps(f32::INFINITY);
+        let mut vsec = _mm256_set1_ps(f32::INFINITY);
+        let mut vidx = _mm256_setzero_si256();
+        let mut cur = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let step = _mm256_set1_epi32(8);
+        while i + 8 <= n {
+            let v = _mm256_fnmadd_ps(two, _mm256_loadu_ps(pi.add(i)), _mm256_loadu_ps(pb.add(i)));
+            let lt = _mm256_cmp_ps::<_CMP_LT_OQ>(v, vbest);
+            // per lane: the new second is min(second, max(best, v)) — the old best when v wins
+            vsec = _mm256_min_ps(vsec, _mm256_max_ps(vbest, v));
+            vbest = _mm256_blendv_ps(vbest, v, lt);
+            vidx = _mm256_blendv_epi8(vidx, cur, _mm256_castps_si256(lt));
+            cur = _mm256_add_epi32(cur, step);
+            i += 8;
+        }
+        let mut bv = [0f32; 8];
+        let mut sv = [0f32; 8];
+        let mut bi = [0i32; 8];
+        _mm256_storeu_ps(bv.as_mut_ptr(), vbest);
+        _mm256_storeu_ps(sv.as_mut_ptr(), vsec);
+        _mm256_storeu_si256(bi.as_mut_ptr() as *mut __m256i, vidx);
+        let mut lane = 0;
+        for l in 0..8 {
+            let (v, j) = (bv[l], bi[l] as usize);
+            if v < best || (v == best && j < arg) {
+                best = v;
+                arg = j;
+                lane = l;
+            }
+        }
+        for l in 0..8 {
+            second = second.min(sv[l]);
+            if l != lane {
+                second = second.min(bv[l]);
+            }
+        }
+    }
+    while i < n {
+        let v = *pb.add(i) - 2.0 * *pi.add(i);
+        if v < best {
+            second = best;
+            best = v;
+            arg = i;
+        } else if v < second {
+            second = v;
+        }
+        i += 1;
+    }
+    (arg, best, second)
+}
+
+/// # Safety
 /// The CPU must support AVX2; `start <= v.len()`.
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn find_below(v: &[f32], start: usize, thr: f32) -> usize {

@@ -97,6 +97,66 @@ pub unsafe fn argmin_shifted(base: &[f32], ip: &[f32]) -> (usize, f32) {
 }
 
 /// # Safety
+/// The CPU must support AVX-512F; `base.len() == ip.len()`.
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub unsafe fn argmin2_shifted(base: &[f32], ip: &[f32]) -> (usize, f32, f32) {
+    let n = base.len();
+    let (pb, pi) = (base.as_ptr(), ip.as_ptr());
+    let (mut best, mut second, mut arg) = (f32::INFINITY, f32::INFINITY, 0usize);
+    let mut i = 0;
+    if n >= 16 {
+        let two = _mm512_set1_ps(2.0);
+        let mut vbest = _mm512_set1_ps(f32::INFINITY);
+        let mut vsec = _mm512_set1_ps(f32::INFINITY);
+        let mut vidx = _mm512_setzero_si512();
+        let mut cur = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        let step = _mm512_set1_epi32(16);
+        while i + 16 <= n {
+            let v = _mm512_fnmadd_ps(two, _mm512_loadu_ps(pi.add(i)), _mm512_loadu_ps(pb.add(i)));
+            let lt = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, vbest);
+            vsec = _mm512_min_ps(vsec, _mm512_max_ps(vbest, v));
+            vbest = _mm512_mask_mov_ps(vbest, lt, v);
+            vidx = _mm512_mask_mov_epi32(vidx, lt, cur);
+            cur = _mm512_add_epi32(cur, step);
+            i += 16;
+        }
+        let mut bv = [0f32; 16];
+        let mut sv = [0f32; 16];
+        let mut bi = [0i32; 16];
+        _mm512_storeu_ps(bv.as_mut_ptr(), vbest);
+        _mm512_storeu_ps(sv.as_mut_ptr(), vsec);
+        _mm512_storeu_si512(bi.as_mut_ptr() as *mut __m512i, vidx);
+        let mut lane = 0;
+        for l in 0..16 {
+            let (v, j) = (bv[l], bi[l] as usize);
+            if v < best || (v == best && j < arg) {
+                best = v;
+                arg = j;
+                lane = l;
+            }
+        }
+        for l in 0..16 {
+            second = second.min(sv[l]);
+            if l != lane {
+                second = second.min(bv[l]);
+            }
+        }
+    }
+    while i < n {
+        let v = *pb.add(i) - 2.0 * *pi.add(i);
+        if v < best {
+            second = best;
+            best = v;
+            arg = i;
+        } else if v < second {
+            second = v;
+        }
+        i += 1;
+    }
+    (arg, best, second)
+}
+
+/// # Safety
 /// The CPU must support AVX-512F; `start <= v.len()`.
 #[target_feature(enable = "avx512f,avx2,fma")]
 pub unsafe fn find_below(v: &[f32], start: usize, thr: f32) -> usize {

@@ -45,6 +45,13 @@ pub fn argmin_shifted_with(lvl: SimdLevel, base: &[f32], ip: &[f32]) -> (usize, 
     dispatch!(lvl, argmin_shifted(base, ip))
 }
 
+/// `(argmin, best, second best)` of `base[j] - 2 ip[j]`, at a given level (see the scalar twin).
+#[inline]
+pub fn argmin2_shifted_with(lvl: SimdLevel, base: &[f32], ip: &[f32]) -> (usize, f32, f32) {
+    assert_eq!(base.len(), ip.len(), "argmin2_shifted: length mismatch");
+    dispatch!(lvl, argmin2_shifted(base, ip))
+}
+
 /// First `j >= start` with `v[j] < thr` (or `v.len()`), at a given level.
 #[inline]
 pub fn find_below_with(lvl: SimdLevel, v: &[f32], start: usize, thr: f32) -> usize {

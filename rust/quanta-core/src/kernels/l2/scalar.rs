@@ -63,6 +63,24 @@ pub fn argmin_shifted(base: &[f32], ip: &[f32]) -> (usize, f32) {
     (arg, best)
 }
 
+/// Like [`argmin_shifted`], also returning the second smallest value of the multiset
+/// (equal to the smallest on a tie): `(index, best, second)`. `second` is `+inf` for one entry.
+pub fn argmin2_shifted(base: &[f32], ip: &[f32]) -> (usize, f32, f32) {
+    debug_assert_eq!(base.len(), ip.len());
+    let (mut best, mut second, mut arg) = (f32::INFINITY, f32::INFINITY, 0usize);
+    for j in 0..base.len() {
+        let v = base[j] - 2.0 * ip[j];
+        if v < best {
+            second = best;
+            best = v;
+            arg = j;
+        } else if v < second {
+            second = v;
+        }
+    }
+    (arg, best, second)
+}
+
 /// First index `j >= start` with `v[j] < thr`, or `v.len()`.
 pub fn find_below(v: &[f32], start: usize, thr: f32) -> usize {
     let mut j = start;
