@@ -10,7 +10,7 @@ STAMP := $(VENV)/.deps-$(shell cat requirements-dev.txt | md5sum | cut -c1-8)
 RUST_SRC := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml pyproject.toml
 BUILT := $(VENV)/.built
 
-.PHONY: all demo test test-rust test-python lint bench build clean fmt
+.PHONY: all demo test test-rust test-python lint bench build clean fmt wheel-check
 
 all: test
 
@@ -44,6 +44,13 @@ lint: $(BUILT)
 	$(VENV)/bin/mypy --strict python/quanta
 	$(VENV)/bin/python -m mypy.stubtest quanta._core --allowlist .stubtest-allowlist
 
+# the wheel must ship the stubs and the PEP 561 marker (maturin has dropped them before)
+wheel-check: $(STAMP)
+	rm -rf dist && $(VENV)/bin/maturin build --release -q -o dist
+	$(PY) -c "import sys, zipfile, glob; n = zipfile.ZipFile(glob.glob('dist/*.whl')[0]).namelist(); \
+	missing = [f for f in ('quanta/py.typed', 'quanta/_core.pyi', 'quanta/data/sift_ngt5k.npz', 'quanta/data/sift_ngt5k.LICENSE.txt') if f not in n]; \
+	sys.exit(f'wheel lacks {missing}') if missing else print('wheel ok:', len(n), 'files')"
+
 test-rust:
 	cargo test --workspace --release -q
 	QUANTA_SIMD=scalar cargo test -p quanta-core --release -q --test simd_parity
@@ -54,7 +61,7 @@ test-python: $(BUILT)
 	QUANTA_SIMD=scalar $(PY) -m pytest -q tests -m "not slow"
 
 # all checks: format, lint, types, stubs, Rust tests, Python tests (twice: native and scalar SIMD)
-test: lint test-rust test-python
+test: lint test-rust test-python wheel-check
 
 bench: $(BUILT)
 	$(PY) -m pip install -q matplotlib

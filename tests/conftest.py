@@ -6,9 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
-
 import quanta
+from hypothesis import HealthCheck, settings
 
 # Deadlines are meaningless for calls into a multi-threaded Rust core on a loaded CI box.
 settings.register_profile(

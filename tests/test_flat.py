@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import quanta
 from _support import (
     all_distances,
     assert_knn_close,
@@ -14,8 +15,6 @@ from _support import (
 )
 from hypothesis import given
 from hypothesis import strategies as st
-
-import quanta
 
 METRICS = ["l2", "ip"]
 
@@ -66,7 +65,9 @@ def test_matches_brute_force_on_float_data(metric: str, case: tuple) -> None:
     index.add(xb)
     D, ids = index.search(xq, k)
     dist = all_distances(xb, xq, metric)
-    scale = float((xb.astype(np.float64) ** 2).sum(1).max() + (xq.astype(np.float64) ** 2).sum(1).max())
+    scale = float(
+        (xb.astype(np.float64) ** 2).sum(1).max() + (xq.astype(np.float64) ** 2).sum(1).max()
+    )
     assert_knn_close(D, ids, dist, k, metric, atol=1e-5 * scale)
 
 
@@ -102,6 +103,20 @@ def test_duplicate_rows_ties_go_to_lower_id() -> None:
     D, ids = ip.search(np.array([[0.0, 0.0, 1.0]]), 6)
     np.testing.assert_array_equal(ids, [[0, 2, 5, 1, 3, 4]])
     np.testing.assert_array_equal(D, [[4, 4, 4, 3, 3, 3]])
+
+
+@pytest.mark.parametrize("nq", [1, 5, 20, 32, 100])  # single-query and batched (GEMM) paths
+@pytest.mark.parametrize("level", quanta.available_simd_levels())
+def test_signed_zero_is_a_tie(nq: int, level: str) -> None:
+    """0·(-1) = -0.0 and 0·1 = +0.0 are equal scores: the tie goes to the lower id."""
+    xb = np.array([[1.0], [-1.0]] * 6, dtype=np.float32)  # 12 rows
+    q = np.zeros((nq, 1), dtype=np.float32)
+    with simd_level(level):
+        index = quanta.IndexFlatIP(1)
+        index.add(xb)
+        D, ids = index.search(q, 12)
+    np.testing.assert_array_equal(D, 0.0)
+    np.testing.assert_array_equal(ids, np.tile(np.arange(12), (nq, 1)))
 
 
 def test_many_equal_rows_tie_order_across_blocks() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os as _os
 
 from . import _core, datasets
+from ._validation import as_int
 from .clustering import KMeans
 from .exceptions import (
     DTypeError,
@@ -60,14 +61,14 @@ def available_simd_levels() -> list[str]:
 
 def set_simd_level(level: str) -> None:
     """Force a SIMD level; raises :class:`SimdUnavailableError` if the CPU lacks it."""
+    if not isinstance(level, str):
+        raise DTypeError(f"level must be a str, got {type(level).__name__}")
     _core.set_simd_level(level)
 
 
 def set_num_threads(n: int) -> None:
     """Number of threads quanta's pool uses (default: all cores, or ``QUANTA_NUM_THREADS``)."""
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise DTypeError(f"n must be an int, got {type(n).__name__}")
-    _core.set_num_threads(n)
+    _core.set_num_threads(as_int(n, "n", 1, 1024))
 
 
 def get_num_threads() -> int:

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .exceptions import DTypeError, ShapeError
+from .exceptions import DTypeError, InvalidArgumentError, ShapeError
 
-__all__ = ["as_float_matrix", "as_float_vector", "as_ids", "positive_int"]
+__all__ = ["as_float_matrix", "as_float_vector", "as_ids", "as_int", "positive_int"]
 
 
 def _to_numpy(x: Any, name: str) -> np.ndarray[Any, Any]:
@@ -33,7 +33,10 @@ def _to_numpy(x: Any, name: str) -> np.ndarray[Any, Any]:
             t = t.cpu()
         return np.asarray(t.numpy() if hasattr(t, "numpy") else t)
     if hasattr(x, "__array__") or isinstance(x, (list, tuple)):
-        return np.asarray(x)
+        try:
+            return np.asarray(x)
+        except ValueError as e:  # ragged nested lists
+            raise ShapeError(f"{name} cannot be read as an array: {e}") from None
     if hasattr(x, "__dlpack__"):
         return np.from_dlpack(x)
     raise DTypeError(f"{name} must be a numpy array or torch tensor, got {type(x).__name__}")
@@ -82,12 +85,15 @@ def as_ids(x: Any, name: str = "ids") -> npt.NDArray[np.int64]:
     return np.ascontiguousarray(a)
 
 
-def positive_int(v: Any, name: str) -> int:
-    """An ``int`` >= 1 (bools and floats are rejected)."""
+def as_int(v: Any, name: str, lo: int, hi: int) -> int:
+    """An ``int`` in ``lo..=hi`` (bools and floats are rejected: no silent truncation)."""
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
         raise DTypeError(f"{name} must be an int, got {type(v).__name__}")
-    if v < 1:
-        from .exceptions import InvalidArgumentError
-
-        raise InvalidArgumentError(f"{name} must be >= 1, got {v}")
+    if not lo <= v <= hi:
+        raise InvalidArgumentError(f"{name} must be in {lo}..={hi}, got {v}")
     return int(v)
+
+
+def positive_int(v: Any, name: str, hi: int = 2**31 - 1) -> int:
+    """An ``int`` in ``1..=hi`` (default: up to 2**31 - 1)."""
+    return as_int(v, name, 1, hi)

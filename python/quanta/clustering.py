@@ -10,7 +10,7 @@ import numpy.typing as npt
 
 from . import _core
 from ._progress import make_progress
-from ._validation import as_float_matrix, as_float_vector, positive_int
+from ._validation import as_float_matrix, as_float_vector, as_int, positive_int
 from .exceptions import InvalidArgumentError, NotTrainedError
 
 __all__ = ["KMeans"]
@@ -56,12 +56,12 @@ class KMeans:
         )
         if init not in ("random", "kmeans++"):
             raise InvalidArgumentError(f"init must be 'random' or 'kmeans++', got {init!r}")
-        if not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise InvalidArgumentError(f"seed must be a non-negative int, got {seed!r}")
-        self.seed = int(seed)
+        self.seed = as_int(seed, "seed", 0, 2**64 - 1)
         self.init = init
         self.spherical = bool(spherical)
-        self.min_points_per_centroid = int(min_points_per_centroid)
+        self.min_points_per_centroid = as_int(
+            min_points_per_centroid, "min_points_per_centroid", 0, 2**31 - 1
+        )
         self.int_centroids = bool(int_centroids)
         self.use_bounds = bool(use_bounds)
         self.verbose = bool(verbose)

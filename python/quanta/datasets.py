@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .exceptions import QuantaError
+from .exceptions import InvalidArgumentError, QuantaError
 
 __all__ = ["NAMES", "Dataset", "DatasetNotFoundError", "data_dir", "load", "load_demo"]
 
@@ -103,7 +103,7 @@ def _from_npz(name: str, path: Path) -> Dataset:
 def load(name: str) -> Dataset:
     """Load a shared dataset by name (see :data:`NAMES`)."""
     if name not in NAMES:
-        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(NAMES)}")
+        raise InvalidArgumentError(f"unknown dataset {name!r}; available: {', '.join(NAMES)}")
     path = data_dir() / f"{name}.npz"
     if not path.exists():
         raise DatasetNotFoundError(f"{path} does not exist")

@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core
-from ._validation import as_float_matrix, positive_int
+from ._validation import as_float_matrix, as_int, positive_int
 from .exceptions import InvalidArgumentError
 
 __all__ = ["IndexFlat", "IndexFlatIP", "IndexFlatL2"]
@@ -65,11 +65,13 @@ class IndexFlat:
 
     def reconstruct(self, i: int) -> npt.NDArray[np.float32]:
         """The stored vector with id ``i``."""
-        return self._index.reconstruct(int(i))
+        return self._index.reconstruct(as_int(i, "i", 0, max(self.ntotal - 1, 0)))
 
     def reconstruct_n(self, i0: int = 0, n: int | None = None) -> npt.NDArray[np.float32]:
         """Stored vectors ``i0 .. i0+n`` as an ``(n, d)`` copy."""
-        return self._index.reconstruct_n(int(i0), self.ntotal - int(i0) if n is None else int(n))
+        i0 = as_int(i0, "i0", 0, self.ntotal)
+        n = self.ntotal - i0 if n is None else as_int(n, "n", 0, self.ntotal - i0)
+        return self._index.reconstruct_n(i0, n)
 
     def reset(self) -> None:
         """Remove every vector."""

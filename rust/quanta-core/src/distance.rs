@@ -124,8 +124,12 @@ pub fn knn(
     ctl: &Control,
 ) -> Result<(Vec<f32>, Vec<i64>)> {
     let nq = queries.len() / d.max(1);
-    let mut dist = Vec::with_capacity(nq * k);
-    let mut ids = Vec::with_capacity(nq * k);
+    let total = result_len(nq, k)?;
+    let mut dist = Vec::new();
+    let mut ids = Vec::new();
+    dist.try_reserve_exact(total)
+        .map_err(|_| too_large(nq, k))?;
+    ids.try_reserve_exact(total).map_err(|_| too_large(nq, k))?;
     let n = base.len() / d.max(1);
     let nchunks = n.div_ceil(chunk_rows(n.max(1)));
     ctl.set_total((nq.div_ceil(QUERY_BATCH) * nchunks) as u64);
@@ -147,6 +151,19 @@ pub fn knn(
     Ok((dist, ids))
 }
 
+/// `nq * k` result slots, or an error naming `k` when that cannot be allocated.
+pub fn result_len(nq: usize, k: usize) -> Result<usize> {
+    nq.checked_mul(k)
+        .filter(|&t| t <= isize::MAX as usize / 8)
+        .ok_or_else(|| too_large(nq, k))
+}
+
+fn too_large(nq: usize, k: usize) -> crate::Error {
+    crate::Error::invalid(format!(
+        "k={k} is too large: the result for {nq} queries would not fit in memory"
+    ))
+}
+
 /// Queries per pass over the base in [`knn`].
 const QUERY_BATCH: usize = 4096;
 
@@ -164,6 +181,8 @@ fn knn_batch(
     let lvl = level();
     let mut dist = vec![metric.pad(); nq * k];
     let mut ids = vec![-1i64; nq * k];
+    // per-query collectors and the final rows never hold more than n real results
+    let kk = k.min(n.max(1));
     if nq == 0 {
         return Ok((dist, ids));
     }
@@ -175,7 +194,9 @@ fn knn_batch(
         .map(|c| {
             let lo = c * chunk;
             let hi = (lo + chunk).min(n);
-            let mut heaps: Vec<TopK> = (0..nq).map(|_| TopK::new(k)).collect();
+            let mut heaps: Vec<TopK> = (0..nq)
+                .map(|_| TopK::with_capacity_hint(kk, hi - lo))
+                .collect();
             let mut tile = vec![0f32; QUERY_TILE * BASE_TILE];
             let mut b0 = lo;
             while b0 < hi {
@@ -210,7 +231,7 @@ fn knn_batch(
             }
         }
     }
-    let merged = merged.unwrap_or_else(|| (0..nq).map(|_| TopK::new(k)).collect());
+    let merged = merged.unwrap_or_else(|| (0..nq).map(|_| TopK::new(kk)).collect());
     let qnorms: Vec<f32> = match metric {
         Metric::L2 => queries
             .chunks_exact(d)
@@ -229,7 +250,7 @@ fn knn_batch(
                 let qn = qnorms[qi];
                 h.write_into(dq, iq, f32::INFINITY, |key| (qn + key).max(0.0))
             }
-            Metric::InnerProduct => h.write_into(dq, iq, f32::NEG_INFINITY, |key| -key),
+            Metric::InnerProduct => h.write_into(dq, iq, f32::NEG_INFINITY, |key| 0.0 - key),
         }
     }
     Ok((dist, ids))
@@ -247,8 +268,10 @@ fn to_keys(row: &mut [f32], base_norms: &[f32], b0: usize, metric: Metric) {
             }
         }
         Metric::InnerProduct => {
+            // `0 - v`, not `-v`: a zero product must give +0.0 whatever its sign, so that
+            // equal scores tie (and fall back to the id order) in every comparison
             for v in row.iter_mut() {
-                *v = -*v;
+                *v = 0.0 - *v;
             }
         }
     }

@@ -192,9 +192,9 @@ pub fn train(
     }
 
     let x_norms = row_norms(&xs, d);
-    ctl.set_total((params.nredo * params.niter) as u64);
+    ctl.set_total((params.nredo as u64).saturating_mul(params.niter as u64));
     let mut best: Option<(Vec<f32>, f64)> = None;
-    let mut obj_all = Vec::with_capacity(params.nredo * params.niter);
+    let mut obj_all = Vec::new();
     let mut nsplit = 0;
     for redo in 0..params.nredo {
         let seed = params

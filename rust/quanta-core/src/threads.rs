@@ -22,7 +22,7 @@ static USED: AtomicBool = AtomicBool::new(false);
 fn default_threads() -> usize {
     if let Ok(s) = std::env::var("QUANTA_NUM_THREADS") {
         if let Ok(n) = s.trim().parse::<usize>() {
-            if n > 0 {
+            if n > 0 && n <= MAX_THREADS {
                 return n;
             }
         }
@@ -42,10 +42,15 @@ pub fn num_threads() -> usize {
     }
 }
 
-/// Resize the pool. `n == 0` is an error; the new pool is built on next use.
+/// Upper bound on the pool size (far above any useful value; guards against typos).
+pub const MAX_THREADS: usize = 1024;
+
+/// Resize the pool (1 ..= [`MAX_THREADS`]); the new pool is built on next use.
 pub fn set_num_threads(n: usize) -> Result<()> {
-    if n == 0 {
-        return Err(Error::invalid("num_threads must be >= 1"));
+    if n == 0 || n > MAX_THREADS {
+        return Err(Error::invalid(format!(
+            "num_threads must be in 1..={MAX_THREADS}, got {n}"
+        )));
     }
     let mut st = STATE.write().unwrap_or_else(|e| e.into_inner());
     if st.threads != n {

@@ -10,9 +10,16 @@ use std::cmp::Ordering;
 /// Heap/reservoir switch: above this `k` the reservoir wins (fewer log-k sift operations).
 const HEAP_MAX_K: usize = 256;
 
+/// Order of `less` as an `Ordering` (keys are never NaN; `-0.0 == +0.0` is a tie, broken by id).
 #[inline]
 fn cmp(a: (f32, i64), b: (f32, i64)) -> Ordering {
-    a.0.total_cmp(&b.0).then(a.1.cmp(&b.1))
+    if less(a, b) {
+        Ordering::Less
+    } else if less(b, a) {
+        Ordering::Greater
+    } else {
+        Ordering::Equal
+    }
 }
 
 #[inline]
@@ -34,8 +41,16 @@ pub struct TopK {
 impl TopK {
     /// Empty collector for `k >= 1` results.
     pub fn new(k: usize) -> Self {
+        Self::with_capacity_hint(k, usize::MAX)
+    }
+
+    /// Like [`TopK::new`], reserving room for at most `max_items` candidates (the number that
+    /// can ever be offered), so a huge `k` over a small base allocates little.
+    pub fn with_capacity_hint(k: usize, max_items: usize) -> Self {
         let heap = k <= HEAP_MAX_K;
-        let cap = if heap { k } else { 2 * k };
+        let cap = if heap { k } else { k.saturating_mul(2) }
+            .min(max_items)
+            .min(1 << 16);
         TopK {
             k,
             keys: Vec::with_capacity(cap),
@@ -129,7 +144,7 @@ impl TopK {
         }
         self.keys.push(key);
         self.ids.push(id);
-        if self.keys.len() >= 2 * self.k {
+        if self.keys.len() >= self.k.saturating_mul(2) {
             self.shrink();
         }
     }
@@ -181,6 +196,7 @@ impl TopK {
         f: impl Fn(f32) -> f32,
     ) {
         let sorted = self.into_sorted();
+        // `sorted` holds at most k entries; `keys_out` may be longer (k clamped to ntotal)
         for (j, (ko, io)) in keys_out.iter_mut().zip(ids_out.iter_mut()).enumerate() {
             match sorted.get(j) {
                 Some(&(key, id)) => {

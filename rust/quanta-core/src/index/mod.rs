@@ -21,10 +21,13 @@ pub fn check_batch(x: &[f32], d: usize, arg: &'static str) -> Result<usize> {
     Ok(x.len() / d)
 }
 
+/// Largest `k` a search accepts (results are `nq × k`; beyond this it is a typo, not a query).
+pub const MAX_K: usize = (1 << 31) - 1;
+
 /// Validate `k` for a search.
 pub fn check_k(k: usize) -> Result<()> {
-    if k == 0 {
-        return Err(Error::invalid("k must be >= 1"));
+    if k == 0 || k > MAX_K {
+        return Err(Error::invalid(format!("k must be in 1..={MAX_K}, got {k}")));
     }
     Ok(())
 }
