@@ -31,7 +31,6 @@ from typing import Any, Callable
 
 import faiss
 import numpy as np
-
 import quanta
 
 KMEANS_TIME_TARGET = 0.8  # quanta time / faiss time <= this
@@ -60,22 +59,146 @@ def set_threads(n: int) -> None:
     quanta.set_num_threads(n)
 
 
+def system_busy_s() -> float | None:
+    """CPU seconds all processes on the machine have spent busy so far (Linux /proc/stat)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()[1:]
+    except OSError:
+        return None
+    v = [int(x) for x in fields]
+    idle = v[3] + (v[4] if len(v) > 4 else 0)  # idle + iowait
+    steal = v[7] if len(v) > 7 else 0
+    return (sum(v[:8]) - idle - steal) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+FOREIGN_MAX = 0.25  # a timed run is "clean" when other processes used less than this many cores
+
+
+class Guard:
+    """Waits for the machine to go quiet before a timed run, repeats runs disturbed by other load.
+
+    One budget (seconds) covers the waiting and the repeated runs; once spent, runs are timed as
+    they come and disturbed ones are only flagged.
+    """
+
+    def __init__(self, budget_s: float, retries: int) -> None:
+        self.budget_s = budget_s
+        self.retries = retries
+        self.waited_s = 0.0
+        self.retried_runs = 0  # disturbed runs that were repeated
+        self.dirty_runs = 0  # disturbed runs that were kept (no retry or budget left)
+
+    def wait_idle(self, window: float = 0.5) -> None:
+        while self.budget_s - self.waited_s > 0:
+            b0, c0 = system_busy_s(), process_cpu_s()
+            if b0 is None:
+                return
+            t0 = time.perf_counter()
+            time.sleep(window)
+            b1, c1 = system_busy_s(), process_cpu_s()
+            dt = time.perf_counter() - t0
+            self.waited_s += dt
+            if b1 is not None and ((b1 - b0) - (c1 - c0)) / dt < FOREIGN_MAX:
+                return
+
+
+GUARD = Guard(budget_s=0.0, retries=0)
+
+
+class Timing:
+    """Wall time of each timed run plus CPU accounting to spot interference from other load.
+
+    ``cpu`` is this process's CPU time per run (user + system, OpenMP spin-waits included);
+    ``foreign`` is the CPU time the rest of the machine used meanwhile (from /proc/stat, at
+    clock-tick resolution), in cores. Load from other processes ruins multi-thread timings on a
+    2-core machine, faiss's statically scheduled OpenMP loops most of all, so a run with more than
+    ``FOREIGN_MAX`` foreign cores is retried (``--retries``) and the best is taken over clean runs.
+    """
+
+    def __init__(self) -> None:
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+        self.foreign: list[float | None] = []
+
+    def clean(self, i: int) -> bool:
+        f = self.foreign[i]
+        return f is None or f < FOREIGN_MAX
+
+    def run_once(self, fn: Callable[[], Any]) -> Any:
+        b0, c0, t0 = system_busy_s(), process_cpu_s(), time.perf_counter()
+        out = fn()
+        t1, c1, b1 = time.perf_counter(), process_cpu_s(), system_busy_s()
+        wall = t1 - t0
+        self.wall.append(wall)
+        self.cpu.append(c1 - c0)
+        if b0 is not None and b1 is not None:
+            self.foreign.append(max(0.0, (b1 - b0) - (c1 - c0)) / wall)
+        else:
+            self.foreign.append(None)
+        return out
+
+    def run(self, fn: Callable[[], Any]) -> Any:
+        for attempt in range(GUARD.retries + 1):
+            GUARD.wait_idle()
+            out = self.run_once(fn)
+            if self.clean(len(self.wall) - 1):
+                break
+            if attempt == GUARD.retries or GUARD.budget_s <= GUARD.waited_s + self.wall[-1]:
+                GUARD.dirty_runs += 1
+                break
+            GUARD.retried_runs += 1
+            GUARD.waited_s += self.wall[-1]  # a repeated run spends the same budget as waiting
+            print(
+                f"    (other load {self.foreign[-1]:.2f} cores during the run: retrying)",
+                flush=True,
+            )
+        return out
+
+    def best_index(self) -> int:
+        clean = [i for i in range(len(self.wall)) if self.clean(i)]
+        pool = clean or list(range(len(self.wall)))
+        return min(pool, key=lambda i: self.wall[i])
+
+    @property
+    def best(self) -> float:
+        return self.wall[self.best_index()]
+
+    def summary(self) -> dict[str, Any]:
+        i = self.best_index()
+        return {
+            "times": self.wall,
+            "cpu_s": self.cpu,
+            "foreign_cores": self.foreign,
+            "cpu_per_wall_best": self.cpu[i] / self.wall[i],
+            "foreign_cores_best": self.foreign[i],
+            "best_is_clean": self.clean(i),
+        }
+
+
 def best_of(
     fns: dict[str, Callable[[], Any]],
     reps: int,
     warmups: dict[str, Callable[[], Any]] | None = None,
-) -> tuple[dict[str, float], dict[str, list[float]], dict[str, Any]]:
+) -> tuple[dict[str, float], dict[str, dict[str, Any]], dict[str, Any]]:
     """Warm each function up once, then time ``reps`` alternating rounds; min per function."""
     for fn in (warmups or fns).values():
         fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
+    timings = {name: Timing() for name in fns}
     last: dict[str, Any] = {}
     for _ in range(reps):
         for name, fn in fns.items():
-            t0 = time.perf_counter()
-            last[name] = fn()
-            times[name].append(time.perf_counter() - t0)
-    return {n: min(t) for n, t in times.items()}, times, last
+            last[name] = timings[name].run(fn)
+    return (
+        {n: t.best for n, t in timings.items()},
+        {n: t.summary() for n, t in timings.items()},
+        last,
+    )
 
 
 def kmeans_objective(x: np.ndarray, centroids: np.ndarray) -> float:
@@ -111,9 +234,7 @@ def compare_knn(
     tie = np.abs(eq - ef) <= TIE_RTOL * scale
     genuine = (~same) & ~tie
     # set-level check (rank order inside near-ties does not matter)
-    set_overlap = np.mean(
-        [len(np.intersect1d(a, b)) / a.shape[0] for a, b in zip(iq, i_f)]
-    )
+    set_overlap = np.mean([len(np.intersect1d(a, b)) / a.shape[0] for a, b in zip(iq, i_f)])
     # the distances each library reports vs the exact distance of the id it returned
     own_q = np.abs(dq.astype(np.float64) - eq) / np.maximum(eq, 1e-12)
     own_f = np.abs(df.astype(np.float64) - ef) / np.maximum(ef, 1e-12)
@@ -148,6 +269,41 @@ def load_dataset(name: str) -> Any:
     except (quanta.datasets.DatasetNotFoundError, OSError) as e:
         print(f"  [skip] dataset {name}: {e}", file=sys.stderr)
         return None
+
+
+def load_note(row: dict[str, Any]) -> str:
+    """CPU per wall second of each library's best run, and other processes' load meanwhile."""
+    parts = []
+    for lib in ("faiss", "quanta"):
+        t = row[f"{lib}_timing"]
+        fc = t["foreign_cores_best"]
+        parts.append(
+            f"{lib} cpu/wall {t['cpu_per_wall_best']:.2f}"
+            + ("" if fc is None else f" other load {fc:.2f} cores")
+        )
+    return ", ".join(parts)
+
+
+def max_foreign(rows: list[dict[str, Any]]) -> tuple[float, str]:
+    worst, where = 0.0, ""
+    for r in rows:
+        for lib in ("faiss", "quanta"):
+            fc = r[f"{lib}_timing"]["foreign_cores_best"]
+            if fc is not None and fc > worst:
+                worst = fc
+                where = f"{r['case']} {r['dataset']} threads={r['threads']} ({lib})"
+    return worst, where
+
+
+NOISY = "(noisy)"
+
+
+def row_clean(row: dict[str, Any]) -> bool:
+    return bool(row["faiss_timing"]["best_is_clean"] and row["quanta_timing"]["best_is_clean"])
+
+
+def mark(row: dict[str, Any]) -> str:
+    return "" if row_clean(row) else f" {NOISY}"
 
 
 def fmt_ok(ok: bool) -> str:
@@ -199,8 +355,8 @@ def run_kmeans_case(
             "reps": reps,
             "faiss_s": best["faiss"],
             "quanta_s": best["quanta"],
-            "faiss_times": all_t["faiss"],
-            "quanta_times": all_t["quanta"],
+            "faiss_timing": all_t["faiss"],
+            "quanta_timing": all_t["quanta"],
             "time_ratio": best["quanta"] / best["faiss"],
             "faiss_obj": obj_f,
             "quanta_obj": obj_q,
@@ -213,7 +369,7 @@ def run_kmeans_case(
         out["obj_ok"] = out["obj_ratio"] <= KMEANS_OBJ_TARGET
         print(
             f"    faiss {out['faiss_s']:.2f}s quanta {out['quanta_s']:.2f}s "
-            f"ratio {out['time_ratio']:.3f}; obj ratio {out['obj_ratio']:.5f}",
+            f"ratio {out['time_ratio']:.3f}; obj ratio {out['obj_ratio']:.5f}; {load_note(out)}",
             flush=True,
         )
         rows.append(out)
@@ -236,7 +392,9 @@ def bench_kmeans(args: argparse.Namespace) -> list[dict[str, Any]]:
         rows += run_kmeans_case("fashion-mnist", xf, kf, 20, args.threads, args.kmeans_reps)
     sift = load_dataset("sift_tiledb10k")
     if sift is not None:
-        rows += run_kmeans_case("sift_tiledb10k", sift.base, 256, 20, args.threads, args.kmeans_reps)
+        rows += run_kmeans_case(
+            "sift_tiledb10k", sift.base, 256, 20, args.threads, args.kmeans_reps
+        )
     return rows
 
 
@@ -281,8 +439,8 @@ def run_flat_case(
             "reps": reps,
             "faiss_s": best["faiss"],
             "quanta_s": best["quanta"],
-            "faiss_times": all_t["faiss"],
-            "quanta_times": all_t["quanta"],
+            "faiss_timing": all_t["faiss"],
+            "quanta_timing": all_t["quanta"],
             "faiss_qps": nq / best["faiss"],
             "quanta_qps": nq / best["quanta"],
         }
@@ -301,7 +459,7 @@ def run_flat_case(
         print(
             f"    faiss {out['faiss_qps']:.0f} QPS quanta {out['quanta_qps']:.0f} QPS "
             f"ratio {out['qps_ratio']:.3f}; identical ids {out['identical_ids']:.4f}, "
-            f"genuine mismatches {out['genuine_mismatches']}",
+            f"genuine mismatches {out['genuine_mismatches']}; {load_note(out)}",
             flush=True,
         )
         rows.append(out)
@@ -357,6 +515,9 @@ def header(args: argparse.Namespace) -> dict[str, Any]:
         "quick": bool(args.quick),
         "reps": args.reps,
         "kmeans_reps": args.kmeans_reps,
+        "retries": args.retries,
+        "max_wait_s": args.max_wait,
+        "foreign_max_cores": FOREIGN_MAX,
         "timer": "time.perf_counter, 1 warm-up, best of R (faiss/quanta alternating)",
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
     }
@@ -391,7 +552,7 @@ def to_markdown(meta: dict[str, Any], km: list[dict[str, Any]], fl: list[dict[st
         ]
         for r in km:
             lines.append(
-                f"| {r['dataset']} | {r['n']} | {r['d']} | {r['k']} | {r['threads']} | "
+                f"| {r['dataset']} | {r['n']} | {r['d']} | {r['k']} | {r['threads']}{mark(r)} | "
                 f"{r['faiss_s']:.2f} | {r['quanta_s']:.2f} | "
                 f"**{r['time_ratio']:.3f}** {fmt_ok(r['time_ok'])} | "
                 f"{r['faiss_obj']:.6g} | {r['quanta_obj']:.6g} | "
@@ -404,9 +565,9 @@ def to_markdown(meta: dict[str, Any], km: list[dict[str, Any]], fl: list[dict[st
             "",
             f"Target: QPS ratio quanta/faiss >= {FLAT_QPS_TARGET}. *same ids*: fraction of "
             "(query, rank) slots with the same id; *genuine*: slots whose ids differ and whose "
-            f"exact (float64) distances differ by more than {TIE_RTOL:g} relative (0 = identical up "
-            "to ties). Recall@10 vs the dataset's exact ground truth (tie-aware in parentheses: an "
-            "id counts when its exact distance is <= the 10th true distance).",
+            f"exact (float64) distances differ by more than {TIE_RTOL:g} relative (0 = identical "
+            "up to ties). Recall@10 vs the dataset's exact ground truth (tie-aware in "
+            "parentheses: an id counts when its exact distance is <= the 10th true distance).",
             "",
             "| data | nb | d | nq | thr | faiss QPS | quanta QPS | QPS q/f | same ids | "
             "genuine | recall@10 faiss | recall@10 quanta |",
@@ -419,7 +580,7 @@ def to_markdown(meta: dict[str, Any], km: list[dict[str, Any]], fl: list[dict[st
             else:
                 rf = rq = "—"
             lines.append(
-                f"| {r['dataset']} | {r['nb']} | {r['d']} | {r['nq']} | {r['threads']} | "
+                f"| {r['dataset']} | {r['nb']} | {r['d']} | {r['nq']} | {r['threads']}{mark(r)} | "
                 f"{r['faiss_qps']:.1f} | {r['quanta_qps']:.1f} | "
                 f"**{r['qps_ratio']:.3f}** {fmt_ok(r['qps_ok'])} | {r['identical_ids']:.4f} | "
                 f"{r['genuine_mismatches']} | {rf} | {rq} |"
@@ -432,6 +593,17 @@ def to_markdown(meta: dict[str, Any], km: list[dict[str, Any]], fl: list[dict[st
             f"faiss {worst_f:.2e}."
         )
         lines.append("")
+    worst, where = max_foreign(km + fl)
+    noisy = sum(1 for r in km + fl if not row_clean(r))
+    lines.append(
+        f"Interference check (other processes' CPU use, from /proc/stat, during each best run): "
+        f"highest {worst:.2f} cores" + (f" ({where})" if where else "") + f"; {noisy} row(s) "
+        f"marked {NOISY} had no run below {FOREIGN_MAX} cores of other load, so their timings "
+        f"are suspect. {meta.get('retried_runs', 0)} timed run(s) were repeated and "
+        f"{meta.get('dirty_runs', 0)} kept despite other load; {meta.get('waited_s', 0.0):.0f} s "
+        "spent waiting for the machine to go quiet or on repeated runs."
+    )
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -453,9 +625,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reps", type=int, default=3, help="repetitions for search (best of)")
     p.add_argument("--kmeans-reps", type=int, default=1, help="repetitions for k-means (best of)")
     p.add_argument("--no-real", action="store_true", help="skip the real datasets")
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        help="repeat a timed run up to this many times when other processes loaded the machine",
+    )
+    p.add_argument(
+        "--max-wait",
+        type=float,
+        default=180.0,
+        help="seconds to spend in all on waiting for the machine to go quiet and on repeating "
+        "runs disturbed by other processes",
+    )
     args = p.parse_args(argv)
     if args.reps < 1 or args.kmeans_reps < 1:
         p.error("--reps and --kmeans-reps must be >= 1")
+    GUARD.budget_s = max(0.0, args.max_wait)
+    GUARD.retries = max(0, args.retries)
 
     meta = header(args)
     print(f"quanta {meta['quanta_version']}  simd_level={meta['quanta_simd_level']}")
@@ -468,6 +655,9 @@ def main(argv: list[str] | None = None) -> int:
     km = bench_kmeans(args) if args.only in (None, "kmeans") else []
     fl = bench_flat(args) if args.only in (None, "flat") else []
     meta["total_s"] = time.perf_counter() - t0
+    meta["dirty_runs"] = GUARD.dirty_runs
+    meta["retried_runs"] = GUARD.retried_runs
+    meta["waited_s"] = GUARD.waited_s
 
     md = to_markdown(meta, km, fl)
     print()
