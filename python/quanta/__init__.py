@@ -20,6 +20,7 @@ from .exceptions import (
     SimdUnavailableError,
 )
 from .index import IndexFlat, IndexFlatIP, IndexFlatL2
+from .pq import IndexPQ, ProductQuantizer
 
 __version__: str = _core.__version__
 
@@ -29,9 +30,11 @@ __all__ = [
     "IndexFlat",
     "IndexFlatIP",
     "IndexFlatL2",
+    "IndexPQ",
     "InvalidArgumentError",
     "KMeans",
     "NotTrainedError",
+    "ProductQuantizer",
     "QuantaError",
     "ShapeError",
     "SimdUnavailableError",

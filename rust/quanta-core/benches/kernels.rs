@@ -16,7 +16,7 @@ use criterion::{
 };
 use quanta_core::control::Control;
 use quanta_core::distance::{self, Metric};
-use quanta_core::kernels::l2;
+use quanta_core::kernels::{l2, pq};
 use quanta_core::kmeans::{self, KMeansParams};
 use quanta_core::rng::Rng;
 use quanta_core::topk::TopK;
@@ -217,6 +217,37 @@ fn bench_knn(c: &mut Criterion) {
     g.finish();
 }
 
+fn bench_pq_adc(c: &mut Criterion) {
+    const N: usize = 1 << 16;
+    let mut g = fast(c, "pq_adc_block");
+    // elements = codes scanned (M table lookups each)
+    g.throughput(Throughput::Elements(N as u64));
+    for m in [4usize, 8, 16, 32, 64] {
+        let table = normal(m * pq::TABLE_STRIDE, 13);
+        let mut rng = Rng::new(14);
+        let codes: Vec<u8> = (0..N * m).map(|_| rng.next_u64() as u8).collect();
+        let mut out = vec![0f32; N];
+        for lvl in levels() {
+            g.bench_function(
+                BenchmarkId::new(lvl.name(), format!("M={m}/n={N}")),
+                |bch| {
+                    bch.iter(|| {
+                        pq::adc_block_gather_with(
+                            lvl,
+                            black_box(&table),
+                            m,
+                            black_box(&codes),
+                            &mut out,
+                        );
+                        black_box(out[0])
+                    })
+                },
+            );
+        }
+    }
+    g.finish();
+}
+
 fn bench_kmeans(c: &mut Criterion) {
     let (n, d, k, niter) = (20_000usize, 32usize, 256usize, 5usize);
     let x = normal(n * d, 12);
@@ -246,6 +277,7 @@ fn bench_kmeans(c: &mut Criterion) {
 
 criterion_group!(
     benches,
+    bench_pq_adc,
     bench_l2sqr_ip,
     bench_argmin_shifted,
     bench_find_below,

@@ -158,7 +158,7 @@ pub fn result_len(nq: usize, k: usize) -> Result<usize> {
         .ok_or_else(|| too_large(nq, k))
 }
 
-fn too_large(nq: usize, k: usize) -> crate::Error {
+pub(crate) fn too_large(nq: usize, k: usize) -> crate::Error {
     crate::Error::invalid(format!(
         "k={k} is too large: the result for {nq} queries would not fit in memory"
     ))
@@ -279,7 +279,7 @@ fn to_keys(row: &mut [f32], base_norms: &[f32], b0: usize, metric: Metric) {
 
 /// Offer every key of `row` below the collector's threshold (ids `id0 + j`, increasing).
 #[inline]
-fn scan_row(lvl: SimdLevel, row: &[f32], id0: i64, heap: &mut TopK) {
+pub fn scan_row(lvl: SimdLevel, row: &[f32], id0: i64, heap: &mut TopK) {
     let mut j = 0;
     loop {
         j = l2::find_below_with(lvl, row, j, heap.threshold());

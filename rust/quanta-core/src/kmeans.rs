@@ -159,8 +159,7 @@ pub fn train(
             "sampling {cap} of {n} training points (max_points_per_centroid={})",
             params.max_points_per_centroid
         ));
-        let mut rng = Rng::new(params.seed);
-        let idx = rng.sample_indices(n, cap);
+        let idx = crate::rng::faiss_perm_prefix(n, cap, params.seed as i64);
         let mut sub = vec![0f32; cap * d];
         sub.par_chunks_mut(d)
             .zip(idx.par_iter())
@@ -419,7 +418,8 @@ fn objective(dists: &[f32], w: Option<&[f32]>) -> f64 {
 
 fn init_random(x: &[f32], d: usize, k: usize, seed: u64) -> Vec<f32> {
     let n = x.len() / d;
-    let idx = Rng::new(seed).sample_indices(n, k);
+    // the same rows faiss picks for the same seed
+    let idx = crate::rng::faiss_perm_prefix(n, k, seed as i64);
     let mut c = Vec::with_capacity(k * d);
     for i in idx {
         c.extend_from_slice(&x[i * d..(i + 1) * d]);

@@ -71,9 +71,87 @@ impl Rng {
     }
 }
 
+/// MT19937 (32-bit Mersenne Twister, `std::mt19937`): only used to reproduce faiss's random
+/// choices (`faiss::RandomGenerator`), so that the same seed picks the same k-means
+/// initialisation and subsample as faiss.
+pub struct Mt19937 {
+    state: [u32; 624],
+    idx: usize,
+}
+
+impl Mt19937 {
+    /// `std::mt19937(seed)`.
+    pub fn new(seed: u32) -> Self {
+        let mut state = [0u32; 624];
+        state[0] = seed;
+        for i in 1..624 {
+            state[i] = 1_812_433_253u32
+                .wrapping_mul(state[i - 1] ^ (state[i - 1] >> 30))
+                .wrapping_add(i as u32);
+        }
+        Mt19937 { state, idx: 624 }
+    }
+
+    fn twist(&mut self) {
+        for i in 0..624 {
+            let y = (self.state[i] & 0x8000_0000) | (self.state[(i + 1) % 624] & 0x7fff_ffff);
+            let mut v = self.state[(i + 397) % 624] ^ (y >> 1);
+            if y & 1 != 0 {
+                v ^= 0x9908_b0df;
+            }
+            self.state[i] = v;
+        }
+        self.idx = 0;
+    }
+
+    /// Next 32-bit output.
+    pub fn next_u32(&mut self) -> u32 {
+        if self.idx >= 624 {
+            self.twist();
+        }
+        let mut y = self.state[self.idx];
+        self.idx += 1;
+        y ^= y >> 11;
+        y ^= (y << 7) & 0x9d2c_5680;
+        y ^= (y << 15) & 0xefc6_0000;
+        y ^ (y >> 18)
+    }
+}
+
+/// The first `k` entries of faiss's `rand_perm(perm, n, seed)` (a forward Fisher–Yates driven by
+/// `RandomGenerator(seed).rand_int(n - i)` = `mt() % (n - i)`): the rows faiss's k-means picks
+/// as initial centroids or as its training subsample for the same seed. `n` must fit in i32
+/// (faiss's limit too); beyond it an independent permutation is used.
+pub fn faiss_perm_prefix(n: usize, k: usize, seed: i64) -> Vec<usize> {
+    let k = k.min(n);
+    if n > i32::MAX as usize {
+        return Rng::new(seed as u64).sample_indices(n, k);
+    }
+    let mut rng = Mt19937::new(seed as u32);
+    let mut perm: Vec<usize> = (0..n).collect();
+    for i in 0..k.min(n.saturating_sub(1)) {
+        let i2 = i + (rng.next_u32() % (n - i) as u32) as usize;
+        perm.swap(i, i2);
+    }
+    perm.truncate(k);
+    perm
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mt19937_matches_the_standard() {
+        // the C++ standard requires the 10000th output of a default-seeded (5489) mt19937
+        let mut mt = Mt19937::new(5489);
+        let v = (0..10_000).map(|_| mt.next_u32()).last().unwrap();
+        assert_eq!(v, 4_123_659_995);
+        let p = faiss_perm_prefix(10, 10, 1234);
+        let mut s = p.clone();
+        s.sort();
+        assert_eq!(s, (0..10).collect::<Vec<_>>());
+    }
 
     #[test]
     fn deterministic_and_in_range() {

@@ -5,7 +5,8 @@
 
 use crate::errors::{new_err, Kind};
 use numpy::{
-    PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods,
+    PyArray1, PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
+    PyReadonlyArray3, PyUntypedArrayMethods,
 };
 use pyo3::prelude::*;
 
@@ -87,4 +88,64 @@ pub fn matrix_i64(
     cols: usize,
 ) -> PyResult<Bound<'_, PyArray2<i64>>> {
     PyArray1::from_vec(py, v).reshape([rows, cols])
+}
+
+/// A C-contiguous uint8 matrix (rows = codes). Codes are never cast from another dtype.
+pub fn u8_matrix<'py>(obj: &Bound<'py, PyAny>, arg: &str) -> PyResult<PyReadonlyArray2<'py, u8>> {
+    let arr = obj.downcast::<PyArray2<u8>>().map_err(|_| {
+        new_err(
+            Kind::DType,
+            format!(
+                "{arg} must be a 2-D uint8 numpy array, got {}",
+                describe(obj)
+            ),
+        )
+    })?;
+    let ro = arr.try_readonly()?;
+    if !ro.is_c_contiguous() {
+        return Err(new_err(Kind::Shape, format!("{arg} must be C-contiguous")));
+    }
+    Ok(ro)
+}
+
+/// A C-contiguous float32 3-D array (e.g. PQ codebooks M × ksub × dsub).
+pub fn f32_tensor3<'py>(
+    obj: &Bound<'py, PyAny>,
+    arg: &str,
+) -> PyResult<PyReadonlyArray3<'py, f32>> {
+    let arr = obj.downcast::<PyArray3<f32>>().map_err(|_| {
+        new_err(
+            Kind::DType,
+            format!(
+                "{arg} must be a 3-D float32 numpy array, got {}",
+                describe(obj)
+            ),
+        )
+    })?;
+    let ro = arr.try_readonly()?;
+    if !ro.is_c_contiguous() {
+        return Err(new_err(Kind::Shape, format!("{arg} must be C-contiguous")));
+    }
+    Ok(ro)
+}
+
+/// A (rows × cols) uint8 array from a flat vector.
+pub fn matrix_u8(
+    py: Python<'_>,
+    v: Vec<u8>,
+    rows: usize,
+    cols: usize,
+) -> PyResult<Bound<'_, PyArray2<u8>>> {
+    PyArray1::from_vec(py, v).reshape([rows, cols])
+}
+
+/// A (a × b × c) float32 array from a flat vector.
+pub fn tensor3_f32(
+    py: Python<'_>,
+    v: Vec<f32>,
+    a: usize,
+    b: usize,
+    c: usize,
+) -> PyResult<Bound<'_, PyArray3<f32>>> {
+    PyArray1::from_vec(py, v).reshape([a, b, c])
 }

@@ -6,6 +6,7 @@ mod clustering;
 mod errors;
 mod gil;
 mod indexes;
+mod pq;
 mod runtime;
 
 use pyo3::prelude::*;
@@ -23,5 +24,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(clustering::kmeans_train, m)?)?;
     m.add_function(wrap_pyfunction!(clustering::assign_nearest, m)?)?;
     m.add_class::<indexes::PyIndexFlat>()?;
+    m.add_class::<pq::PyProductQuantizer>()?;
+    m.add_class::<pq::PyIndexPQ>()?;
     Ok(())
 }

@@ -1,0 +1,372 @@
+//! Product-quantization bindings: `ProductQuantizer` (codec) and `IndexPQ`.
+
+use crate::arrays::{
+    check_dim, f32_matrix, f32_tensor3, matrix_f32, matrix_i64, matrix_u8, tensor3_f32, u8_matrix,
+};
+use crate::errors::{new_err, CoreResultExt, Kind};
+use crate::gil::run_released;
+use crate::indexes::{positive_k, SearchOut};
+use numpy::{PyArray2, PyArray3, PyUntypedArrayMethods};
+use pyo3::prelude::*;
+use quanta_core::index::IndexPQ;
+use quanta_core::kmeans::Init;
+use quanta_core::pq::{PqTrainParams, ProductQuantizer, SearchMode};
+use quanta_core::Metric;
+
+fn nonneg(v: i64, arg: &str) -> PyResult<usize> {
+    usize::try_from(v).map_err(|_| new_err(Kind::Value, format!("{arg} must be >= 0, got {v}")))
+}
+
+fn train_params(niter: i64, seed: u64, init: &str, mppc: i64) -> PyResult<PqTrainParams> {
+    if niter < 1 {
+        return Err(new_err(
+            Kind::Value,
+            format!("niter must be >= 1, got {niter}"),
+        ));
+    }
+    if mppc < 1 {
+        return Err(new_err(
+            Kind::Value,
+            format!("max_points_per_centroid must be >= 1, got {mppc}"),
+        ));
+    }
+    Ok(PqTrainParams {
+        niter: niter as usize,
+        seed,
+        init: Init::parse(init).py()?,
+        max_points_per_centroid: mppc as usize,
+    })
+}
+
+/// Product quantizer codec.
+#[pyclass(name = "ProductQuantizer", module = "quanta._core")]
+#[derive(Clone)]
+pub struct PyProductQuantizer {
+    pub inner: ProductQuantizer,
+}
+
+#[pymethods]
+impl PyProductQuantizer {
+    #[new]
+    #[pyo3(signature = (d, M, nbits=8))]
+    #[allow(non_snake_case)]
+    fn new(d: i64, M: i64, nbits: i64) -> PyResult<Self> {
+        Ok(PyProductQuantizer {
+            inner: ProductQuantizer::new(nonneg(d, "d")?, nonneg(M, "M")?, nonneg(nbits, "nbits")?)
+                .py()?,
+        })
+    }
+
+    /// Quantizer from codebooks `(M, ksub, dsub)` float32.
+    #[staticmethod]
+    fn from_centroids(centroids: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let c = f32_tensor3(centroids, "centroids")?;
+        let s = c.shape();
+        Ok(PyProductQuantizer {
+            inner: ProductQuantizer::from_centroids(s[0], s[1], s[2], c.as_slice()?).py()?,
+        })
+    }
+
+    #[getter]
+    fn d(&self) -> usize {
+        self.inner.d()
+    }
+    #[getter(M)]
+    fn m(&self) -> usize {
+        self.inner.m()
+    }
+    #[getter]
+    fn nbits(&self) -> usize {
+        self.inner.nbits()
+    }
+    #[getter]
+    fn ksub(&self) -> usize {
+        self.inner.ksub()
+    }
+    #[getter]
+    fn dsub(&self) -> usize {
+        self.inner.dsub()
+    }
+    #[getter]
+    fn code_size(&self) -> usize {
+        self.inner.code_size()
+    }
+    #[getter]
+    fn is_trained(&self) -> bool {
+        self.inner.is_trained()
+    }
+
+    /// Codebooks `(M, ksub, dsub)` (a copy).
+    #[getter]
+    fn centroids<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray3<f32>>> {
+        let p = &self.inner;
+        tensor3_f32(py, p.centroids().to_vec(), p.m(), p.ksub(), p.dsub())
+    }
+
+    /// Per-centroid mean squared quantization error `(M, ksub)` (a copy).
+    #[getter]
+    fn bias<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let p = &self.inner;
+        matrix_f32(py, p.bias().to_vec(), p.m(), p.ksub())
+    }
+
+    #[setter(bias)]
+    fn set_bias(&mut self, bias: &Bound<'_, PyAny>) -> PyResult<()> {
+        let b = f32_matrix(bias, "bias")?;
+        self.inner.set_bias(b.as_slice()?).py()
+    }
+
+    /// Train; returns (per-sub-quantizer objectives, warnings).
+    #[pyo3(signature = (x, *, niter=25, seed=1234, init="random", max_points_per_centroid=256, progress=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn train(
+        &mut self,
+        py: Python<'_>,
+        x: &Bound<'_, PyAny>,
+        niter: i64,
+        seed: u64,
+        init: &str,
+        max_points_per_centroid: i64,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<(Vec<f64>, Vec<String>)> {
+        let params = train_params(niter, seed, init, max_points_per_centroid)?;
+        let x = f32_matrix(x, "x")?;
+        check_dim(&x, self.inner.d(), "x")?;
+        let xs = x.as_slice()?;
+        let inner = &mut self.inner;
+        let r = run_released(py, progress, |ctl| inner.train(xs, &params, ctl))?;
+        Ok((r.objectives, r.warnings))
+    }
+
+    fn encode<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyArray2<u8>>> {
+        let x = f32_matrix(x, "x")?;
+        check_dim(&x, self.inner.d(), "x")?;
+        let n = x.shape()[0];
+        let xs = x.as_slice()?;
+        let inner = &self.inner;
+        let codes = run_released(py, None, |ctl| inner.encode(xs, ctl))?;
+        matrix_u8(py, codes, n, inner.code_size())
+    }
+
+    fn decode<'py>(
+        &self,
+        py: Python<'py>,
+        codes: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let c = u8_matrix(codes, "codes")?;
+        let cs = self.inner.code_size();
+        if c.shape()[1] != cs {
+            return Err(new_err(
+                Kind::Shape,
+                format!(
+                    "codes has {} columns, expected code_size={cs}",
+                    c.shape()[1]
+                ),
+            ));
+        }
+        let n = c.shape()[0];
+        let s = c.as_slice()?;
+        let inner = &self.inner;
+        let out = run_released(py, None, |_| inner.decode(s))?;
+        matrix_f32(py, out, n, inner.d())
+    }
+
+    /// ADC tables `(nq, M, ksub)`: squared L2 distances or inner products.
+    #[pyo3(signature = (queries, metric="l2"))]
+    fn compute_distance_tables<'py>(
+        &self,
+        py: Python<'py>,
+        queries: &Bound<'py, PyAny>,
+        metric: &str,
+    ) -> PyResult<Bound<'py, PyArray3<f32>>> {
+        let metric = Metric::parse(metric).py()?;
+        let q = f32_matrix(queries, "queries")?;
+        check_dim(&q, self.inner.d(), "queries")?;
+        let nq = q.shape()[0];
+        let qs = q.as_slice()?;
+        let inner = &self.inner;
+        let t = run_released(py, None, |_| inner.compute_distance_tables(qs, metric))?;
+        tensor3_f32(py, t, nq, inner.m(), inner.ksub())
+    }
+
+    /// Symmetric tables `(M, ksub, ksub)` of squared centroid distances.
+    fn sdc_tables<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray3<f32>>> {
+        let inner = &self.inner;
+        let t = run_released(py, None, |_| inner.sdc_tables())?;
+        tensor3_f32(py, t, inner.m(), inner.ksub(), inner.ksub())
+    }
+
+    /// Mean squared reconstruction error of `x`.
+    fn quantization_mse(&self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<f64> {
+        let x = f32_matrix(x, "x")?;
+        check_dim(&x, self.inner.d(), "x")?;
+        let xs = x.as_slice()?;
+        let inner = &self.inner;
+        run_released(py, None, |ctl| inner.quantization_mse(xs, ctl))
+    }
+}
+
+/// Exhaustive search over PQ codes.
+#[pyclass(name = "IndexPQ", module = "quanta._core")]
+pub struct PyIndexPQ {
+    pub inner: IndexPQ,
+}
+
+#[pymethods]
+impl PyIndexPQ {
+    #[new]
+    #[pyo3(signature = (d, M, nbits=8, metric="l2"))]
+    #[allow(non_snake_case)]
+    fn new(d: i64, M: i64, nbits: i64, metric: &str) -> PyResult<Self> {
+        Ok(PyIndexPQ {
+            inner: IndexPQ::new(
+                nonneg(d, "d")?,
+                nonneg(M, "M")?,
+                nonneg(nbits, "nbits")?,
+                Metric::parse(metric).py()?,
+            )
+            .py()?,
+        })
+    }
+
+    /// Empty index around a copy of an existing quantizer.
+    #[staticmethod]
+    #[pyo3(signature = (pq, metric="l2"))]
+    fn from_pq(pq: &PyProductQuantizer, metric: &str) -> PyResult<Self> {
+        Ok(PyIndexPQ {
+            inner: IndexPQ::from_pq(pq.inner.clone(), Metric::parse(metric).py()?),
+        })
+    }
+
+    #[getter]
+    fn d(&self) -> usize {
+        self.inner.d()
+    }
+    #[getter]
+    fn metric(&self) -> &'static str {
+        self.inner.metric().name()
+    }
+    #[getter]
+    fn ntotal(&self) -> usize {
+        self.inner.ntotal()
+    }
+    #[getter]
+    fn code_size(&self) -> usize {
+        self.inner.code_size()
+    }
+    #[getter]
+    fn is_trained(&self) -> bool {
+        self.inner.is_trained()
+    }
+
+    /// A copy of the codec.
+    #[getter]
+    fn pq(&self) -> PyProductQuantizer {
+        PyProductQuantizer {
+            inner: self.inner.pq().clone(),
+        }
+    }
+
+    #[pyo3(signature = (x, *, niter=25, seed=1234, init="random", max_points_per_centroid=256, progress=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn train(
+        &mut self,
+        py: Python<'_>,
+        x: &Bound<'_, PyAny>,
+        niter: i64,
+        seed: u64,
+        init: &str,
+        max_points_per_centroid: i64,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<(Vec<f64>, Vec<String>)> {
+        let params = train_params(niter, seed, init, max_points_per_centroid)?;
+        let x = f32_matrix(x, "x")?;
+        check_dim(&x, self.inner.d(), "x")?;
+        let xs = x.as_slice()?;
+        let inner = &mut self.inner;
+        let r = run_released(py, progress, |ctl| inner.train(xs, &params, ctl))?;
+        Ok((r.objectives, r.warnings))
+    }
+
+    fn add(&mut self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
+        let x = f32_matrix(x, "x")?;
+        check_dim(&x, self.inner.d(), "x")?;
+        let xs = x.as_slice()?;
+        let inner = &mut self.inner;
+        run_released(py, None, |ctl| inner.add(xs, ctl))
+    }
+
+    /// Append precomputed codes `(n, code_size)` uint8.
+    fn add_codes(&mut self, py: Python<'_>, codes: &Bound<'_, PyAny>) -> PyResult<()> {
+        let c = u8_matrix(codes, "codes")?;
+        let cs = self.inner.code_size();
+        if c.shape()[1] != cs {
+            return Err(new_err(
+                Kind::Shape,
+                format!(
+                    "codes has {} columns, expected code_size={cs}",
+                    c.shape()[1]
+                ),
+            ));
+        }
+        let s = c.as_slice()?;
+        let inner = &mut self.inner;
+        run_released(py, None, |_| inner.add_codes(s))
+    }
+
+    /// Stored codes `(ntotal, code_size)` (a copy).
+    fn codes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<u8>>> {
+        matrix_u8(
+            py,
+            self.inner.codes().to_vec(),
+            self.inner.ntotal(),
+            self.inner.code_size(),
+        )
+    }
+
+    #[pyo3(signature = (queries, k, mode="adc", bias_correction=false, progress=None))]
+    fn search<'py>(
+        &self,
+        py: Python<'py>,
+        queries: &Bound<'py, PyAny>,
+        k: i64,
+        mode: &str,
+        bias_correction: bool,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<SearchOut<'py>> {
+        let k = positive_k(k)?;
+        let mode = SearchMode::parse(mode).py()?;
+        let q = f32_matrix(queries, "queries")?;
+        check_dim(&q, self.inner.d(), "queries")?;
+        let nq = q.shape()[0];
+        let qs = q.as_slice()?;
+        let inner = &self.inner;
+        let (d, i) = run_released(py, progress, |ctl| {
+            inner.search(qs, k, mode, bias_correction, ctl)
+        })?;
+        Ok((matrix_f32(py, d, nq, k)?, matrix_i64(py, i, nq, k)?))
+    }
+
+    fn reconstruct<'py>(
+        &self,
+        py: Python<'py>,
+        id: i64,
+    ) -> PyResult<Bound<'py, numpy::PyArray1<f32>>> {
+        Ok(numpy::PyArray1::from_vec(
+            py,
+            self.inner.reconstruct(id).py()?,
+        ))
+    }
+
+    fn reset(&mut self) {
+        self.inner.reset()
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.ntotal()
+    }
+}

@@ -1,0 +1,292 @@
+"""Product quantization: codec and IndexPQ against numpy oracles and against faiss-cpu."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import quanta
+from hypothesis import given
+from hypothesis import strategies as st
+
+faiss = pytest.importorskip("faiss")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _faiss_single_thread() -> Iterator[None]:
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield
+    faiss.omp_set_num_threads(before)
+
+
+def _gauss(n: int, d: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
+
+
+def _recall_at(ids: np.ndarray, gt1: np.ndarray, r: int) -> float:
+    """The paper's recall@R: fraction of queries whose true nearest neighbour is in the top R."""
+    return float((ids[:, :r] == gt1[:, None]).any(axis=1).mean())
+
+
+# --------------------------------------------------------------------------- argument errors
+
+
+def test_bad_parameters_name_the_argument() -> None:
+    with pytest.raises(ValueError, match=r"valid M for d=10: \[1, 2, 5, 10\]"):
+        quanta.ProductQuantizer(10, 3)
+    with pytest.raises(quanta.QuantaError, match="nbits"):
+        quanta.ProductQuantizer(8, 2, nbits=9)
+    with pytest.raises(quanta.QuantaError, match="nbits"):
+        quanta.IndexPQ(8, 2, nbits=0)
+    with pytest.raises(quanta.QuantaError, match="metric"):
+        quanta.IndexPQ(8, 2, metric="cosine")
+    pq = quanta.ProductQuantizer(8, 2, 4)
+    with pytest.raises(quanta.NotTrainedError):
+        pq.encode(np.zeros((1, 8), np.float32))
+    idx = quanta.IndexPQ(8, 2, 4)
+    with pytest.raises(quanta.NotTrainedError):
+        idx.add(np.zeros((1, 8), np.float32))
+    with pytest.raises(quanta.NotTrainedError):
+        idx.search(np.zeros((1, 8), np.float32), 1)
+    with pytest.raises(quanta.InvalidArgumentError, match="fewer than ksub"):
+        idx.train(_gauss(10, 8, 0))
+
+
+def test_input_validation() -> None:
+    x = _gauss(300, 8, 1)
+    idx = quanta.IndexPQ(8, 2, 4)
+    idx.train(x, niter=3)
+    idx.add(x)
+    with pytest.raises(quanta.ShapeError, match="queries has 7 columns"):
+        idx.search(x[:, :7], 1)
+    bad = x[:2].copy()
+    bad[1, 3] = np.nan
+    with pytest.raises(ValueError, match=r"non-finite.*row 1, column 3"):
+        idx.search(bad, 1)
+    with pytest.raises(quanta.InvalidArgumentError, match="k must be"):
+        idx.search(x[:1], 0)
+    with pytest.raises(quanta.InvalidArgumentError, match="mode"):
+        idx.search(x[:1], 1, mode="xdc")
+    with pytest.raises(quanta.InvalidArgumentError, match="L2 metric only"):
+        ip = quanta.IndexPQ(8, 2, 4, metric="ip")
+        ip.train(x, niter=2)
+        ip.search(x[:1], 1, bias_correction=True)
+    with pytest.raises(quanta.DTypeError, match="uint8"):
+        idx.pq.decode(np.zeros((1, 2), np.int32))
+    with pytest.raises(quanta.ShapeError):
+        idx.pq.decode(np.zeros((1, 3), np.uint8))
+    with pytest.raises(quanta.InvalidArgumentError, match="not a valid 4-bit sub-code"):
+        idx.pq.decode(np.array([[0, 16]], np.uint8))
+    with pytest.raises(quanta.InvalidArgumentError, match="not a valid 4-bit sub-code"):
+        idx.add_codes(np.array([[200, 1]], np.uint8))
+    with pytest.raises(quanta.InvalidArgumentError, match="already holds codes"):
+        idx.train(x)
+    with pytest.raises(ValueError, match="i must be in"):
+        idx.reconstruct(10**6)
+
+
+# --------------------------------------------------------------------------- codec properties
+
+
+@given(
+    M=st.sampled_from([1, 2, 4, 8]),
+    nbits=st.integers(1, 8),
+    n=st.integers(0, 40),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_encode_decode_shapes_and_tables(M: int, nbits: int, n: int, seed: int) -> None:
+    d = 16
+    ksub = 2**nbits
+    rng = np.random.default_rng(seed)
+    cent = rng.standard_normal((M, ksub, d // M)).astype(np.float32)
+    pq = quanta.ProductQuantizer.from_centroids(cent)
+    assert (pq.M, pq.ksub, pq.dsub, pq.nbits, pq.code_size) == (M, ksub, d // M, nbits, M)
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    codes = pq.encode(x)
+    assert codes.dtype == np.uint8 and codes.shape == (n, M)
+    assert (codes < ksub).all()
+    rec = pq.decode(codes)
+    assert rec.dtype == np.float32 and rec.shape == (n, d)
+    # brute-force nearest centroid per sub-vector (ties would allow either; none for Gaussians)
+    sub = x.reshape(n, M, d // M)
+    dist = ((sub[:, :, None, :] - cent[None]) ** 2).sum(-1)
+    np.testing.assert_array_equal(codes, dist.argmin(-1))
+    # distance tables: summing a code's entries gives the decoded distance / inner product
+    for metric in ("l2", "ip"):
+        t = pq.compute_distance_tables(x, metric)
+        assert t.shape == (n, M, ksub)
+        est = np.take_along_axis(t, codes[:, :, None].astype(np.int64), axis=2).sum((1, 2))
+        if metric == "l2":
+            want = ((x - rec) ** 2).sum(1)
+        else:
+            want = (x * rec).sum(1)
+        np.testing.assert_allclose(est, want, rtol=1e-4, atol=1e-4)
+    sdc = pq.sdc_tables()
+    assert sdc.shape == (M, ksub, ksub)
+    np.testing.assert_allclose(sdc, ((cent[:, :, None] - cent[:, None]) ** 2).sum(-1), atol=1e-4)
+
+
+@given(k=st.integers(1, 60), metric=st.sampled_from(["l2", "ip"]), nbits=st.sampled_from([3, 8]))
+def test_index_search_equals_table_brute_force(k: int, metric: str, nbits: int) -> None:
+    x = _gauss(400, 12, 5)
+    q = _gauss(5, 12, 6)
+    idx = quanta.IndexPQ(12, 3, nbits, metric)
+    idx.train(x, niter=3)
+    idx.add(x[:50])
+    D, ids = idx.search(q, k)
+    t = idx.pq.compute_distance_tables(q, metric)
+    codes = idx.codes.astype(np.int64)
+    est = np.stack([t[i][np.arange(3)[None, :], codes].sum(1) for i in range(len(q))])
+    key = est if metric == "l2" else -est
+    order = np.argsort(key, axis=1, kind="stable")[:, :k]
+    kk = order.shape[1]
+    np.testing.assert_allclose(D[:, :kk], np.take_along_axis(est, order, 1), rtol=1e-5, atol=1e-5)
+    assert (ids[:, kk:] == -1).all()
+    # every id is really at its reported distance, in order
+    np.testing.assert_allclose(
+        np.take_along_axis(est, ids[:, :kk], 1), D[:, :kk], rtol=1e-5, atol=1e-5
+    )
+
+
+def test_sdc_bias_and_reconstruct() -> None:
+    x = _gauss(3000, 16, 7)
+    idx = quanta.IndexPQ(16, 4, 8)
+    idx.train(x, niter=5)
+    idx.add(x[:1000])
+    np.testing.assert_array_equal(idx.reconstruct(3), idx.pq.decode(idx.codes[3:4])[0])
+    # bias terms = mean squared error of each centroid's training points
+    pq = idx.pq
+    codes = pq.encode(x)
+    err = ((x - pq.decode(codes)).reshape(-1, 4, 4) ** 2).sum(-1)
+    m, j = 2, int(codes[0, 2])
+    np.testing.assert_allclose(pq.bias[m, j], err[codes[:, m] == j, m].mean(), rtol=1e-4)
+    D0, _ = idx.search(x[:20], 5, mode="sdc")
+    D1, _ = idx.search(x[:20], 5, mode="sdc", bias_correction=True)
+    assert (D0[:, 0] == 0).all()  # the query's own code is at symmetric distance 0
+    assert (D1 >= D0 - 1e-4).all()
+    # bias-corrected ADC: on average closer to the true squared distance than plain ADC
+    q = _gauss(50, 16, 8)
+    Da, Ia = idx.search(q, 20)
+    Db, Ib = idx.search(q, 20, bias_correction=True)
+    true_a = ((q[:, None] - x[:1000][Ia]) ** 2).sum(-1)
+    true_b = ((q[:, None] - x[:1000][Ib]) ** 2).sum(-1)
+    assert abs((Db - true_b).mean()) < abs((Da - true_a).mean())
+    idx.reset()
+    assert idx.ntotal == 0 and idx.is_trained
+
+
+def test_torch_and_float64_inputs() -> None:
+    x = np.random.default_rng(9).standard_normal((500, 8))  # float64
+    pq = quanta.ProductQuantizer(8, 4, 4)
+    pq.train(x, niter=3)
+    assert pq.encode(x[:3]).shape == (3, 4)
+    torch = pytest.importorskip("torch")
+    t = torch.from_numpy(x[:3].astype(np.float32))
+    np.testing.assert_array_equal(pq.encode(t), pq.encode(x[:3]))
+    pq2 = quanta.ProductQuantizer.from_centroids(torch.from_numpy(pq.centroids))
+    np.testing.assert_array_equal(pq2.centroids, pq.centroids)
+
+
+# --------------------------------------------------------------------------- against faiss
+
+
+def _faiss_pq(x: np.ndarray, M: int, niter: int = 25) -> object:
+    ref = faiss.ProductQuantizer(x.shape[1], M, 8)
+    ref.cp.niter = niter
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref.train(x)
+    return ref
+
+
+def _codes_match_faiss(ds: quanta.datasets.Dataset, M: int) -> None:
+    ref = _faiss_pq(ds.base, M, niter=10)
+    cent = faiss.vector_to_array(ref.centroids).reshape(M, 256, ds.d // M)
+    pq = quanta.ProductQuantizer.from_centroids(cent)
+    x = ds.queries
+    codes, fcodes = pq.encode(x), ref.compute_codes(x)
+    diff = np.argwhere(codes != fcodes)
+    # differences allowed only where both centroids are at the same distance (up to rounding)
+    for i, m in diff:
+        sub = x[i, m * pq.dsub : (m + 1) * pq.dsub].astype(np.float64)
+        da = ((sub - cent[m, codes[i, m]]) ** 2).sum()
+        db = ((sub - cent[m, fcodes[i, m]]) ** 2).sum()
+        assert abs(da - db) <= 1e-5 * max(da, 1.0), (i, m, da, db)
+    assert len(diff) <= 1e-3 * codes.size
+    # ADC distances through an index built on faiss's codes
+    idx = quanta.IndexPQ.from_pq(pq)
+    idx.add_codes(ref.compute_codes(ds.base))
+    fidx = faiss.IndexPQ(ds.d, M, 8)
+    fidx.pq = ref
+    fidx.is_trained = True
+    fidx.add(ds.base)
+    D, ids = idx.search(x[:200], 10)
+    Dref, Iref = fidx.search(x[:200], 10)
+    np.testing.assert_allclose(D, Dref, rtol=1e-4)
+    assert (ids == Iref).mean() > 0.99
+    # the distance tables themselves
+    t = pq.compute_distance_tables(x[:5])
+    est = np.take_along_axis(t, idx.codes[Iref[:5, :1]].reshape(5, M, 1).astype(np.int64), 2)
+    np.testing.assert_allclose(est.sum((1, 2)), Dref[:5, 0], rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_codes_and_adc_match_faiss_sift(shared_data: Path) -> None:
+    ds = quanta.datasets.load("sift_tiledb10k")
+    for M in (8, 16, 32):
+        _codes_match_faiss(ds, M)
+
+
+@pytest.mark.slow
+def test_codes_and_adc_match_faiss_fashion(shared_data: Path) -> None:
+    ds = quanta.datasets.load("fashion-mnist")
+    _codes_match_faiss(ds, 16)
+
+
+def _recalls_vs_faiss(
+    ds: quanta.datasets.Dataset, M: int, nq: int
+) -> dict[str, tuple[float, float]]:
+    xq = ds.queries[:nq]
+    gt1 = ds.gt[:nq, 0]
+    idx = quanta.IndexPQ(ds.d, M, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idx.train(ds.base, niter=25)
+    idx.add(ds.base)
+    _, ids = idx.search(xq, 100)
+    fidx = faiss.IndexPQ(ds.d, M, 8)
+    fidx.pq.cp.niter = 25
+    fidx.train(ds.base)
+    fidx.add(ds.base)
+    _, fids = fidx.search(xq, 100)
+    return {f"R@{r}": (_recall_at(ids, gt1, r), _recall_at(fids, gt1, r)) for r in (1, 10, 100)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "M", "two_sided"),
+    [
+        ("sift_tiledb10k", 8, True),
+        ("sift_tiledb10k", 16, True),
+        ("fashion-mnist", 16, True),
+        # PQ8 on Fashion-MNIST: quanta's R@1 is 0.53 points *above* faiss's (0.2422 vs 0.2369).
+        # Both start from the same rows (faiss's RNG is reproduced) and plain k-means agrees with
+        # faiss to 1e-5; PQ codebooks then drift by float rounding through 25 Lloyd steps, and
+        # faiss itself moves by 0.2 points between 1 and 2 threads. Checked one-sided here.
+        ("fashion-mnist", 8, False),
+    ],
+)
+def test_trained_recall_matches_faiss(
+    shared_data: Path, name: str, M: int, two_sided: bool
+) -> None:
+    ds = quanta.datasets.load(name)
+    res = _recalls_vs_faiss(ds, M, nq=len(ds.queries))
+    for r, (ours, theirs) in res.items():
+        msg = f"{name} PQ{M}x8 {r}: quanta {ours:.4f} faiss {theirs:.4f}"
+        assert ours >= theirs - 0.005 - 1e-9, msg
+        if two_sided:
+            assert ours <= theirs + 0.005 + 1e-9, msg
