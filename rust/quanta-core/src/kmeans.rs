@@ -648,7 +648,9 @@ mod tests {
         for init in [Init::Random, Init::KMeansPlusPlus] {
             let mut p = KMeansParams::new(4);
             p.init = init;
-            p.nredo = 3;
+            // random init can put two seeds in one blob (a local optimum Lloyd keeps); with 10
+            // runs the best one separates the blobs
+            p.nredo = 10;
             let r = train(&x, 2, &p, None, &Control::new()).unwrap();
             for c in &centers {
                 let near = r
@@ -657,7 +659,7 @@ mod tests {
                     .any(|m| (m[0] - c[0]).abs() < 0.1 && (m[1] - c[1]).abs() < 0.1);
                 assert!(near, "{init:?} missed {c:?}: {:?}", r.centroids);
             }
-            assert_eq!(r.obj.len(), 3 * 25);
+            assert_eq!(r.obj.len(), 10 * 25);
         }
     }
 
