@@ -1,4 +1,5 @@
 # Stubs of the Rust extension `quanta._core` (checked against the module by mypy.stubtest).
+import os
 from collections.abc import Callable
 from typing import final
 
@@ -15,6 +16,7 @@ __all__ = [
     "detected_simd_level",
     "get_num_threads",
     "kmeans_train",
+    "read_index_kind",
     "set_num_threads",
     "set_simd_level",
     "simd_level",
@@ -66,3 +68,10 @@ class IndexFlat:
     def reconstruct_n(self, i0: int, n: int) -> npt.NDArray[np.float32]: ...
     def reset(self) -> None: ...
     def __len__(self) -> int: ...
+    @property
+    def is_mapped(self) -> bool: ...
+    def write(self, path: str | os.PathLike[str]) -> None: ...
+    @staticmethod
+    def read(path: str | os.PathLike[str], mmap: bool = False) -> IndexFlat: ...
+
+def read_index_kind(path: str | os.PathLike[str]) -> str: ...
