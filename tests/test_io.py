@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import quanta
+from hypothesis import given
+from hypothesis import strategies as st
 from quanta import _core
 
 METRICS = ["l2", "ip"]
@@ -42,6 +45,27 @@ def test_round_trip_searches_identically(tmp_path: Path, metric: str, mmap: bool
     D1, I1 = back.search(q, 10)
     np.testing.assert_array_equal(D0, D1)
     np.testing.assert_array_equal(I0, I1)
+
+
+@given(
+    n=st.integers(0, 60),
+    d=st.integers(1, 40),
+    metric=st.sampled_from(METRICS),
+    mmap=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_round_trip_any_shape(n: int, d: int, metric: str, mmap: bool, seed: int) -> None:
+    x = np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
+    index = quanta.IndexFlat(d, metric)
+    if n:
+        index.add(x)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "h.qnt"
+        quanta.write_index(index, path)
+        back = quanta.read_index(path, mmap=mmap)
+        assert (back.d, back.metric, back.ntotal) == (d, metric, n)
+        np.testing.assert_array_equal(back.reconstruct_n(), x.reshape(n, d))
+        del back  # unmap before the directory goes
 
 
 def test_str_path_and_empty_index(tmp_path: Path) -> None:
