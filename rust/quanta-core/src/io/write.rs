@@ -11,7 +11,7 @@ use super::shared::{le_bytes, Element};
 use crate::error::{Error, Result};
 use std::borrow::Cow;
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -277,7 +277,18 @@ impl<'a> FileWriter<'a> {
         drop(file);
         fs::rename(tmp_path, path).map_err(|e| io("renaming the temporary file", e))?;
         tmp.keep();
-        sync_dir(&dir).map_err(|e| io("syncing its directory", e))
+        match sync_dir(&dir) {
+            // the file is in place; some file systems cannot open or sync a directory
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::InvalidInput | ErrorKind::Unsupported | ErrorKind::PermissionDenied
+                ) =>
+            {
+                Ok(())
+            }
+            r => r.map_err(|e| io("syncing its directory", e)),
+        }
     }
 }
 
