@@ -290,3 +290,51 @@ def test_trained_recall_matches_faiss(
         assert ours >= theirs - 0.005 - 1e-9, msg
         if two_sided:
             assert ours <= theirs + 0.005 + 1e-9, msg
+
+
+# --------------------------------------------------------------------------- files
+
+
+@pytest.mark.parametrize("mmap", [False, True])
+def test_write_read_round_trip(tmp_path: Path, mmap: bool) -> None:
+    x = _gauss(2000, 16, 11)
+    idx = quanta.IndexPQ(16, 4, 6)
+    idx.train(x, niter=4)
+    idx.add(x[:500])
+    path = tmp_path / "pq.qnt"
+    quanta.write_index(idx, path)
+    assert quanta.io.read_index_kind(path) == "IndexPQ"
+    back = quanta.read_index(path, mmap=mmap)
+    assert isinstance(back, quanta.IndexPQ)
+    assert back.is_mapped == mmap
+    assert (back.M, back.nbits, back.metric, back.ntotal) == (4, 6, "l2", 500)
+    np.testing.assert_array_equal(back.codes, idx.codes)
+    np.testing.assert_array_equal(back.pq.bias, idx.pq.bias)
+    for mode in ("adc", "sdc"):
+        a = idx.search(x[:30], 7, mode=mode, bias_correction=True)
+        b = back.search(x[:30], 7, mode=mode, bias_correction=True)
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+    before = path.read_bytes()
+    back.add(x[500:600])
+    assert back.ntotal == 600 and not back.is_mapped
+    assert path.read_bytes() == before
+
+
+def test_damaged_pq_file_is_a_format_error(tmp_path: Path) -> None:
+    x = _gauss(300, 8, 12)
+    idx = quanta.IndexPQ(8, 2, 4)
+    idx.train(x, niter=2)
+    idx.add(x[:10])
+    path = tmp_path / "pq.qnt"
+    quanta.write_index(idx, path)
+    data = path.read_bytes()
+    for cut in (0, 10, 64, len(data) // 2, len(data) - 1):
+        path.write_bytes(data[:cut])
+        with pytest.raises(quanta.FormatError):
+            quanta.read_index(path)
+    flipped = bytearray(data)
+    flipped[-3] ^= 0xFF
+    path.write_bytes(bytes(flipped))
+    with pytest.raises(quanta.FormatError, match=r"checksum|CRC|crc"):
+        quanta.read_index(path)

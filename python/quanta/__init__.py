@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os as _os
 
-from . import _core, datasets
+from . import _core, datasets, io
 from ._validation import as_int
 from .clustering import KMeans
 from .exceptions import (
@@ -20,6 +20,7 @@ from .exceptions import (
     SimdUnavailableError,
 )
 from .index import IndexFlat, IndexFlatIP, IndexFlatL2
+from .io import read_index, write_index
 from .pq import IndexPQ, ProductQuantizer
 
 __version__: str = _core.__version__
@@ -42,9 +43,12 @@ __all__ = [
     "available_simd_levels",
     "datasets",
     "get_num_threads",
+    "io",
+    "read_index",
     "set_num_threads",
     "set_simd_level",
     "simd_level",
+    "write_index",
 ]
 
 

@@ -10,6 +10,7 @@ import numpy.typing as npt
 from . import _core
 from ._validation import as_float_matrix, as_int, positive_int
 from .exceptions import InvalidArgumentError
+from .io import register_index_kind
 
 __all__ = ["IndexFlat", "IndexFlatIP", "IndexFlatL2"]
 
@@ -77,6 +78,21 @@ class IndexFlat:
         """Remove every vector."""
         self._index.reset()
 
+    @property
+    def is_mapped(self) -> bool:
+        """Whether the vectors are still in a memory-mapped file (``read_index(..., mmap=True)``
+        until the first ``add``/``reset``)."""
+        return self._index.is_mapped
+
+    def _write_index(self, path: str) -> None:
+        self._index.write(path)
+
+    @classmethod
+    def _read_index(cls, path: str, mmap: bool) -> IndexFlat:
+        self = cls.__new__(cls)
+        self._index = _core.IndexFlat.read(path, mmap)
+        return self
+
     def __repr__(self) -> str:
         return f"IndexFlat(d={self.d}, metric={self.metric!r}, ntotal={self.ntotal})"
 
@@ -89,3 +105,6 @@ def IndexFlatL2(d: int) -> IndexFlat:
 def IndexFlatIP(d: int) -> IndexFlat:
     """``IndexFlat(d, "ip")``."""
     return IndexFlat(d, "ip")
+
+
+register_index_kind("IndexFlat", IndexFlat._read_index)

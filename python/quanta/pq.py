@@ -17,6 +17,7 @@ from . import _core
 from ._progress import make_progress
 from ._validation import as_float_matrix, as_int, positive_int
 from .exceptions import DTypeError, InvalidArgumentError, ShapeError
+from .io import register_index_kind
 
 __all__ = ["IndexPQ", "ProductQuantizer"]
 
@@ -354,8 +355,26 @@ class IndexPQ:
         """Remove every code (the quantizer stays trained)."""
         self._index.reset()
 
+    @property
+    def is_mapped(self) -> bool:
+        """Whether the codes are still in a memory-mapped file (``read_index(..., mmap=True)``
+        until the first ``add``/``reset``)."""
+        return self._index.is_mapped
+
+    def _write_index(self, path: str) -> None:
+        self._index.write(path)
+
+    @classmethod
+    def _read_index(cls, path: str, mmap: bool) -> IndexPQ:
+        obj = cls.__new__(cls)
+        obj._index = _core.IndexPQ.read(path, mmap)
+        return obj
+
     def __repr__(self) -> str:
         return (
             f"IndexPQ(d={self.d}, M={self.M}, nbits={self.nbits}, metric={self.metric!r}, "
             f"ntotal={self.ntotal})"
         )
+
+
+register_index_kind("IndexPQ", IndexPQ._read_index)

@@ -2,13 +2,15 @@
 //!
 //! Layout: `simd` (level detection) and `kernels` (SIMD kernels with scalar twins) at the bottom;
 //! `distance` (blocked GEMM distances, fused top-k / argmin) and `topk` above them; `kmeans`
-//! and the `index` types on top. `threads` owns the rayon pool, `control` cancellation/progress.
+//! and the `index` types on top. `threads` owns the rayon pool, `control` cancellation/progress,
+//! `io` the versioned file format every index is saved in.
 #![warn(missing_docs)]
 
 pub mod control;
 pub mod distance;
 pub mod error;
 pub mod index;
+pub mod io;
 pub mod kernels;
 pub mod kmeans;
 pub mod pq;

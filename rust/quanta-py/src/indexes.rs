@@ -6,7 +6,9 @@ use crate::gil::run_released;
 use numpy::{PyArray1, PyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use quanta_core::index::IndexFlat;
+use quanta_core::io::Persist;
 use quanta_core::Metric;
+use std::path::PathBuf;
 
 /// Result of a search: (distances (nq, k) float32, ids (nq, k) int64).
 pub type SearchOut<'py> = (Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<i64>>);
@@ -103,6 +105,26 @@ impl PyIndexFlat {
 
     fn reset(&mut self) {
         self.inner.reset()
+    }
+
+    /// Whether the vectors are still a view of a memory-mapped file.
+    #[getter]
+    fn is_mapped(&self) -> bool {
+        self.inner.is_mapped()
+    }
+
+    /// Save to `path` (atomic: temporary file, fsync, rename).
+    fn write(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        let inner = &self.inner;
+        run_released(py, None, |_| inner.write(&path))
+    }
+
+    /// Load from `path`; with `mmap`, the vectors are a view of the mapped file until `add`.
+    #[staticmethod]
+    #[pyo3(signature = (path, mmap=false))]
+    fn read(py: Python<'_>, path: PathBuf, mmap: bool) -> PyResult<Self> {
+        let inner = run_released(py, None, |_| IndexFlat::read(&path, mmap))?;
+        Ok(PyIndexFlat { inner })
     }
 
     fn __len__(&self) -> usize {

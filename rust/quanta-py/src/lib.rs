@@ -6,6 +6,7 @@ mod clustering;
 mod errors;
 mod gil;
 mod indexes;
+mod io;
 mod pq;
 mod runtime;
 
@@ -26,5 +27,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<indexes::PyIndexFlat>()?;
     m.add_class::<pq::PyProductQuantizer>()?;
     m.add_class::<pq::PyIndexPQ>()?;
+    m.add_function(wrap_pyfunction!(io::read_index_kind, m)?)?;
     Ok(())
 }

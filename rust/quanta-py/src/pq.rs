@@ -9,9 +9,11 @@ use crate::indexes::{positive_k, SearchOut};
 use numpy::{PyArray2, PyArray3, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use quanta_core::index::IndexPQ;
+use quanta_core::io::Persist;
 use quanta_core::kmeans::Init;
 use quanta_core::pq::{PqTrainParams, ProductQuantizer, SearchMode};
 use quanta_core::Metric;
+use std::path::PathBuf;
 
 fn nonneg(v: i64, arg: &str) -> PyResult<usize> {
     usize::try_from(v).map_err(|_| new_err(Kind::Value, format!("{arg} must be >= 0, got {v}")))
@@ -364,6 +366,26 @@ impl PyIndexPQ {
 
     fn reset(&mut self) {
         self.inner.reset()
+    }
+
+    /// Whether the codes are still a view of a memory-mapped file.
+    #[getter]
+    fn is_mapped(&self) -> bool {
+        self.inner.is_mapped()
+    }
+
+    /// Save to `path` (atomic: temporary file, fsync, rename).
+    fn write(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        let inner = &self.inner;
+        run_released(py, None, |_| inner.write(&path))
+    }
+
+    /// Load from `path`; with `mmap`, the codes are a view of the mapped file until modified.
+    #[staticmethod]
+    #[pyo3(signature = (path, mmap=false))]
+    fn read(py: Python<'_>, path: PathBuf, mmap: bool) -> PyResult<Self> {
+        let inner = run_released(py, None, |_| IndexPQ::read(&path, mmap))?;
+        Ok(PyIndexPQ { inner })
     }
 
     fn __len__(&self) -> usize {

@@ -2,15 +2,20 @@
 
 use super::{check_batch, check_k};
 use crate::control::Control;
-use crate::distance::{knn, row_norms, Metric};
+use crate::distance::{check_finite, knn, row_norms, Metric};
 use crate::error::{Error, Result};
+use crate::io::{FileReader, FileWriter, Persist, SharedSlice};
 
 /// Flat index holding the vectors themselves; ids are insertion positions.
+///
+/// Saved with [`Persist`] as kind `"IndexFlat"`: metadata `d`, `metric`, `ntotal` and an f32
+/// section `vectors`. Loaded with `mmap`, the vectors stay a view of the mapped file until the
+/// first `add` (which copies them into memory) or `reset`; the file itself is never modified.
 #[derive(Debug, Clone)]
 pub struct IndexFlat {
     d: usize,
     metric: Metric,
-    data: Vec<f32>,
+    data: SharedSlice<f32>,
     /// Squared norms of the stored rows (L2 only), computed once at `add`.
     norms: Vec<f32>,
 }
@@ -27,7 +32,7 @@ impl IndexFlat {
         Ok(IndexFlat {
             d,
             metric,
-            data: Vec::new(),
+            data: SharedSlice::new(),
             norms: Vec::new(),
         })
     }
@@ -52,10 +57,15 @@ impl IndexFlat {
         &self.data
     }
 
+    /// Whether the vectors are a view of a memory-mapped file (until the first `add`/`reset`).
+    pub fn is_mapped(&self) -> bool {
+        self.data.is_mapped()
+    }
+
     /// Append vectors (n × d, row-major); ids continue from `ntotal`.
     pub fn add(&mut self, x: &[f32]) -> Result<()> {
         check_batch(x, self.d, "x")?;
-        self.data.extend_from_slice(x);
+        self.data.make_mut().extend_from_slice(x);
         if self.metric == Metric::L2 {
             self.norms.extend(row_norms(x, self.d));
         }
@@ -81,8 +91,51 @@ impl IndexFlat {
 
     /// Remove every vector.
     pub fn reset(&mut self) {
-        self.data.clear();
+        self.data = SharedSlice::new();
         self.norms.clear();
+    }
+}
+
+impl Persist for IndexFlat {
+    const KIND: &'static str = "IndexFlat";
+
+    fn to_file(&self) -> FileWriter<'_> {
+        let mut w = FileWriter::new(Self::KIND);
+        w.meta_u64("d", self.d as u64)
+            .meta_str("metric", self.metric.name())
+            .meta_u64("ntotal", self.ntotal() as u64)
+            .section_f32("vectors", &self.data);
+        w
+    }
+
+    fn from_file(r: &FileReader) -> Result<Self> {
+        let d = r.meta_usize("d")?;
+        if d == 0 {
+            return Err(r.err("metadata 'd' is 0"));
+        }
+        let metric = r.meta_str("metric")?;
+        let metric = Metric::parse(metric)
+            .map_err(|_| r.err(format!("metadata 'metric' is {metric:?}, not 'l2' or 'ip'")))?;
+        let n = r.meta_usize("ntotal")?;
+        let data = r.section_f32("vectors")?;
+        if n.checked_mul(d) != Some(data.len()) {
+            return Err(r.err(format!(
+                "section 'vectors' holds {} floats, expected ntotal x d = {n} x {d}",
+                data.len()
+            )));
+        }
+        // the same invariant as `add`: search never sees NaN/Inf
+        check_finite(&data, d, "vectors").map_err(|e| r.err(e))?;
+        let norms = match metric {
+            Metric::L2 => row_norms(&data, d),
+            Metric::InnerProduct => Vec::new(),
+        };
+        Ok(IndexFlat {
+            d,
+            metric,
+            data,
+            norms,
+        })
     }
 }
 

@@ -4,6 +4,7 @@ use super::{check_batch, check_k, SearchResult};
 use crate::control::Control;
 use crate::distance::{result_len, scan_row, Metric};
 use crate::error::{Error, Result};
+use crate::io::{FileReader, FileWriter, Persist, SharedSlice};
 use crate::kernels::pq::{adc_block, TABLE_STRIDE};
 use crate::pq::{PqTrainParams, PqTrainReport, ProductQuantizer, SearchMode};
 use crate::simd::{level, SimdLevel};
@@ -20,7 +21,7 @@ const MIN_SPLIT: usize = 1 << 15;
 pub struct IndexPQ {
     pq: ProductQuantizer,
     metric: Metric,
-    codes: Vec<u8>,
+    codes: SharedSlice<u8>,
 }
 
 /// Offer the ADC distances of `codes` (ids `id0..`) to `heap`, block by block.
@@ -46,7 +47,7 @@ impl IndexPQ {
         Ok(IndexPQ {
             pq: ProductQuantizer::new(d, m, nbits)?,
             metric,
-            codes: Vec::new(),
+            codes: SharedSlice::new(),
         })
     }
 
@@ -55,7 +56,7 @@ impl IndexPQ {
         IndexPQ {
             pq,
             metric,
-            codes: Vec::new(),
+            codes: SharedSlice::new(),
         }
     }
 
@@ -83,6 +84,10 @@ impl IndexPQ {
     pub fn codes(&self) -> &[u8] {
         &self.codes
     }
+    /// Whether the codes are still a view of a memory-mapped file.
+    pub fn is_mapped(&self) -> bool {
+        self.codes.is_mapped()
+    }
     /// Whether the quantizer is trained.
     pub fn is_trained(&self) -> bool {
         self.pq.is_trained()
@@ -109,13 +114,15 @@ impl IndexPQ {
             .require_trained()
             .map_err(|_| Error::NotTrained("IndexPQ"))?;
         let n = check_batch(x, self.d(), "x")?;
-        let old = self.codes.len();
-        self.codes
-            .try_reserve(n * self.code_size())
+        let cs = self.code_size();
+        let codes = self.codes.make_mut();
+        let old = codes.len();
+        codes
+            .try_reserve(n * cs)
             .map_err(|_| Error::invalid(format!("cannot allocate codes for {n} vectors")))?;
-        self.codes.resize(old + n * self.code_size(), 0);
-        if let Err(e) = self.pq.encode_into(x, &mut self.codes[old..], ctl) {
-            self.codes.truncate(old);
+        codes.resize(old + n * cs, 0);
+        if let Err(e) = self.pq.encode_into(x, &mut codes[old..], ctl) {
+            codes.truncate(old);
             return Err(e);
         }
         Ok(())
@@ -127,7 +134,7 @@ impl IndexPQ {
             .require_trained()
             .map_err(|_| Error::NotTrained("IndexPQ"))?;
         self.pq.check_codes(codes, "codes")?;
-        self.codes.extend_from_slice(codes);
+        self.codes.make_mut().extend_from_slice(codes);
         Ok(())
     }
 
@@ -144,8 +151,7 @@ impl IndexPQ {
 
     /// Remove every code (the quantizer stays trained).
     pub fn reset(&mut self) {
-        self.codes.clear();
-        self.codes.shrink_to_fit();
+        self.codes = SharedSlice::new();
     }
 
     /// Scan table of query `x` for `mode`, with bias terms when asked.
@@ -256,5 +262,39 @@ impl IndexPQ {
                 Ok(())
             })?;
         Ok((dist, ids))
+    }
+}
+
+impl Persist for IndexPQ {
+    const KIND: &'static str = "IndexPQ";
+
+    fn to_file(&self) -> FileWriter<'_> {
+        let mut w = FileWriter::new(Self::KIND);
+        self.pq.write_meta(&mut w);
+        w.meta_str("metric", self.metric.name())
+            .meta_u64("ntotal", self.ntotal() as u64)
+            .section_u8("codes", &self.codes);
+        w
+    }
+
+    fn from_file(r: &FileReader) -> Result<Self> {
+        let pq = ProductQuantizer::read_meta(r)?;
+        let metric = r.meta_str("metric")?;
+        let metric = Metric::parse(metric)
+            .map_err(|_| r.err(format!("metadata 'metric' is {metric:?}, not 'l2' or 'ip'")))?;
+        let n = r.meta_usize("ntotal")?;
+        let codes = r.section_u8("codes")?;
+        if n.checked_mul(pq.code_size()) != Some(codes.len()) {
+            return Err(r.err(format!(
+                "section 'codes' holds {} bytes, expected ntotal x code_size = {n} x {}",
+                codes.len(),
+                pq.code_size()
+            )));
+        }
+        if n > 0 && !pq.is_trained() {
+            return Err(r.err("the index holds codes but its quantizer is not trained"));
+        }
+        pq.check_codes(&codes, "codes").map_err(|e| r.err(e))?;
+        Ok(IndexPQ { pq, metric, codes })
     }
 }

@@ -3,6 +3,7 @@
 use crate::control::Control;
 use crate::distance::{check_finite, nearest2_block, Metric, Nearest2, QUERY_TILE};
 use crate::error::{Error, Result};
+use crate::io::{FileReader, FileWriter};
 use crate::kernels::l2;
 use crate::kernels::pq::{ip_transposed_with, TABLE_STRIDE};
 use rayon::prelude::*;
@@ -407,5 +408,43 @@ impl ProductQuantizer {
             })
             .sum();
         Ok(err / n as f64)
+    }
+
+    /// Add this quantizer's metadata and sections (`pq_centroids`, `pq_bias`) to a file.
+    pub fn write_meta<'a>(&'a self, w: &mut FileWriter<'a>) {
+        w.meta_u64("d", self.d as u64)
+            .meta_u64("M", self.m as u64)
+            .meta_u64("nbits", self.nbits as u64)
+            .meta_u64("pq_trained", self.trained as u64)
+            .section_f32("pq_centroids", &self.centroids)
+            .section_f32("pq_bias", &self.bias);
+    }
+
+    /// Read a quantizer written by [`write_meta`](Self::write_meta), checking every field.
+    pub fn read_meta(r: &FileReader) -> Result<Self> {
+        let d = r.meta_usize("d")?;
+        let m = r.meta_usize("M")?;
+        let nbits = r.meta_usize("nbits")?;
+        let mut pq = ProductQuantizer::new(d, m, nbits).map_err(|e| r.err(e))?;
+        pq.trained = match r.meta_u64("pq_trained")? {
+            0 => false,
+            1 => true,
+            v => return Err(r.err(format!("metadata 'pq_trained' is {v}, not 0 or 1"))),
+        };
+        let c = r.section_f32("pq_centroids")?;
+        let b = r.section_f32("pq_bias")?;
+        if c.len() != pq.centroids.len() || b.len() != pq.bias.len() {
+            return Err(r.err(format!(
+                "PQ sections hold {} centroid and {} bias values, expected {} and {}",
+                c.len(),
+                b.len(),
+                pq.centroids.len(),
+                pq.bias.len()
+            )));
+        }
+        check_finite(&c, pq.dsub, "pq_centroids").map_err(|e| r.err(e))?;
+        pq.centroids.copy_from_slice(&c);
+        pq.set_bias(&b).map_err(|e| r.err(e))?;
+        Ok(pq)
     }
 }

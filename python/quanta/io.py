@@ -1,0 +1,99 @@
+"""Saving and loading indexes: :func:`write_index` and :func:`read_index`.
+
+A quanta index file is a versioned, checksummed binary container (layout documented in the
+Rust module ``quanta_core::io``): a kind tag naming the index type, typed metadata and
+64-byte-aligned array sections. Files are written atomically (temporary file in the same
+directory, fsync, rename), so a crash or an error never leaves a partial file behind.
+``read_index(path, mmap=True)`` memory-maps the file: large arrays are used in place (pages are
+loaded on demand and shared between processes) until the index is modified, which copies them
+into memory; the file itself is never written. Every checksum is verified on load, which reads
+the whole file once, mapped or not.
+
+A truncated, corrupted or foreign file, an unsupported version or an I/O problem raises
+:class:`~quanta.exceptions.FormatError` (an ``OSError``) whose message names the file and the
+problem.
+
+Index classes plug in with :func:`register_index_kind` and a ``_write_index(path)`` method.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, Union
+
+import numpy as np
+
+from . import _core
+from .exceptions import DTypeError, FormatError
+
+__all__ = ["PathLike", "read_index", "read_index_kind", "register_index_kind", "write_index"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+"""A file path: ``str`` or ``pathlib.Path`` (any ``os.PathLike[str]``)."""
+
+IndexReader = Callable[[str, bool], Any]
+"""``reader(path, mmap)`` returning the loaded index."""
+
+_READERS: dict[str, IndexReader] = {}
+
+
+def register_index_kind(kind: str, reader: IndexReader) -> None:
+    """Make :func:`read_index` load files of kind ``kind`` with ``reader(path, mmap)``.
+
+    Each index class registers itself once, at import, under the kind tag its Rust type
+    writes (``"IndexFlat"``, ...). Its instances must have a ``_write_index(path)`` method.
+    Registering a kind again replaces its reader.
+    """
+    if not isinstance(kind, str) or not kind:
+        raise DTypeError(f"kind must be a non-empty str, got {kind!r}")
+    _READERS[kind] = reader
+
+
+def _path(path: Any) -> str:
+    try:
+        p = os.fspath(path)
+    except TypeError:
+        raise DTypeError(f"path must be a str or os.PathLike, got {type(path).__name__}") from None
+    if not isinstance(p, str):
+        raise DTypeError(f"path must be a str or os.PathLike[str], got {type(p).__name__}")
+    return p
+
+
+def read_index_kind(path: PathLike) -> str:
+    """The kind tag of the index file at ``path`` (e.g. ``"IndexFlat"``); reads the header only."""
+    return _core.read_index_kind(_path(path))
+
+
+def write_index(index: Any, path: PathLike) -> None:
+    """Save ``index`` to ``path``, atomically: ``path`` holds the old file or the new one.
+
+    Raises :class:`~quanta.exceptions.FormatError` (an ``OSError``) if it cannot be written,
+    e.g. when the directory does not exist; no partial or temporary file is left behind.
+    """
+    p = _path(path)
+    write = getattr(index, "_write_index", None)
+    if not callable(write):
+        raise DTypeError(f"cannot write a {type(index).__name__}: not a quanta index")
+    write(p)
+
+
+def read_index(path: PathLike, mmap: bool = False) -> Any:
+    """Load the index saved at ``path``, as an instance of the class that wrote it.
+
+    With ``mmap=True`` the index data stays in the (memory-mapped) file until the index is
+    modified; see the module documentation. Raises
+    :class:`~quanta.exceptions.FormatError` for a missing, truncated, corrupted or foreign file.
+    """
+    p = _path(path)
+    if not isinstance(mmap, (bool, np.bool_)):
+        raise DTypeError(f"mmap must be a bool, got {type(mmap).__name__}")
+    kind = _core.read_index_kind(p)
+    reader = _READERS.get(kind)
+    if reader is None:
+        known = ", ".join(sorted(_READERS)) or "none"
+        raise FormatError(
+            f"{p}: holds an index of kind {kind!r}, which this version of quanta cannot read "
+            f"(known kinds: {known})"
+        )
+    return reader(p, bool(mmap))

@@ -1,0 +1,11 @@
+//! File-format helpers shared by every index class (each class has its own `write`/`read`).
+
+use crate::gil::run_released;
+use pyo3::prelude::*;
+use std::path::PathBuf;
+
+/// The kind tag of the index file at `path` (header only), for `quanta.read_index` to dispatch.
+#[pyfunction]
+pub fn read_index_kind(py: Python<'_>, path: PathBuf) -> PyResult<String> {
+    run_released(py, None, |_| quanta_core::io::read_index_kind(&path))
+}
