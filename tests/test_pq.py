@@ -338,3 +338,67 @@ def test_damaged_pq_file_is_a_format_error(tmp_path: Path) -> None:
     path.write_bytes(bytes(flipped))
     with pytest.raises(quanta.FormatError, match=r"checksum|CRC|crc"):
         quanta.read_index(path)
+
+
+# --------------------------------------------------------------------------- OPQ
+
+
+def test_opq_rotation_is_orthonormal_and_lowers_pq_error() -> None:
+    rng = np.random.default_rng(13)
+    z = rng.standard_normal((3000, 4)).astype(np.float32)
+    mix = rng.standard_normal((4, 32)).astype(np.float32) * np.linspace(
+        0.2, 3, 32, dtype=np.float32
+    )
+    x = z @ mix + 0.05 * rng.standard_normal((3000, 32)).astype(np.float32)
+    opq = quanta.OPQMatrix(32, 4, niter=8)
+    with pytest.raises(quanta.NotTrainedError):
+        opq.apply(x)
+    opq.train(x)
+    A = opq.A
+    np.testing.assert_allclose(A @ A.T, np.eye(32), atol=1e-4)
+    assert opq.pq_errors[-1] < opq.pq_errors[0]
+    y = opq.apply(x[:10])
+    np.testing.assert_allclose(y, x[:10] @ A.T, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(opq.reverse_transform(y), x[:10], rtol=1e-3, atol=1e-3)
+    # the rotation makes PQ better than on raw axes on this correlated data
+    raw = quanta.ProductQuantizer(32, 4, 8)
+    raw.train(x)
+    rot = quanta.ProductQuantizer(32, 4, 8)
+    rot.train(opq.apply(x))
+    assert rot.quantization_mse(opq.apply(x)) < raw.quantization_mse(x)
+    # wrapped in an index
+    idx = quanta.IndexPreTransform(opq, quanta.IndexPQ(32, 4))
+    idx.train(x)
+    idx.add(x)
+    _, ids = idx.search(x[:5], 3, mode="adc")
+    assert ids.shape == (5, 3) and idx.ntotal == 3000
+    assert idx.reconstruct(0).shape == (32,)
+    with pytest.raises(quanta.ShapeError):
+        quanta.IndexPreTransform(opq, quanta.IndexPQ(16, 4))
+    with pytest.raises(ValueError, match="d_out"):
+        quanta.OPQMatrix(32, 4, d_out=40)
+    with pytest.raises(ValueError, match="valid M"):
+        quanta.OPQMatrix(32, 5)
+    with pytest.raises(ValueError, match="orthonormal"):
+        opq.A = np.ones((32, 32), np.float32)
+
+
+@pytest.mark.slow
+def test_opq_recall_close_to_faiss_opq(shared_data: Path) -> None:
+    ds = quanta.datasets.load("sift_tiledb10k")
+    gt1 = ds.gt[:, 0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idx = quanta.IndexPreTransform(quanta.OPQMatrix(ds.d, 8, niter=20), quanta.IndexPQ(ds.d, 8))
+        idx.train(ds.base)
+        fo = faiss.OPQMatrix(ds.d, 8)
+        fo.niter = 20
+        ref = faiss.IndexPreTransform(fo, faiss.IndexPQ(ds.d, 8, 8))
+        ref.train(ds.base)
+    idx.add(ds.base)
+    ref.add(ds.base)
+    _, ids = idx.search(ds.queries, 100)
+    _, fids = ref.search(ds.queries, 100)
+    # different random rotations: compare at R=10 and 100, where 500 queries are less noisy
+    for r in (10, 100):
+        assert _recall_at(ids, gt1, r) >= _recall_at(fids, gt1, r) - 0.02, r

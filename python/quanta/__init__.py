@@ -22,6 +22,7 @@ from .exceptions import (
 from .index import IndexFlat, IndexFlatIP, IndexFlatL2
 from .io import read_index, write_index
 from .pq import IndexPQ, ProductQuantizer
+from .transform import IndexPreTransform, OPQMatrix
 
 __version__: str = _core.__version__
 
@@ -32,9 +33,11 @@ __all__ = [
     "IndexFlatIP",
     "IndexFlatL2",
     "IndexPQ",
+    "IndexPreTransform",
     "InvalidArgumentError",
     "KMeans",
     "NotTrainedError",
+    "OPQMatrix",
     "ProductQuantizer",
     "QuantaError",
     "ShapeError",

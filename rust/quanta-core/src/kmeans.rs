@@ -103,6 +103,39 @@ pub fn train(
     weights: Option<&[f32]>,
     ctl: &Control,
 ) -> Result<KMeansResult> {
+    train_impl(x, d, params, weights, None, ctl)
+}
+
+/// Lloyd iterations starting from given centroids (k × d) instead of an initialisation — faiss's
+/// "hot start", used when a codebook is refined (OPQ). `params.init` and `nredo` are ignored.
+pub fn train_from(
+    x: &[f32],
+    d: usize,
+    params: &KMeansParams,
+    initial: &[f32],
+    ctl: &Control,
+) -> Result<KMeansResult> {
+    if initial.len() != params.k * d {
+        return Err(Error::shape(format!(
+            "initial centroids hold {} values, expected k*d = {}*{d}",
+            initial.len(),
+            params.k
+        )));
+    }
+    check_finite(initial, d.max(1), "initial centroids")?;
+    let mut p = params.clone();
+    p.nredo = 1;
+    train_impl(x, d, &p, None, Some(initial), ctl)
+}
+
+fn train_impl(
+    x: &[f32],
+    d: usize,
+    params: &KMeansParams,
+    weights: Option<&[f32]>,
+    initial: Option<&[f32]>,
+    ctl: &Control,
+) -> Result<KMeansResult> {
     let k = params.k;
     if d == 0 {
         return Err(Error::invalid("d must be >= 1"));
@@ -200,9 +233,10 @@ pub fn train(
             .seed
             .wrapping_add(1)
             .wrapping_add((redo as u64).wrapping_mul(15_486_557));
-        let mut centroids = match params.init {
-            Init::Random => init_random(&xs, d, k, seed),
-            Init::KMeansPlusPlus => init_kmeanspp(&xs, &x_norms, ws, d, k, seed, ctl)?,
+        let mut centroids = match (initial, params.init) {
+            (Some(c), _) => c.to_vec(),
+            (None, Init::Random) => init_random(&xs, d, k, seed),
+            (None, Init::KMeansPlusPlus) => init_kmeanspp(&xs, &x_norms, ws, d, k, seed, ctl)?,
         };
         let mut last_obj = f64::INFINITY;
         let mut bounds: Option<Bounds> = None;

@@ -27,6 +27,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<indexes::PyIndexFlat>()?;
     m.add_class::<pq::PyProductQuantizer>()?;
     m.add_class::<pq::PyIndexPQ>()?;
+    m.add_class::<pq::PyOpqMatrix>()?;
     m.add_function(wrap_pyfunction!(io::read_index_kind, m)?)?;
     Ok(())
 }

@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use quanta_core::index::IndexPQ;
 use quanta_core::io::Persist;
 use quanta_core::kmeans::Init;
-use quanta_core::pq::{PqTrainParams, ProductQuantizer, SearchMode};
+use quanta_core::pq::{OpqMatrix, PqTrainParams, ProductQuantizer, SearchMode};
 use quanta_core::Metric;
 use std::path::PathBuf;
 
@@ -37,6 +37,7 @@ fn train_params(niter: i64, seed: u64, init: &str, mppc: i64) -> PyResult<PqTrai
         seed,
         init: Init::parse(init).py()?,
         max_points_per_centroid: mppc as usize,
+        warm_start: false,
     })
 }
 
@@ -390,5 +391,118 @@ impl PyIndexPQ {
 
     fn __len__(&self) -> usize {
         self.inner.ntotal()
+    }
+}
+
+/// Learned orthogonal rotation for PQ (faiss `OPQMatrix`).
+#[pyclass(name = "OPQMatrix", module = "quanta._core")]
+pub struct PyOpqMatrix {
+    inner: OpqMatrix,
+}
+
+#[pymethods]
+impl PyOpqMatrix {
+    #[new]
+    #[pyo3(signature = (d, M, niter=50, d_out=None, niter_pq=4, niter_pq_0=40, max_train_points=65536, seed=123))]
+    #[allow(non_snake_case, clippy::too_many_arguments)]
+    fn new(
+        d: i64,
+        M: i64,
+        niter: i64,
+        d_out: Option<i64>,
+        niter_pq: i64,
+        niter_pq_0: i64,
+        max_train_points: i64,
+        seed: u64,
+    ) -> PyResult<Self> {
+        let mut inner = OpqMatrix::new(
+            nonneg(d, "d")?,
+            nonneg(M, "M")?,
+            d_out.map(|v| nonneg(v, "d_out")).transpose()?,
+        )
+        .py()?;
+        inner.niter = nonneg(niter, "niter")?;
+        inner.niter_pq = nonneg(niter_pq, "niter_pq")?;
+        inner.niter_pq_0 = nonneg(niter_pq_0, "niter_pq_0")?;
+        inner.max_train_points = nonneg(max_train_points, "max_train_points")?.max(1);
+        inner.seed = seed;
+        Ok(PyOpqMatrix { inner })
+    }
+
+    #[getter]
+    fn d_in(&self) -> usize {
+        self.inner.d_in()
+    }
+    #[getter]
+    fn d_out(&self) -> usize {
+        self.inner.d_out()
+    }
+    #[getter(M)]
+    fn m(&self) -> usize {
+        self.inner.m()
+    }
+    #[getter]
+    fn is_trained(&self) -> bool {
+        self.inner.is_trained()
+    }
+
+    /// The rotation `(d_out, d_in)` (a copy; empty before training).
+    #[getter]
+    fn matrix<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let rows = if self.inner.is_trained() {
+            self.inner.d_out()
+        } else {
+            0
+        };
+        matrix_f32(py, self.inner.matrix().to_vec(), rows, self.inner.d_in())
+    }
+
+    /// Set the rotation `(d_out, d_in)` (rows orthonormal).
+    fn set_matrix(&mut self, a: &Bound<'_, PyAny>) -> PyResult<()> {
+        let a = f32_matrix(a, "matrix")?;
+        self.inner.set_matrix(a.as_slice()?).py()
+    }
+
+    /// Learn the rotation; returns the PQ reconstruction MSE after each alternation.
+    #[pyo3(signature = (x, progress=None))]
+    fn train(
+        &mut self,
+        py: Python<'_>,
+        x: &Bound<'_, PyAny>,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<Vec<f64>> {
+        let x = f32_matrix(x, "x")?;
+        check_dim(&x, self.inner.d_in(), "x")?;
+        let xs = x.as_slice()?;
+        let inner = &mut self.inner;
+        run_released(py, progress, |ctl| inner.train(xs, ctl))
+    }
+
+    fn apply<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let x = f32_matrix(x, "x")?;
+        check_dim(&x, self.inner.d_in(), "x")?;
+        let n = x.shape()[0];
+        let xs = x.as_slice()?;
+        let inner = &self.inner;
+        let y = run_released(py, None, |_| inner.apply(xs))?;
+        matrix_f32(py, y, n, inner.d_out())
+    }
+
+    fn reverse<'py>(
+        &self,
+        py: Python<'py>,
+        y: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let y = f32_matrix(y, "y")?;
+        check_dim(&y, self.inner.d_out(), "y")?;
+        let n = y.shape()[0];
+        let ys = y.as_slice()?;
+        let inner = &self.inner;
+        let x = run_released(py, None, |_| inner.reverse(ys))?;
+        matrix_f32(py, x, n, inner.d_in())
     }
 }

@@ -15,9 +15,11 @@
 //! `(m·ksub + j)·dsub`, the same layout as faiss `ProductQuantizer::centroids`.
 
 mod codec;
+mod opq;
 mod train;
 
 pub use codec::{divisors, ProductQuantizer, SearchMode};
+pub use opq::OpqMatrix;
 pub use train::{PqTrainParams, PqTrainReport};
 
 #[cfg(test)]

@@ -24,6 +24,9 @@ pub struct PqTrainParams {
     pub init: Init,
     /// Subsample each sub-space to `ksub · max_points_per_centroid` rows.
     pub max_points_per_centroid: usize,
+    /// Start Lloyd from the current codebooks when already trained (faiss `Train_hot_start`;
+    /// OPQ refines its PQ this way).
+    pub warm_start: bool,
 }
 
 impl Default for PqTrainParams {
@@ -33,6 +36,7 @@ impl Default for PqTrainParams {
             seed: 1234,
             init: Init::Random,
             max_points_per_centroid: 256,
+            warm_start: false,
         }
     }
 }
@@ -54,6 +58,18 @@ impl ProductQuantizer {
         params: &PqTrainParams,
         ctl: &Control,
     ) -> Result<PqTrainReport> {
+        let report = self.train_codebooks(x, params, ctl)?;
+        self.bias = self.error_terms(x, ctl)?;
+        Ok(report)
+    }
+
+    /// The codebooks only (no bias terms): one k-means per sub-space.
+    pub(crate) fn train_codebooks(
+        &mut self,
+        x: &[f32],
+        params: &PqTrainParams,
+        ctl: &Control,
+    ) -> Result<PqTrainReport> {
         let n = crate::index::check_batch(x, self.d, "x")?;
         if n < self.ksub {
             return Err(Error::invalid(format!(
@@ -63,6 +79,7 @@ impl ProductQuantizer {
             )));
         }
         let (d, dsub, ksub) = (self.d, self.dsub, self.ksub);
+        let warm = params.warm_start && self.trained;
         let results: Vec<Result<SubResult>> = (0..self.m)
             .into_par_iter()
             .map(|q| {
@@ -77,7 +94,12 @@ impl ProductQuantizer {
                 kp.seed = params.seed;
                 kp.init = params.init;
                 kp.max_points_per_centroid = params.max_points_per_centroid;
-                let res = kmeans::train(&sub, dsub, &kp, None, ctl)?;
+                let res = if warm {
+                    let c = &self.centroids[q * ksub * dsub..(q + 1) * ksub * dsub];
+                    kmeans::train_from(&sub, dsub, &kp, c, ctl)?
+                } else {
+                    kmeans::train(&sub, dsub, &kp, None, ctl)?
+                };
                 let obj = res.obj.last().copied().unwrap_or(0.0);
                 let warnings = res
                     .warnings
@@ -98,7 +120,6 @@ impl ProductQuantizer {
             }
         }
         self.trained = true;
-        self.bias = self.error_terms(x, ctl)?;
         Ok(report)
     }
 
