@@ -5,6 +5,7 @@
 //! and the `index` types on top. `threads` owns the rayon pool, `control` cancellation/progress.
 #![warn(missing_docs)]
 
+pub mod binary;
 pub mod control;
 pub mod distance;
 pub mod error;

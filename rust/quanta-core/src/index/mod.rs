@@ -1,7 +1,9 @@
 //! Indexes: store vectors or codes + ids and search them. Codecs live elsewhere.
 
+pub mod binary;
 pub mod flat;
 
+pub use binary::IndexBinaryFlat;
 pub use flat::IndexFlat;
 
 use crate::error::{Error, Result};
