@@ -2,6 +2,7 @@
 //! `quanta-core`.
 
 mod arrays;
+mod binary;
 mod clustering;
 mod errors;
 mod gil;
@@ -23,5 +24,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(clustering::kmeans_train, m)?)?;
     m.add_function(wrap_pyfunction!(clustering::assign_nearest, m)?)?;
     m.add_class::<indexes::PyIndexFlat>()?;
+    m.add_class::<binary::PyIndexBinaryFlat>()?;
+    m.add_class::<binary::PyLsh>()?;
+    m.add_class::<binary::PyItq>()?;
+    m.add_function(wrap_pyfunction!(binary::sign_encode, m)?)?;
+    m.add_function(wrap_pyfunction!(binary::unpack_pm1, m)?)?;
     Ok(())
 }

@@ -57,13 +57,19 @@ fn gemm_strided(
 
 /// `A · B` for row-major `A` (m × k) and `B` (k × n).
 pub fn matmul(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
-    assert!(a.len() == m * k && b.len() == k * n, "matmul: shape mismatch");
+    assert!(
+        a.len() == m * k && b.len() == k * n,
+        "matmul: shape mismatch"
+    );
     gemm_strided(m, n, k, a, k as isize, 1, b, n as isize, 1)
 }
 
 /// `Aᵀ · B` for row-major `A` (k × m) and `B` (k × n).
 pub fn matmul_tn(a: &[f64], b: &[f64], k: usize, m: usize, n: usize) -> Vec<f64> {
-    assert!(a.len() == k * m && b.len() == k * n, "matmul_tn: shape mismatch");
+    assert!(
+        a.len() == k * m && b.len() == k * n,
+        "matmul_tn: shape mismatch"
+    );
     gemm_strided(m, n, k, a, 1, m as isize, b, n as isize, 1)
 }
 
@@ -322,7 +328,12 @@ pub fn procrustes(m: &[f64], n: usize) -> Vec<f64> {
     }
     // U's columns: normalized rows of `a`; tiny ones are left zero and completed below
     let norms: Vec<f64> = (0..n)
-        .map(|i| (0..n).map(|k| a[i * n + k] * a[i * n + k]).sum::<f64>().sqrt())
+        .map(|i| {
+            (0..n)
+                .map(|k| a[i * n + k] * a[i * n + k])
+                .sum::<f64>()
+                .sqrt()
+        })
         .collect();
     let smax = norms.iter().cloned().fold(0.0, f64::max);
     // order columns by singular value (descending) so completion touches only the null space
@@ -371,7 +382,9 @@ mod tests {
             let cv = matmul(&c, &vecs, n, n, n);
             for i in 0..n {
                 for j in 0..n {
-                    assert!((cv[i * n + j] - vals[j] * vecs[i * n + j]).abs() < 1e-8 * (1.0 + vals[0]));
+                    assert!(
+                        (cv[i * n + j] - vals[j] * vecs[i * n + j]).abs() < 1e-8 * (1.0 + vals[0])
+                    );
                 }
             }
         }

@@ -66,7 +66,11 @@ pub fn unpack_pm1(codes: &[u8], d: usize) -> Result<Vec<f32>> {
     let mut out = vec![0f32; n * d];
     for (row, code) in out.chunks_exact_mut(d).zip(codes.chunks_exact(cs)) {
         for (j, v) in row.iter_mut().enumerate() {
-            *v = if (code[j >> 3] >> (j & 7)) & 1 == 1 { 1.0 } else { -1.0 };
+            *v = if (code[j >> 3] >> (j & 7)) & 1 == 1 {
+                1.0
+            } else {
+                -1.0
+            };
         }
     }
     Ok(out)
@@ -124,7 +128,10 @@ mod tests {
         let c = sign_encode(&x, 10).unwrap();
         assert_eq!(c, vec![0b1010_1001, 0b0000_0001]);
         let u = unpack_pm1(&c, 10).unwrap();
-        assert_eq!(u, vec![1.0, -1.0, -1.0, 1.0, -1.0, 1.0, -1.0, 1.0, 1.0, -1.0]);
+        assert_eq!(
+            u,
+            vec![1.0, -1.0, -1.0, 1.0, -1.0, 1.0, -1.0, 1.0, 1.0, -1.0]
+        );
         assert!(sign_encode(&[f32::NAN], 1).is_err());
         assert!(unpack_pm1(&[0u8; 3], 9).is_err());
     }

@@ -214,7 +214,11 @@ impl IndexBinaryFlat {
         let total = result_len(nq, k)?;
         let mut dist = Vec::new();
         let mut ids = Vec::new();
-        let oom = || Error::invalid(format!("k={k} is too large: the result for {nq} queries would not fit in memory"));
+        let oom = || {
+            Error::invalid(format!(
+                "k={k} is too large: the result for {nq} queries would not fit in memory"
+            ))
+        };
         dist.try_reserve_exact(total).map_err(|_| oom())?;
         ids.try_reserve_exact(total).map_err(|_| oom())?;
         let n = self.ntotal();
@@ -272,7 +276,12 @@ impl IndexBinaryFlat {
 
     /// Every stored code at Hamming distance `< radius` of each query (faiss semantics: strict),
     /// sorted by (distance, id). `radius == 0` returns nothing.
-    pub fn range_search(&self, queries: &[u8], radius: usize, ctl: &Control) -> Result<RangeResult> {
+    pub fn range_search(
+        &self,
+        queries: &[u8],
+        radius: usize,
+        ctl: &Control,
+    ) -> Result<RangeResult> {
         let nq = self.check_codes(queries, "queries")?;
         let n = self.ntotal();
         let thr = radius.min(self.nbits + 1) as u32;
@@ -519,7 +528,8 @@ mod tests {
                     let (d, i) = idx.search(&qs, k, &Control::new()).unwrap();
                     for q in 0..5 {
                         let want = brute(&codes, idx.ids(), &qs[q * cs..(q + 1) * cs], cs, k);
-                        let got: Vec<(i32, i64)> = (0..k).map(|j| (d[q * k + j], i[q * k + j])).collect();
+                        let got: Vec<(i32, i64)> =
+                            (0..k).map(|j| (d[q * k + j], i[q * k + j])).collect();
                         assert_eq!(got, want, "nbits={nbits} n={n} k={k}");
                     }
                 }
@@ -527,8 +537,13 @@ mod tests {
                 assert_eq!(rr.lims.len(), 6);
                 for q in 0..5 {
                     let all = brute(&codes, idx.ids(), &qs[q * cs..(q + 1) * cs], cs, n);
-                    let want: Vec<(i32, i64)> = all.into_iter().filter(|&(d, _)| d < (nbits / 3) as i32).collect();
-                    let got: Vec<(i32, i64)> = (rr.lims[q]..rr.lims[q + 1]).map(|j| (rr.dist[j], rr.ids[j])).collect();
+                    let want: Vec<(i32, i64)> = all
+                        .into_iter()
+                        .filter(|&(d, _)| d < (nbits / 3) as i32)
+                        .collect();
+                    let got: Vec<(i32, i64)> = (rr.lims[q]..rr.lims[q + 1])
+                        .map(|j| (rr.dist[j], rr.ids[j]))
+                        .collect();
                     assert_eq!(got, want);
                 }
             }
@@ -558,7 +573,8 @@ mod tests {
         assert!(idx.add_with_ids(&codes[..cs], &[-1]).is_err());
         assert!(idx.add(&codes[..cs - 1]).is_err());
         assert!(IndexBinaryFlat::new(12).is_err());
-        let back = IndexBinaryFlat::from_parts(64, idx.codes().to_vec(), idx.ids().to_vec()).unwrap();
+        let back =
+            IndexBinaryFlat::from_parts(64, idx.codes().to_vec(), idx.ids().to_vec()).unwrap();
         assert_eq!(back.ids(), idx.ids());
     }
 }
