@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import os as _os
 
-from . import _core, datasets
+from . import _core, datasets, metrics
 from ._validation import as_int
+from .binary import ITQ, LSH, IndexBinaryFlat, SignEncoder, pack_bits, unpack_bits
 from .clustering import KMeans
 from .exceptions import (
     DTypeError,
@@ -26,22 +27,29 @@ __version__: str = _core.__version__
 __all__ = [
     "DTypeError",
     "FormatError",
+    "ITQ",
+    "IndexBinaryFlat",
     "IndexFlat",
     "IndexFlatIP",
     "IndexFlatL2",
     "InvalidArgumentError",
     "KMeans",
+    "LSH",
     "NotTrainedError",
     "QuantaError",
     "ShapeError",
+    "SignEncoder",
     "SimdUnavailableError",
     "__version__",
     "available_simd_levels",
     "datasets",
     "get_num_threads",
+    "metrics",
+    "pack_bits",
     "set_num_threads",
     "set_simd_level",
     "simd_level",
+    "unpack_bits",
 ]
 
 
