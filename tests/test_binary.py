@@ -31,12 +31,12 @@ def brute_knn(q: np.ndarray, b: np.ndarray, k: int, ids: np.ndarray | None = Non
     ids = np.arange(b.shape[0]) if ids is None else ids
     nq = q.shape[0]
     D = np.full((nq, k), PAD, dtype=np.int32)
-    I = np.full((nq, k), -1, dtype=np.int64)
+    Ires = np.full((nq, k), -1, dtype=np.int64)
     for i in range(nq):
         order = np.lexsort((ids, dist[i]))[:k]  # (distance, id)
         D[i, : order.size] = dist[i, order]
-        I[i, : order.size] = ids[order]
-    return D, I
+        Ires[i, : order.size] = ids[order]
+    return D, Ires
 
 
 def tie_codes(rng: np.random.Generator, n: int, cs: int, variety: int) -> np.ndarray:
@@ -68,10 +68,10 @@ def test_search_matches_numpy_brute_force(case: tuple) -> None:
     Dref, Iref = brute_knn(xq, xb, k)
     for level in quanta.available_simd_levels():
         with simd_level(level):
-            D, I = index.search(xq, k)
-        assert D.dtype == np.int32 and I.dtype == np.int64 and D.shape == (nq, k)
+            D, Ires = index.search(xq, k)
+        assert D.dtype == np.int32 and Ires.dtype == np.int64 and D.shape == (nq, k)
         np.testing.assert_array_equal(D, Dref, err_msg=level)
-        np.testing.assert_array_equal(I, Iref, err_msg=level)
+        np.testing.assert_array_equal(Ires, Iref, err_msg=level)
 
 
 @given(case=search_cases(), radius=st.integers(0, 300))
@@ -82,14 +82,14 @@ def test_range_search_matches_numpy(case: tuple, radius: int) -> None:
     xb, xq = tie_codes(rng, n, cs, variety), tie_codes(rng, nq, cs, variety)
     index = quanta.IndexBinaryFlat(nbits)
     index.add(xb)
-    lims, D, I = index.range_search(xq, radius)
-    assert lims.dtype == np.int64 and D.dtype == np.int32 and I.dtype == np.int64
-    assert lims.shape == (nq + 1,) and lims[0] == 0 and lims[-1] == I.size == D.size
+    lims, D, Ires = index.range_search(xq, radius)
+    assert lims.dtype == np.int64 and D.dtype == np.int32 and Ires.dtype == np.int64
+    assert lims.shape == (nq + 1,) and lims[0] == 0 and lims[-1] == Ires.size == D.size
     dist = hamming_matrix(xq, xb)
     for i in range(nq):
         sel = np.flatnonzero(dist[i] < radius)  # faiss: strictly below the radius
         order = np.lexsort((sel, dist[i, sel]))
-        np.testing.assert_array_equal(I[lims[i] : lims[i + 1]], sel[order])
+        np.testing.assert_array_equal(Ires[lims[i] : lims[i + 1]], sel[order])
         np.testing.assert_array_equal(D[lims[i] : lims[i + 1]], dist[i, sel[order]])
 
 
@@ -106,23 +106,23 @@ def test_block_and_thread_boundaries() -> None:
             old = quanta.get_num_threads()
             quanta.set_num_threads(threads)
             try:
-                D, I = index.search(xq, 50)
+                D, Ires = index.search(xq, 50)
             finally:
                 quanta.set_num_threads(old)
             np.testing.assert_array_equal(D, Dref)
-            np.testing.assert_array_equal(I, Iref)
+            np.testing.assert_array_equal(Ires, Iref)
 
 
 def test_padding_and_empty() -> None:
     index = quanta.IndexBinaryFlat(16)
-    D, I = index.search(np.zeros((2, 2), np.uint8), 3)
-    assert (D == PAD).all() and (I == -1).all()
+    D, Ires = index.search(np.zeros((2, 2), np.uint8), 3)
+    assert (D == PAD).all() and (Ires == -1).all()
     index.add(np.array([[1, 0], [3, 0]], np.uint8))
-    D, I = index.search(np.array([1, 0], np.uint8), 4)  # 1-D query = one query
+    D, Ires = index.search(np.array([1, 0], np.uint8), 4)  # 1-D query = one query
     np.testing.assert_array_equal(D, [[0, 1, PAD, PAD]])
-    np.testing.assert_array_equal(I, [[0, 1, -1, -1]])
-    lims, D, I = index.range_search(np.zeros((0, 2), np.uint8), 3)
-    assert lims.tolist() == [0] and D.size == I.size == 0
+    np.testing.assert_array_equal(Ires, [[0, 1, -1, -1]])
+    lims, D, Ires = index.range_search(np.zeros((0, 2), np.uint8), 3)
+    assert lims.tolist() == [0] and D.size == Ires.size == 0
     assert index.range_search(np.array([[1, 0]], np.uint8), 0)[0].tolist() == [0, 0]
 
 
@@ -139,18 +139,18 @@ def test_ids_add_with_ids_remove_reset() -> None:
     keep = (ids != 0) & (ids != 105)
     np.testing.assert_array_equal(index.ids, ids[keep])
     np.testing.assert_array_equal(index.reconstruct_n(), xb[keep])
-    D, I = index.search(xb[:5], 7)
+    D, Ires = index.search(xb[:5], 7)
     Dref, Iref = brute_knn(xb[:5], xb[keep], 7, ids[keep])
     np.testing.assert_array_equal(D, Dref)
-    np.testing.assert_array_equal(I, Iref)
+    np.testing.assert_array_equal(Ires, Iref)
     # unsorted ids: ties still go to the lower id
     perm = rng.permutation(xb.shape[0]).astype(np.int64)
     j = quanta.IndexBinaryFlat(64)
     j.add_with_ids(tie_codes(rng, 50, 8, 2), perm)
     q = tie_codes(rng, 4, 8, 2)
-    D, I = j.search(q, 10)
+    D, Ires = j.search(q, 10)
     Dref, Iref = brute_knn(q, j.reconstruct_n(), 10, perm)
-    np.testing.assert_array_equal(I, Iref)
+    np.testing.assert_array_equal(Ires, Iref)
     index.reset()
     assert index.ntotal == 0 and len(index) == 0
     index.add(xb[:1])
@@ -357,8 +357,9 @@ def _assert_codes_match(codes: np.ndarray, bits: np.ndarray, margin: np.ndarray)
 def test_lsh_matches_numpy_reference(projection: str, center: bool, thresholds: bool) -> None:
     rng = np.random.default_rng(3)
     x = (rng.standard_normal((500, 20)) + 2.0).astype(np.float32)
-    lsh = quanta.LSH(20, 16, seed=9, projection=projection, center=center,
-                     train_thresholds=thresholds)
+    lsh = quanta.LSH(
+        20, 16, seed=9, projection=projection, center=center, train_thresholds=thresholds
+    )
     assert lsh.is_trained == (not center and not thresholds)
     if not lsh.is_trained:
         with pytest.raises(quanta.NotTrainedError):
@@ -378,11 +379,13 @@ def test_lsh_matches_numpy_reference(projection: str, center: bool, thresholds: 
     if not center:
         np.testing.assert_array_equal(lsh.mean, 0)
     # same seed, same codes; another seed, other codes
-    again = quanta.LSH(20, 16, seed=9, projection=projection, center=center,
-                       train_thresholds=thresholds).train(x)
+    again = quanta.LSH(
+        20, 16, seed=9, projection=projection, center=center, train_thresholds=thresholds
+    ).train(x)
     np.testing.assert_array_equal(again.encode(x), codes)
-    other = quanta.LSH(20, 16, seed=10, projection=projection, center=center,
-                       train_thresholds=thresholds).train(x)
+    other = quanta.LSH(
+        20, 16, seed=10, projection=projection, center=center, train_thresholds=thresholds
+    ).train(x)
     assert not np.array_equal(other.encode(x), codes)
 
 
@@ -498,30 +501,30 @@ def test_index_binary_flat_vs_faiss(faiss: Any) -> None:
         index.add(xb)
         for k in (1, 10, 100, 3005):
             Dref, Iref = ref.search(xq, k)
-            D, I = index.search(xq, k)
-            assert D.dtype == Dref.dtype and I.dtype == Iref.dtype
-            assert_knn_equivalent(D, I, Dref, Iref)
+            D, Ires = index.search(xq, k)
+            assert D.dtype == Dref.dtype and Ires.dtype == Iref.dtype
+            assert_knn_equivalent(D, Ires, Dref, Iref)
         radius = nbits // 3
         lims_f, Df, If = ref.range_search(xq, radius)
-        lims, D, I = index.range_search(xq, radius)
+        lims, D, Ires = index.range_search(xq, radius)
         np.testing.assert_array_equal(lims, lims_f.astype(np.int64))
         for i in range(xq.shape[0]):
             a, b = slice(lims[i], lims[i + 1]), slice(lims_f[i], lims_f[i + 1])
-            assert sorted(zip(D[a], I[a])) == sorted(zip(Df[b].astype(np.int32), If[b]))
+            assert sorted(zip(D[a], Ires[a])) == sorted(zip(Df[b].astype(np.int32), If[b]))
 
 
 def _one_recall(codes_b: np.ndarray, codes_q: np.ndarray, gt: np.ndarray, r: int) -> float:
     index = quanta.IndexBinaryFlat(8 * codes_b.shape[1])
     index.add(codes_b)
-    _, I = index.search(codes_q, r)
-    return quanta.metrics.recall_at(I, gt, r)
+    _, Ires = index.search(codes_q, r)
+    return quanta.metrics.recall_at(Ires, gt, r)
 
 
 def _faiss_recall(faiss: Any, index: Any, ds: Any, r: int) -> float:
     index.train(ds.base)
     index.add(ds.base)
-    _, I = index.search(ds.queries, r)
-    return quanta.metrics.recall_at(I, ds.gt, r)
+    _, Ires = index.search(ds.queries, r)
+    return quanta.metrics.recall_at(Ires, ds.gt, r)
 
 
 @pytest.mark.parametrize("nbits", [32, 64])

@@ -68,9 +68,7 @@ def test_average_precision_hand_computed() -> None:
     # q2 (label 2): rel 1 0 0 0 0 → 1
     ap = metrics.average_precision(ids, ql, DB_LABELS)
     np.testing.assert_allclose(ap, [ap0, ap1, 1.0])
-    assert metrics.mean_average_precision(ids, ql, DB_LABELS) == pytest.approx(
-        (ap0 + ap1 + 1) / 3
-    )
+    assert metrics.mean_average_precision(ids, ql, DB_LABELS) == pytest.approx((ap0 + ap1 + 1) / 3)
     # @K=2: q0 rel 1 0 → 1; q1 rel 0 1 → (1/2)/1; q2 → 1
     np.testing.assert_allclose(metrics.average_precision(ids, ql, DB_LABELS, 2), [1, 0.5, 1])
     # IR normalization: divide by min(K, relevant in the database) (label 0: 3 items, 2: 1)
@@ -101,7 +99,9 @@ def test_multi_hot_labels() -> None:
 
 def test_rank_by_distance_ties_to_lower_id() -> None:
     dist = np.array([[3, 1, 1, 0, 3], [2, 2, 2, 2, 2]])
-    np.testing.assert_array_equal(metrics.rank_by_distance(dist), [[3, 1, 2, 0, 4], [0, 1, 2, 3, 4]])
+    np.testing.assert_array_equal(
+        metrics.rank_by_distance(dist), [[3, 1, 2, 0, 4], [0, 1, 2, 3, 4]]
+    )
     np.testing.assert_array_equal(metrics.rank_by_distance(dist, 2), [[3, 1], [0, 1]])
 
 
@@ -112,7 +112,9 @@ def test_rank_by_distance_ties_to_lower_id() -> None:
     k=st.integers(1, 60),
     seed=st.integers(0, 2**32 - 1),
 )
-def test_map_of_hamming_ranking_matches_numpy(n: int, nq: int, nbits: int, k: int, seed: int) -> None:
+def test_map_of_hamming_ranking_matches_numpy(
+    n: int, nq: int, nbits: int, k: int, seed: int
+) -> None:
     """IndexBinaryFlat ranking + mean_average_precision = a direct numpy implementation over a
     stable (distance, id) sort, the convention fixed by §7.3."""
     rng = np.random.default_rng(seed)

@@ -25,16 +25,16 @@ from .index import IndexFlat, IndexFlatIP, IndexFlatL2
 __version__: str = _core.__version__
 
 __all__ = [
+    "ITQ",
+    "LSH",
     "DTypeError",
     "FormatError",
-    "ITQ",
     "IndexBinaryFlat",
     "IndexFlat",
     "IndexFlatIP",
     "IndexFlatL2",
     "InvalidArgumentError",
     "KMeans",
-    "LSH",
     "NotTrainedError",
     "QuantaError",
     "ShapeError",

@@ -100,7 +100,7 @@ def as_codes(
     allow_1d: bool = False,
     allow_empty: bool = False,
 ) -> npt.NDArray[np.uint8]:
-    """Packed binary codes: exactly ``uint8``, 2-D ``(n, code_size)`` (1-D = one query if allowed)."""
+    """Packed binary codes: exactly ``uint8``, 2-D ``(n, code_size)`` (a 1-D query if allowed)."""
     a = _to_numpy(x, name)
     if a.dtype != np.uint8:
         raise DTypeError(

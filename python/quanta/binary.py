@@ -34,10 +34,10 @@ RangeSearchResult = tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDAr
 
 
 def _nbits(nbits: Any) -> int:
-    nbits = positive_int(nbits, "nbits")
-    if nbits % 8 != 0:
-        raise InvalidArgumentError(f"nbits must be a multiple of 8, got {nbits}")
-    return nbits
+    n = positive_int(nbits, "nbits")
+    if n % 8 != 0:
+        raise InvalidArgumentError(f"nbits must be a multiple of 8, got {n}")
+    return n
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,14 +170,17 @@ class LSH:
     def d(self) -> int:
         """Input dimension."""
         return int(self._lsh.d)
+
     @property
     def nbits(self) -> int:
         """Bits per code."""
         return int(self._lsh.nbits)
+
     @property
     def projection(self) -> str:
         """Projection kind used."""
         return str(self._lsh.projection)
+
     @property
     def is_trained(self) -> bool:
         """Whether encode may be called."""
@@ -238,14 +241,17 @@ class ITQ:
     def d(self) -> int:
         """Input dimension."""
         return int(self._itq.d)
+
     @property
     def nbits(self) -> int:
         """Bits per code."""
         return int(self._itq.nbits)
+
     @property
     def niter(self) -> int:
         """Iterations."""
         return int(self._itq.niter)
+
     @property
     def is_trained(self) -> bool:
         """Whether encode may be called."""
@@ -311,10 +317,12 @@ class IndexBinaryFlat:
     def nbits(self) -> int:
         """Bits per code."""
         return int(self._index.nbits)
+
     @property
     def code_size(self) -> int:
         """Bytes per code."""
         return int(self._index.code_size)
+
     @property
     def ntotal(self) -> int:
         """Number of stored codes."""

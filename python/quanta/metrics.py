@@ -67,21 +67,21 @@ def recall_at(ids: Any, gt: Any, r: int, n: int = 1) -> float:
     ``n=1`` (default) is 1-recall@R: the fraction of queries whose true nearest neighbour
     ``gt[q, 0]`` is among the first ``r`` results. ``n=r`` is the intersection recall k-recall@k.
     """
-    I = _ids(ids)
-    G = _ids(gt, "gt")
-    if I.shape[0] != G.shape[0]:
-        raise ShapeError(f"ids has {I.shape[0]} queries but gt has {G.shape[0]}")
-    r = as_int(r, "r", 1, I.shape[1])
-    n = as_int(n, "n", 1, min(r, G.shape[1]))
-    if I.shape[0] == 0:
+    ranked = _ids(ids)
+    truth = _ids(gt, "gt")
+    if ranked.shape[0] != truth.shape[0]:
+        raise ShapeError(f"ids has {ranked.shape[0]} queries but gt has {truth.shape[0]}")
+    r = as_int(r, "r", 1, int(ranked.shape[1]))
+    n = as_int(n, "n", 1, min(r, truth.shape[1]))
+    if ranked.shape[0] == 0:
         raise ShapeError("ids is empty (0 queries)")
-    top = I[:, :r]
+    top = ranked[:, :r]
     hits = 0
-    for q in range(I.shape[0]):
-        g = G[q, :n]
+    for q in range(ranked.shape[0]):
+        g = truth[q, :n]
         g = g[g >= 0]
         hits += int(np.isin(top[q][top[q] >= 0], g).sum())
-    return hits / (n * I.shape[0])
+    return float(hits) / float(n * int(ranked.shape[0]))
 
 
 def relevance(ids: Any, query_labels: Any, db_labels: Any) -> npt.NDArray[np.bool_]:
@@ -90,7 +90,7 @@ def relevance(ids: Any, query_labels: Any, db_labels: Any) -> npt.NDArray[np.boo
     Labels are 1-D integers (one class per item) or 2-D multi-hot ``(n, C)`` (relevant = at least
     one common label). Padding ids (``-1``) are never relevant.
     """
-    I = _ids(ids)
+    ranked = _ids(ids)
     ql = _to_numpy(query_labels, "query_labels")
     dl = _to_numpy(db_labels, "db_labels")
     if ql.ndim != dl.ndim or ql.ndim not in (1, 2):
@@ -98,16 +98,16 @@ def relevance(ids: Any, query_labels: Any, db_labels: Any) -> npt.NDArray[np.boo
             f"query_labels and db_labels must both be 1-D (classes) or 2-D (multi-hot), got "
             f"shapes {ql.shape} and {dl.shape}"
         )
-    if ql.shape[0] != I.shape[0]:
-        raise ShapeError(f"query_labels has {ql.shape[0]} rows, ids has {I.shape[0]} queries")
+    if ql.shape[0] != ranked.shape[0]:
+        raise ShapeError(f"query_labels has {ql.shape[0]} rows, ids has {ranked.shape[0]} queries")
     if ql.ndim == 2 and ql.shape[1] != dl.shape[1]:
         raise ShapeError(f"multi-hot labels differ in width: {ql.shape[1]} vs {dl.shape[1]}")
-    valid = I >= 0
-    if valid.any() and int(I[valid].max()) >= dl.shape[0]:
+    valid = ranked >= 0
+    if valid.any() and int(ranked[valid].max()) >= dl.shape[0]:
         raise InvalidArgumentError(
-            f"ids holds {int(I[valid].max())}, outside db_labels (length {dl.shape[0]})"
+            f"ids holds {int(ranked[valid].max())}, outside db_labels (length {dl.shape[0]})"
         )
-    safe = np.where(valid, I, 0)
+    safe = np.where(valid, ranked, 0)
     if ql.ndim == 1:
         rel = dl[safe] == ql[:, None]
     else:

@@ -126,7 +126,8 @@ fn project_out(a: &[f64], rows: usize, cols: usize, j: usize, col: &mut [f64], s
         }
     }
     let norm = col.iter().map(|v| v * v).sum::<f64>().sqrt();
-    if !(norm > 1e-10 * scale.max(f64::MIN_POSITIVE)) {
+    // written so that a NaN norm also counts as degenerate
+    if norm.is_nan() || norm <= 1e-10 * scale.max(f64::MIN_POSITIVE) {
         return false;
     }
     col.iter_mut().for_each(|c| *c /= norm);

@@ -25,6 +25,9 @@ const QUERY_BATCH: usize = 1024;
 /// Bytes of codes per cache block (half of a typical 64 KiB L2 slice per query batch).
 const BLOCK_BYTES: usize = 32 * 1024;
 
+/// (distance, id) pairs of one query.
+type Candidates = Vec<(u32, i64)>;
+
 /// (distances nq×k, ids nq×k), faiss layout.
 pub type BinarySearchResult = (Vec<i32>, Vec<i64>);
 
@@ -299,7 +302,7 @@ impl IndexBinaryFlat {
             let q1 = (q0 + QUERY_BATCH).min(nq);
             let qs = &queries[q0 * cs..q1 * cs];
             let nqb = q1 - q0;
-            let parts: Vec<Result<Vec<Vec<(u32, i64)>>>> = (0..nchunks)
+            let parts: Vec<Result<Vec<Candidates>>> = (0..nchunks)
                 .into_par_iter()
                 .map(|c| {
                     let lo = c * chunk;

@@ -8,8 +8,8 @@ use std::arch::x86_64::*;
 #[target_feature(enable = "avx2,popcnt")]
 unsafe fn pc_bytes(v: __m256i) -> __m256i {
     let lut = _mm256_setr_epi8(
-        0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3,
-        4,
+        0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3,
+        3, 4,
     );
     let low = _mm256_set1_epi8(0x0f);
     let lo = _mm256_and_si256(v, low);
@@ -65,7 +65,8 @@ pub unsafe fn hamming(a: &[u8], b: &[u8]) -> u32 {
     _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, acc);
     let mut s = (lanes[0] + lanes[1] + lanes[2] + lanes[3]) as u32;
     while i + 8 <= n {
-        let x = (pa.add(i) as *const u64).read_unaligned() ^ (pb.add(i) as *const u64).read_unaligned();
+        let x =
+            (pa.add(i) as *const u64).read_unaligned() ^ (pb.add(i) as *const u64).read_unaligned();
         s += _popcnt64(x as i64) as u32;
         i += 8;
     }
@@ -102,7 +103,8 @@ pub unsafe fn hamming_many(q: &[u8], codes: &[u8], out: &mut [u32]) {
                 let s0 = sad(pc_bytes(_mm256_xor_si256(ld(pc.add(j * 16)), qv)));
                 let s1 = sad(pc_bytes(_mm256_xor_si256(ld(pc.add(j * 16 + 32)), qv)));
                 // s0 = [c0a, c0b | c1a, c1b], s1 = [c2a, c2b | c3a, c3b] -> [c0, c2 | c1, c3]
-                let t = _mm256_add_epi64(_mm256_unpacklo_epi64(s0, s1), _mm256_unpackhi_epi64(s0, s1));
+                let t =
+                    _mm256_add_epi64(_mm256_unpacklo_epi64(s0, s1), _mm256_unpackhi_epi64(s0, s1));
                 store4(po.add(j), _mm256_permute4x64_epi64::<0b11_01_10_00>(t));
                 j += 4;
             }

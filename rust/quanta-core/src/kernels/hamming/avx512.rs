@@ -105,7 +105,11 @@ pub unsafe fn find_below_u32(v: &[u32], start: usize, thr: u32) -> usize {
     }
     if j < n {
         let mask: __mmask16 = ((1u32 << (n - j)) - 1) as u16;
-        let m = _mm512_mask_cmplt_epu32_mask(mask, _mm512_maskz_loadu_epi32(mask, p.add(j) as *const i32), t);
+        let m = _mm512_mask_cmplt_epu32_mask(
+            mask,
+            _mm512_maskz_loadu_epi32(mask, p.add(j) as *const i32),
+            t,
+        );
         if m != 0 {
             return j + m.trailing_zeros() as usize;
         }
