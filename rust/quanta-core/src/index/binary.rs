@@ -201,12 +201,56 @@ impl IndexBinaryFlat {
         self.ids_sorted = true;
     }
 
-    /// Row chunk for parallel scans: fixed multiples of the cache block, ~4 per thread.
-    fn chunk_rows(&self) -> usize {
+    /// Work split for one query batch: `(query groups, base chunk rows)`.
+    ///
+    /// Many queries: split the queries (every task scans the whole base with its own group, so
+    /// each per-query collector sees all codes and its threshold tightens early). Few queries:
+    /// split the base into fixed multiples of the cache block, ~4 per thread. Results are exact
+    /// either way, so they do not depend on the split.
+    fn grid(&self, nq: usize) -> (usize, usize) {
         let n = self.ntotal().max(1);
-        let block = block_rows(self.code_size);
         let threads = crate::threads::num_threads().max(1);
-        n.div_ceil(threads * 4).max(1).div_ceil(block) * block
+        if threads == 1 {
+            return (1, n);
+        }
+        if nq >= 8 * threads {
+            return ((2 * threads).min(nq), n);
+        }
+        let block = block_rows(self.code_size);
+        (1, n.div_ceil(threads * 4).max(1).div_ceil(block) * block)
+    }
+
+    /// Run `scan` over the (query group × base chunk) grid in parallel; returns, per task, the
+    /// first query of its group and the sink's per-query output.
+    fn scan_grid<S: Sink + Send, T: Send>(
+        &self,
+        qs: &[u8],
+        ctl: &Control,
+        make: impl Fn(usize) -> S + Sync,
+        finish: impl Fn(S) -> Vec<T> + Sync,
+    ) -> Result<Vec<(usize, Vec<T>)>> {
+        let cs = self.code_size;
+        let nq = qs.len() / cs;
+        let n = self.ntotal();
+        let (gq, chunk) = self.grid(nq);
+        let qchunk = nq.div_ceil(gq).max(1);
+        let nchunks = n.div_ceil(chunk.max(1));
+        let lvl = level();
+        let tasks: Vec<(usize, usize)> = (0..nq.div_ceil(qchunk))
+            .flat_map(|a| (0..nchunks).map(move |c| (a, c)))
+            .collect();
+        tasks
+            .into_par_iter()
+            .map(|(a, c)| {
+                let (qa, qb) = (a * qchunk, ((a + 1) * qchunk).min(nq));
+                let lo = c * chunk;
+                let hi = (lo + chunk).min(n);
+                let mut sink = make(qb - qa);
+                self.scan(lvl, &qs[qa * cs..qb * cs], lo, hi, ctl, &mut sink)?;
+                ctl.advance(1);
+                Ok((qa, finish(sink)))
+            })
+            .collect()
     }
 
     /// k nearest codes of each query (Hamming), ties to the lower id, padded with
@@ -226,35 +270,26 @@ impl IndexBinaryFlat {
         ids.try_reserve_exact(total).map_err(|_| oom())?;
         let n = self.ntotal();
         let kk = k.min(n.max(1));
-        let chunk = self.chunk_rows();
-        let nchunks = n.div_ceil(chunk);
-        ctl.set_total((nq.div_ceil(QUERY_BATCH) * nchunks) as u64);
-        let lvl = level();
         let cs = self.code_size;
+        ctl.set_total(nq.div_ceil(QUERY_BATCH) as u64);
         for q0 in (0..nq).step_by(QUERY_BATCH) {
             let q1 = (q0 + QUERY_BATCH).min(nq);
-            let qs = &queries[q0 * cs..q1 * cs];
             let nqb = q1 - q0;
-            let parts: Vec<Result<Vec<Collector>>> = (0..nchunks)
-                .into_par_iter()
-                .map(|c| {
-                    let lo = c * chunk;
-                    let hi = (lo + chunk).min(n);
-                    let mut sink = KnnSink {
-                        cols: (0..nqb)
-                            .map(|_| Collector::new(kk, self.ids_sorted))
-                            .collect(),
-                        hist: vec![0u32; self.nbits + 2],
-                    };
-                    self.scan(lvl, qs, lo, hi, ctl, &mut sink)?;
-                    ctl.advance(1);
-                    Ok(sink.cols)
-                })
-                .collect();
-            let mut merged: Vec<Vec<(u32, i64)>> = vec![Vec::new(); nqb];
-            for p in parts {
-                for (m, c) in merged.iter_mut().zip(p?) {
-                    m.extend(c.items);
+            let parts = self.scan_grid(
+                &queries[q0 * cs..q1 * cs],
+                ctl,
+                |m| KnnSink {
+                    cols: (0..m)
+                        .map(|_| Collector::new(kk, self.ids_sorted))
+                        .collect(),
+                    hist: vec![0u32; self.nbits + 2],
+                },
+                |sink| sink.cols.into_iter().map(|c| c.items).collect(),
+            )?;
+            let mut merged: Vec<Candidates> = vec![Vec::new(); nqb];
+            for (qa, cols) in parts {
+                for (m, c) in merged[qa..].iter_mut().zip(cols) {
+                    m.extend(c);
                 }
             }
             for m in merged.iter_mut() {
@@ -286,13 +321,9 @@ impl IndexBinaryFlat {
         ctl: &Control,
     ) -> Result<RangeResult> {
         let nq = self.check_codes(queries, "queries")?;
-        let n = self.ntotal();
         let thr = radius.min(self.nbits + 1) as u32;
-        let chunk = self.chunk_rows();
-        let nchunks = n.div_ceil(chunk);
-        ctl.set_total((nq.div_ceil(QUERY_BATCH) * nchunks) as u64);
-        let lvl = level();
         let cs = self.code_size;
+        ctl.set_total(nq.div_ceil(QUERY_BATCH) as u64);
         let mut out = RangeResult {
             lims: vec![0],
             dist: Vec::new(),
@@ -300,25 +331,19 @@ impl IndexBinaryFlat {
         };
         for q0 in (0..nq).step_by(QUERY_BATCH) {
             let q1 = (q0 + QUERY_BATCH).min(nq);
-            let qs = &queries[q0 * cs..q1 * cs];
             let nqb = q1 - q0;
-            let parts: Vec<Result<Vec<Candidates>>> = (0..nchunks)
-                .into_par_iter()
-                .map(|c| {
-                    let lo = c * chunk;
-                    let hi = (lo + chunk).min(n);
-                    let mut sink = RangeSink {
-                        thr,
-                        res: vec![Vec::new(); nqb],
-                    };
-                    self.scan(lvl, qs, lo, hi, ctl, &mut sink)?;
-                    ctl.advance(1);
-                    Ok(sink.res)
-                })
-                .collect();
-            let mut merged: Vec<Vec<(u32, i64)>> = vec![Vec::new(); nqb];
-            for p in parts {
-                for (m, r) in merged.iter_mut().zip(p?) {
+            let parts = self.scan_grid(
+                &queries[q0 * cs..q1 * cs],
+                ctl,
+                |m| RangeSink {
+                    thr,
+                    res: vec![Vec::new(); m],
+                },
+                |sink| sink.res,
+            )?;
+            let mut merged: Vec<Candidates> = vec![Vec::new(); nqb];
+            for (qa, res) in parts {
+                for (m, r) in merged[qa..].iter_mut().zip(res) {
                     m.extend(r);
                 }
             }

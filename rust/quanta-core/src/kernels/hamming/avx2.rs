@@ -45,25 +45,55 @@ unsafe fn store4(p: *mut u32, v: __m256i) {
     _mm_storeu_si128(p as *mut __m128i, _mm256_castsi256_si128(packed));
 }
 
+#[inline]
+#[target_feature(enable = "avx2,popcnt")]
+unsafe fn ld(p: *const u8) -> __m256i {
+    _mm256_loadu_si256(p as *const __m256i)
+}
+
+/// Per-u64-lane partial sums of one 64-byte code XOR the query halves `qa`, `qb`. Per-byte
+/// counts of the two halves add up to <= 16: no overflow before `vpsadbw`.
+#[inline]
+#[target_feature(enable = "avx2,popcnt")]
+unsafe fn pc64(p: *const u8, qa: __m256i, qb: __m256i) -> __m256i {
+    sad(_mm256_add_epi8(
+        pc_bytes(_mm256_xor_si256(ld(p), qa)),
+        pc_bytes(_mm256_xor_si256(ld(p.add(32)), qb)),
+    ))
+}
+
+/// `cs < 8` bytes at `p`, zero-extended to a little-endian u64.
+#[inline]
+unsafe fn short_word(p: *const u8, cs: usize) -> u64 {
+    let mut w = 0u64;
+    for b in 0..cs {
+        w |= (*p.add(b) as u64) << (8 * b);
+    }
+    w
+}
+
 /// # Safety
 /// The CPU must support AVX2 and POPCNT; `a.len() == b.len()`.
 #[target_feature(enable = "avx2,popcnt")]
 pub unsafe fn hamming(a: &[u8], b: &[u8]) -> u32 {
     let n = a.len();
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    let mut acc = _mm256_setzero_si256();
     let mut i = 0;
-    while i + 32 <= n {
-        let x = _mm256_xor_si256(
-            _mm256_loadu_si256(pa.add(i) as *const __m256i),
-            _mm256_loadu_si256(pb.add(i) as *const __m256i),
-        );
-        acc = _mm256_add_epi64(acc, sad(pc_bytes(x)));
-        i += 32;
+    let mut s = 0u32;
+    if n >= 32 {
+        let mut acc = _mm256_setzero_si256();
+        while i + 32 <= n {
+            let x = _mm256_xor_si256(
+                _mm256_loadu_si256(pa.add(i) as *const __m256i),
+                _mm256_loadu_si256(pb.add(i) as *const __m256i),
+            );
+            acc = _mm256_add_epi64(acc, sad(pc_bytes(x)));
+            i += 32;
+        }
+        let mut lanes = [0u64; 4];
+        _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, acc);
+        s = (lanes[0] + lanes[1] + lanes[2] + lanes[3]) as u32;
     }
-    let mut lanes = [0u64; 4];
-    _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, acc);
-    let mut s = (lanes[0] + lanes[1] + lanes[2] + lanes[3]) as u32;
     while i + 8 <= n {
         let x =
             (pa.add(i) as *const u64).read_unaligned() ^ (pb.add(i) as *const u64).read_unaligned();
@@ -85,7 +115,6 @@ pub unsafe fn hamming_many(q: &[u8], codes: &[u8], out: &mut [u32]) {
     let n = out.len();
     let pc = codes.as_ptr();
     let po = out.as_mut_ptr();
-    let ld = |p: *const u8| _mm256_loadu_si256(p as *const __m256i);
     let mut j = 0;
     match cs {
         8 => {
@@ -105,7 +134,10 @@ pub unsafe fn hamming_many(q: &[u8], codes: &[u8], out: &mut [u32]) {
                 // s0 = [c0a, c0b | c1a, c1b], s1 = [c2a, c2b | c3a, c3b] -> [c0, c2 | c1, c3]
                 let t =
                     _mm256_add_epi64(_mm256_unpacklo_epi64(s0, s1), _mm256_unpackhi_epi64(s0, s1));
-                store4(po.add(j), _mm256_permute4x64_epi64::<0b11_01_10_00>(t));
+                // low halves of the u64 lanes, in code order: 32-bit lanes 0, 4, 2, 6
+                let packed =
+                    _mm256_permutevar8x32_epi32(t, _mm256_setr_epi32(0, 4, 2, 6, 0, 4, 2, 6));
+                _mm_storeu_si128(po.add(j) as *mut __m128i, _mm256_castsi256_si128(packed));
                 j += 4;
             }
         }
@@ -123,20 +155,26 @@ pub unsafe fn hamming_many(q: &[u8], codes: &[u8], out: &mut [u32]) {
         }
         64 => {
             let (qa, qb) = (ld(q.as_ptr()), ld(q.as_ptr().add(32)));
-            // per-byte counts of the two halves add up to <= 16: no overflow before vpsadbw
-            let one = |p: *const u8| {
-                sad(_mm256_add_epi8(
-                    pc_bytes(_mm256_xor_si256(ld(p), qa)),
-                    pc_bytes(_mm256_xor_si256(ld(p.add(32)), qb)),
-                ))
-            };
             while j + 4 <= n {
                 let p = pc.add(j * 64);
                 store4(
                     po.add(j),
-                    sum4(one(p), one(p.add(64)), one(p.add(128)), one(p.add(192))),
+                    sum4(
+                        pc64(p, qa, qb),
+                        pc64(p.add(64), qa, qb),
+                        pc64(p.add(128), qa, qb),
+                        pc64(p.add(192), qa, qb),
+                    ),
                 );
                 j += 4;
+            }
+        }
+        1..=7 => {
+            // short codes: one zero-extended u64 per code
+            let qw = short_word(q.as_ptr(), cs);
+            while j < n {
+                *po.add(j) = _popcnt64((short_word(pc.add(j * cs), cs) ^ qw) as i64) as u32;
+                j += 1;
             }
         }
         _ => {}
