@@ -120,7 +120,7 @@ def to_markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         f"- quanta {quanta.__version__}, SIMD `{quanta.simd_level()}`, "
         f"{quanta.get_num_threads()} threads, numpy {np.__version__}, "
         f"Python {platform.python_version()}",
-        f"- command: `python -m quanta.experiments.binary {' '.join(args.argv)}`".rstrip(),
+        "- command: `" + " ".join(["python -m quanta.experiments.binary", *args.argv]) + "`",
         f"- database = 60k train split, queries = first {args.queries} of the 10k test split; "
         "every encoder trained on the database; Hamming ranking by `IndexBinaryFlat` "
         "(ties to the lower id, deterministic)",

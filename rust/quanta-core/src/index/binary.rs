@@ -247,7 +247,6 @@ impl IndexBinaryFlat {
                 let hi = (lo + chunk).min(n);
                 let mut sink = make(qb - qa);
                 self.scan(lvl, &qs[qa * cs..qb * cs], lo, hi, ctl, &mut sink)?;
-                ctl.advance(1);
                 Ok((qa, finish(sink)))
             })
             .collect()
@@ -286,6 +285,7 @@ impl IndexBinaryFlat {
                 },
                 |sink| sink.cols.into_iter().map(|c| c.items).collect(),
             )?;
+            ctl.advance(1);
             let mut merged: Vec<Candidates> = vec![Vec::new(); nqb];
             for (qa, cols) in parts {
                 for (m, c) in merged[qa..].iter_mut().zip(cols) {
@@ -341,6 +341,7 @@ impl IndexBinaryFlat {
                 },
                 |sink| sink.res,
             )?;
+            ctl.advance(1);
             let mut merged: Vec<Candidates> = vec![Vec::new(); nqb];
             for (qa, res) in parts {
                 for (m, r) in merged[qa..].iter_mut().zip(res) {
