@@ -1,9 +1,11 @@
 #!/usr/bin/env python
 """quanta vs faiss-cpu, same data, same process, fixed thread counts.
 
-Runs k-means and exact (flat L2) search with both libraries at each thread count, prints a
-Markdown table of quanta/faiss ratios and writes it to ``<out>/compare_faiss.md`` with the raw
-numbers in ``<out>/compare_faiss.json`` (default ``benches/results``).
+Runs k-means, exact (flat L2) search and binary (Hamming, ``IndexBinaryFlat``) search with both
+libraries at each thread count, prints a Markdown table of quanta/faiss ratios and writes it to
+``<out>/compare_faiss.md`` with the raw numbers in ``<out>/compare_faiss.json`` (default
+``benches/results``); with ``--only NAME`` the files are ``compare_faiss_NAME.{md,json}``, so a
+partial run never overwrites the full report.
 
 Timing: ``time.perf_counter``, one warm-up call per library and thread count (for k-means a
 1-iteration run on the same data), then the best (min) of R repetitions, faiss and quanta
@@ -15,6 +17,7 @@ Usage::
     .venv/bin/python benches/compare_faiss.py                # full run (~10 min on 2 cores)
     .venv/bin/python benches/compare_faiss.py --quick        # smoke test (smaller sizes)
     .venv/bin/python benches/compare_faiss.py --only flat --threads 1
+    .venv/bin/python benches/compare_faiss.py --only binary      # Hamming search only
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import quanta
 KMEANS_TIME_TARGET = 0.8  # quanta time / faiss time <= this
 KMEANS_OBJ_TARGET = 1.01  # quanta objective / faiss objective <= this
 FLAT_QPS_TARGET = 1.0  # quanta QPS / faiss QPS >= this
+BINARY_TARGET = 1.5  # quanta codes/s / faiss codes/s >= this (IndexBinaryFlat, k=10)
 TIE_RTOL = 1e-4  # ids that differ are a tie when their exact distances agree within this
 
 
@@ -497,6 +501,103 @@ def bench_flat(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------------------------
+# binary (Hamming) search
+
+
+def read_bandwidth_gbs(mib: int = 512, reps: int = 3) -> float:
+    """Single-thread memory read bandwidth (GB/s): numpy sum over a buffer far larger than cache."""
+    a = np.ones(mib * (1 << 20) // 8, dtype=np.uint64)
+    a.sum()
+    best = min(_timed(a.sum) for _ in range(reps))
+    return a.nbytes / best / 1e9
+
+
+def _timed(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def run_binary_case(
+    nbits: int,
+    base: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    threads: list[int],
+    reps: int,
+    bandwidth_gbs: float,
+) -> list[dict[str, Any]]:
+    nb, cs = base.shape
+    nq = queries.shape[0]
+    fi = faiss.IndexBinaryFlat(nbits)
+    fi.add(base)
+    qi = quanta.IndexBinaryFlat(nbits)
+    qi.add(base)
+    rows = []
+    for nt in threads:
+        set_threads(nt)
+        print(f"  binary: nb={nb} nbits={nbits} nq={nq} k={k} threads={nt} ...", flush=True)
+        best, all_t, last = best_of(
+            {"faiss": lambda: fi.search(queries, k), "quanta": lambda: qi.search(queries, k)},
+            reps,
+        )
+        df, i_f = last["faiss"]
+        dq, iq = last["quanta"]
+        scanned = nb * nq
+        out: dict[str, Any] = {
+            "case": "binary_flat",
+            "dataset": "uniform-random",
+            "nb": nb,
+            "nbits": nbits,
+            "nq": nq,
+            "k": k,
+            "threads": nt,
+            "reps": reps,
+            "faiss_s": best["faiss"],
+            "quanta_s": best["quanta"],
+            "faiss_timing": all_t["faiss"],
+            "quanta_timing": all_t["quanta"],
+            "faiss_codes_per_s": scanned / best["faiss"],
+            "quanta_codes_per_s": scanned / best["quanta"],
+            # bytes of codes compared per second (each query reads every code once)
+            "quanta_scan_gbs": scanned * cs / best["quanta"] / 1e9,
+            "faiss_scan_gbs": scanned * cs / best["faiss"] / 1e9,
+            "read_bandwidth_gbs": bandwidth_gbs,
+            "same_distances": bool(np.array_equal(dq, df)),
+            "identical_ids": float(np.mean(iq == i_f)),
+        }
+        out["ratio"] = out["quanta_codes_per_s"] / out["faiss_codes_per_s"]
+        out["ok"] = out["ratio"] >= BINARY_TARGET
+        # where ids differ the distances must be equal (a tie cut by k)
+        out["genuine_mismatches"] = int(((iq != i_f) & (dq != df)).sum())
+        print(
+            f"    faiss {out['faiss_codes_per_s'] / 1e9:.3f} G codes/s, quanta "
+            f"{out['quanta_codes_per_s'] / 1e9:.3f} G codes/s, ratio {out['ratio']:.2f}; "
+            f"scan {out['quanta_scan_gbs']:.1f} GB/s vs DRAM read {bandwidth_gbs:.1f} GB/s; "
+            f"same distances {out['same_distances']}; {load_note(out)}",
+            flush=True,
+        )
+        rows.append(out)
+    return rows
+
+
+def bench_binary(args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    nb = 200_000 if args.quick else 1_000_000
+    bw = read_bandwidth_gbs(128 if args.quick else 512)
+    print(f"  single-thread read bandwidth (numpy sum): {bw:.1f} GB/s", flush=True)
+    rng = np.random.default_rng(0)
+    for nbits in (64, 128, 256, 512):
+        base = rng.integers(0, 256, size=(nb, nbits // 8), dtype=np.uint8)
+        queries = rng.integers(0, 256, size=(1000, nbits // 8), dtype=np.uint8)
+        for nq in (100, 1000):
+            q = np.ascontiguousarray(queries[:nq])
+            rows += run_binary_case(nbits, base, q, 10, args.threads, args.reps, bw)
+        del base
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
 # report
 
 
@@ -523,7 +624,13 @@ def header(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def to_markdown(meta: dict[str, Any], km: list[dict[str, Any]], fl: list[dict[str, Any]]) -> str:
+def to_markdown(
+    meta: dict[str, Any],
+    km: list[dict[str, Any]],
+    fl: list[dict[str, Any]],
+    bn: list[dict[str, Any]] | None = None,
+) -> str:
+    bn = bn or []
     lines = ["# quanta vs faiss-cpu", ""]
     lines += [
         f"- quanta {meta['quanta_version']}, SIMD level `{meta['quanta_simd_level']}` "
@@ -593,8 +700,34 @@ def to_markdown(meta: dict[str, Any], km: list[dict[str, Any]], fl: list[dict[st
             f"faiss {worst_f:.2e}."
         )
         lines.append("")
-    worst, where = max_foreign(km + fl)
-    noisy = sum(1 for r in km + fl if not row_clean(r))
+    if bn:
+        lines += [
+            "## IndexBinaryFlat search (Hamming, k=10, uniform random codes)",
+            "",
+            f"Target: codes/s ratio quanta/faiss >= {BINARY_TARGET}. codes/s = nb × nq / time. "
+            "*scan GB/s* = code bytes compared per second (nb × nq × code size / time); quanta "
+            "compares a cache-sized block of codes with every query of a batch, so DRAM traffic "
+            "is nb × code size per 1024 queries and the scan rate can exceed the single-thread "
+            f"DRAM read bandwidth ({bn[0]['read_bandwidth_gbs']:.1f} GB/s, numpy sum over "
+            "512 MiB). "
+            "*same D*: identical distance matrices; *genuine*: slots whose ids differ at different "
+            "distances (0 = identical up to ties).",
+            "",
+            "| nbits | nb | nq | thr | faiss G codes/s | quanta G codes/s | q/f | "
+            "faiss scan GB/s | quanta scan GB/s | same D | genuine |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+        ]
+        for r in bn:
+            lines.append(
+                f"| {r['nbits']} | {r['nb']} | {r['nq']} | {r['threads']}{mark(r)} | "
+                f"{r['faiss_codes_per_s'] / 1e9:.3f} | {r['quanta_codes_per_s'] / 1e9:.3f} | "
+                f"**{r['ratio']:.2f}** {fmt_ok(r['ok'])} | {r['faiss_scan_gbs']:.1f} | "
+                f"{r['quanta_scan_gbs']:.1f} | {'yes' if r['same_distances'] else 'NO'} | "
+                f"{r['genuine_mismatches']} |"
+            )
+        lines.append("")
+    worst, where = max_foreign(km + fl + bn)
+    noisy = sum(1 for r in km + fl + bn if not row_clean(r))
     lines.append(
         f"Interference check (other processes' CPU use, from /proc/stat, during each best run): "
         f"highest {worst:.2f} cores" + (f" ({where})" if where else "") + f"; {noisy} row(s) "
@@ -618,7 +751,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="smaller sizes (smoke test)")
     p.add_argument("--threads", type=parse_threads, default=[1, 2], help="e.g. 1,2")
-    p.add_argument("--only", choices=["kmeans", "flat"], help="run one case family")
+    p.add_argument("--only", choices=["kmeans", "flat", "binary"], help="run one case family")
     p.add_argument(
         "--out", type=Path, default=Path(__file__).resolve().parent / "results", help="output dir"
     )
@@ -654,19 +787,21 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     km = bench_kmeans(args) if args.only in (None, "kmeans") else []
     fl = bench_flat(args) if args.only in (None, "flat") else []
+    bn = bench_binary(args) if args.only in (None, "binary") else []
     meta["total_s"] = time.perf_counter() - t0
     meta["dirty_runs"] = GUARD.dirty_runs
     meta["retried_runs"] = GUARD.retried_runs
     meta["waited_s"] = GUARD.waited_s
 
-    md = to_markdown(meta, km, fl)
+    md = to_markdown(meta, km, fl, bn)
     print()
     print(md)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "compare_faiss.md").write_text(md)
-    with open(args.out / "compare_faiss.json", "w") as f:
-        json.dump({"meta": meta, "kmeans": km, "flat": fl}, f, indent=2)
-    print(f"wrote {args.out / 'compare_faiss.md'} and {args.out / 'compare_faiss.json'}")
+    stem = "compare_faiss" if args.only is None else f"compare_faiss_{args.only}"
+    (args.out / f"{stem}.md").write_text(md)
+    with open(args.out / f"{stem}.json", "w") as f:
+        json.dump({"meta": meta, "kmeans": km, "flat": fl, "binary": bn}, f, indent=2)
+    print(f"wrote {args.out / f'{stem}.md'} and {args.out / f'{stem}.json'}")
     print(f"total {meta['total_s']:.1f} s")
     return 0
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import os as _os
 
-from . import _core, datasets, io
+from . import _core, datasets, io, metrics
 from ._validation import as_int
+from .binary import ITQ, LSH, IndexBinaryFlat, SignEncoder, pack_bits, unpack_bits
 from .clustering import KMeans
 from .exceptions import (
     DTypeError,
@@ -27,8 +28,11 @@ from .transform import IndexPreTransform, OPQMatrix
 __version__: str = _core.__version__
 
 __all__ = [
+    "ITQ",
+    "LSH",
     "DTypeError",
     "FormatError",
+    "IndexBinaryFlat",
     "IndexFlat",
     "IndexFlatIP",
     "IndexFlatL2",
@@ -41,16 +45,20 @@ __all__ = [
     "ProductQuantizer",
     "QuantaError",
     "ShapeError",
+    "SignEncoder",
     "SimdUnavailableError",
     "__version__",
     "available_simd_levels",
     "datasets",
     "get_num_threads",
     "io",
+    "metrics",
+    "pack_bits",
     "read_index",
     "set_num_threads",
     "set_simd_level",
     "simd_level",
+    "unpack_bits",
     "write_index",
 ]
 

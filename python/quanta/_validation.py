@@ -20,7 +20,14 @@ import numpy.typing as npt
 
 from .exceptions import DTypeError, InvalidArgumentError, ShapeError
 
-__all__ = ["as_float_matrix", "as_float_vector", "as_ids", "as_int", "positive_int"]
+__all__ = [
+    "as_codes",
+    "as_float_matrix",
+    "as_float_vector",
+    "as_ids",
+    "as_int",
+    "positive_int",
+]
 
 
 def _to_numpy(x: Any, name: str) -> np.ndarray[Any, Any]:
@@ -82,6 +89,35 @@ def as_ids(x: Any, name: str = "ids") -> npt.NDArray[np.int64]:
         raise DTypeError(f"{name} must be int64, got dtype {a.dtype}")
     if a.ndim != 1:
         raise ShapeError(f"{name} must be 1-D, got shape {a.shape}")
+    return np.ascontiguousarray(a)
+
+
+def as_codes(
+    x: Any,
+    name: str,
+    code_size: int | None = None,
+    *,
+    allow_1d: bool = False,
+    allow_empty: bool = False,
+) -> npt.NDArray[np.uint8]:
+    """Packed binary codes: exactly ``uint8``, 2-D ``(n, code_size)`` (a 1-D query if allowed)."""
+    a = _to_numpy(x, name)
+    if a.dtype != np.uint8:
+        raise DTypeError(
+            f"{name} must be uint8 packed codes, got dtype {a.dtype} "
+            "(use quanta.pack_bits to pack bool/±1 values)"
+        )
+    if a.ndim == 1 and allow_1d:
+        a = a.reshape(1, -1)
+    if a.ndim != 2:
+        raise ShapeError(f"{name} must be a 2-D array (n, code_size), got shape {a.shape}")
+    if code_size is not None and a.shape[1] != code_size:
+        raise ShapeError(
+            f"{name} has {a.shape[1]} bytes per code, expected code_size={code_size} "
+            f"(nbits={8 * code_size})"
+        )
+    if a.shape[0] == 0 and not allow_empty:
+        raise ShapeError(f"{name} is empty (0 rows)")
     return np.ascontiguousarray(a)
 
 

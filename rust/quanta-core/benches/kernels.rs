@@ -16,7 +16,7 @@ use criterion::{
 };
 use quanta_core::control::Control;
 use quanta_core::distance::{self, Metric};
-use quanta_core::kernels::{l2, pq};
+use quanta_core::kernels::{hamming, l2, pq};
 use quanta_core::kmeans::{self, KMeansParams};
 use quanta_core::rng::Rng;
 use quanta_core::topk::TopK;
@@ -275,9 +275,35 @@ fn bench_kmeans(c: &mut Criterion) {
     g.finish();
 }
 
+/// Hamming distances of one query to 4096 codes (throughput: code bytes compared).
+fn bench_hamming_many(c: &mut Criterion) {
+    let mut g = fast(c, "hamming_many");
+    let mut rng = Rng::new(7);
+    for nbits in [64usize, 128, 256, 512, 200] {
+        let cs = nbits / 8;
+        let n = 4096;
+        let codes: Vec<u8> = (0..n * cs).map(|_| rng.next_u64() as u8).collect();
+        let q: Vec<u8> = (0..cs).map(|_| rng.next_u64() as u8).collect();
+        let mut out = vec![0u32; n];
+        g.throughput(Throughput::Bytes((n * cs) as u64));
+        for lvl in levels() {
+            g.bench_function(
+                BenchmarkId::new(lvl.name(), format!("nbits={nbits}")),
+                |bch| {
+                    bch.iter(|| {
+                        hamming::hamming_many_with(lvl, black_box(&q), black_box(&codes), &mut out)
+                    })
+                },
+            );
+        }
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
     bench_pq_adc,
+    bench_hamming_many,
     bench_l2sqr_ip,
     bench_argmin_shifted,
     bench_find_below,

@@ -6,6 +6,7 @@
 //! `io` the versioned file format every index is saved in.
 #![warn(missing_docs)]
 
+pub mod binary;
 pub mod control;
 pub mod distance;
 pub mod error;

@@ -140,3 +140,92 @@ fn gemm_tile_matches_scalar_tile() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Hamming kernels: integer results, bit-exact against the scalar twin.
+
+use quanta_core::kernels::hamming;
+
+fn hamming_levels() -> Vec<SimdLevel> {
+    let lv = levels();
+    for &l in &lv {
+        let eff = hamming::effective_level(l);
+        if eff != l {
+            eprintln!(
+                "SKIPPED: hamming kernel at level {} runs as {} (missing VPOPCNTDQ/POPCNT)",
+                l.name(),
+                eff.name()
+            );
+        }
+    }
+    lv
+}
+
+fn bytes(n: usize, r: &mut Rng) -> Vec<u8> {
+    (0..n).map(|_| r.next_u64() as u8).collect()
+}
+
+#[test]
+fn hamming_pair_matches_scalar_all_tails() {
+    let mut r = Rng::new(21);
+    for lvl in hamming_levels() {
+        for n in lengths().chain([511, 512, 513]) {
+            let a = bytes(n, &mut r);
+            let b = bytes(n, &mut r);
+            assert_eq!(
+                hamming::scalar::hamming(&a, &b),
+                hamming::hamming_with(lvl, &a, &b),
+                "{lvl:?} n={n}"
+            );
+            // extremes: all bits differ / none
+            let c: Vec<u8> = a.iter().map(|x| !x).collect();
+            assert_eq!(hamming::hamming_with(lvl, &a, &c), 8 * n as u32);
+            assert_eq!(hamming::hamming_with(lvl, &a, &a), 0);
+        }
+    }
+}
+
+#[test]
+fn hamming_many_matches_scalar_every_width_and_count() {
+    let mut r = Rng::new(22);
+    for lvl in hamming_levels() {
+        // every code size 0..=67 bytes (tails) plus the specialised 8/16/32/64 and wide ones
+        for cs in (0..=67).chain([96, 128, 256]) {
+            // code counts around every unroll (4 / 8 codes per vector) boundary
+            for n in [0usize, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 33, 100] {
+                let q = bytes(cs, &mut r);
+                let codes = bytes(cs * n, &mut r);
+                let mut want = vec![0u32; n];
+                let mut got = vec![u32::MAX; n];
+                hamming::scalar::hamming_many(&q, &codes, &mut want);
+                hamming::hamming_many_with(lvl, &q, &codes, &mut got);
+                assert_eq!(want, got, "{lvl:?} code_size={cs} n={n}");
+                for (j, c) in codes.chunks_exact(cs.max(1)).enumerate().take(n) {
+                    if cs > 0 {
+                        assert_eq!(want[j], hamming::scalar::hamming(&q, c));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn find_below_u32_matches_scalar() {
+    let mut r = Rng::new(23);
+    for lvl in hamming_levels() {
+        for n in lengths() {
+            let v: Vec<u32> = (0..n).map(|_| r.below(40) as u32).collect();
+            for start in [0, 1, 7, 8, 9, 16, n / 2, n] {
+                for thr in [0u32, 1, 5, 20, 39, 40, u32::MAX] {
+                    let start = start.min(n);
+                    assert_eq!(
+                        hamming::scalar::find_below_u32(&v, start, thr),
+                        hamming::find_below_u32_with(lvl, &v, start, thr),
+                        "{lvl:?} n={n} start={start} thr={thr}"
+                    );
+                }
+            }
+        }
+    }
+}

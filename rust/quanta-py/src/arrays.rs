@@ -149,3 +149,50 @@ pub fn tensor3_f32(
 ) -> PyResult<Bound<'_, PyArray3<f32>>> {
     PyArray1::from_vec(py, v).reshape([a, b, c])
 }
+
+/// A C-contiguous int64 vector (ids; exact dtype).
+pub fn i64_vector<'py>(obj: &Bound<'py, PyAny>, arg: &str) -> PyResult<PyReadonlyArray1<'py, i64>> {
+    let arr = obj.downcast::<PyArray1<i64>>().map_err(|_| {
+        new_err(
+            Kind::DType,
+            format!(
+                "{arg} must be a 1-D int64 numpy array, got {}",
+                describe(obj)
+            ),
+        )
+    })?;
+    let ro = arr.try_readonly()?;
+    if !ro.is_c_contiguous() {
+        return Err(new_err(Kind::Shape, format!("{arg} must be C-contiguous")));
+    }
+    Ok(ro)
+}
+
+/// Check the byte width of a code matrix.
+pub fn check_code_size(
+    arr: &PyReadonlyArray2<'_, u8>,
+    code_size: usize,
+    arg: &str,
+) -> PyResult<()> {
+    let got = arr.shape()[1];
+    if got != code_size {
+        return Err(new_err(
+            Kind::Shape,
+            format!(
+                "{arg} has {got} bytes per code, expected {code_size} (nbits={})",
+                code_size * 8
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A (rows × cols) int32 array from a flat vector.
+pub fn matrix_i32(
+    py: Python<'_>,
+    v: Vec<i32>,
+    rows: usize,
+    cols: usize,
+) -> PyResult<Bound<'_, PyArray2<i32>>> {
+    PyArray1::from_vec(py, v).reshape([rows, cols])
+}

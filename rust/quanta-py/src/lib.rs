@@ -2,6 +2,7 @@
 //! `quanta-core`.
 
 mod arrays;
+mod binary;
 mod clustering;
 mod errors;
 mod gil;
@@ -29,5 +30,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<pq::PyIndexPQ>()?;
     m.add_class::<pq::PyOpqMatrix>()?;
     m.add_function(wrap_pyfunction!(io::read_index_kind, m)?)?;
+    m.add_class::<binary::PyIndexBinaryFlat>()?;
+    m.add_class::<binary::PyLsh>()?;
+    m.add_class::<binary::PyItq>()?;
+    m.add_function(wrap_pyfunction!(binary::sign_encode, m)?)?;
+    m.add_function(wrap_pyfunction!(binary::unpack_pm1, m)?)?;
     Ok(())
 }

@@ -1,8 +1,10 @@
 //! Indexes: store vectors or codes + ids and search them. Codecs live elsewhere.
 
+pub mod binary;
 pub mod flat;
 pub mod pq;
 
+pub use binary::IndexBinaryFlat;
 pub use flat::{IndexFlat, SearchResult};
 pub use pq::IndexPQ;
 

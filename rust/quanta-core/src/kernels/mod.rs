@@ -1,4 +1,5 @@
 //! SIMD kernels. Each family has a scalar twin (the spec) and per-arch files.
 
+pub mod hamming;
 pub mod l2;
 pub mod pq;

@@ -1,0 +1,1 @@
+"""Reproducible experiments: ``python -m quanta.experiments.<name>`` writes ``results/``."""
