@@ -40,6 +40,9 @@ KMEANS_TIME_TARGET = 0.8  # quanta time / faiss time <= this
 KMEANS_OBJ_TARGET = 1.01  # quanta objective / faiss objective <= this
 FLAT_QPS_TARGET = 1.0  # quanta QPS / faiss QPS >= this
 BINARY_TARGET = 1.5  # quanta codes/s / faiss codes/s >= this (IndexBinaryFlat, k=10)
+PQ_SCAN_TARGET = 1.5  # quanta codes/s / faiss codes/s >= this (IndexPQ ADC, nbits=8, k=10)
+PQ_ENCODE_TARGET = 1.0  # quanta vectors/s / faiss vectors/s >= this
+PQ_TRAIN_TARGET = 1.0  # quanta training time / faiss training time <= this
 TIE_RTOL = 1e-4  # ids that differ are a tie when their exact distances agree within this
 
 
@@ -598,6 +601,185 @@ def bench_binary(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------------------------
+# product quantization
+
+
+def _faiss_pq_index(d: int, m: int, centroids: np.ndarray, codes: np.ndarray) -> Any:
+    """A faiss IndexPQ holding the given codebooks and codes (identical data on both sides)."""
+    fi = faiss.IndexPQ(d, m, 8)
+    faiss.copy_array_to_vector(centroids.ravel(), fi.pq.centroids)
+    fi.is_trained = True
+    fi.add_sa_codes(codes)
+    return fi
+
+
+def run_pq_scan_case(
+    label: str,
+    d: int,
+    m: int,
+    centroids: np.ndarray,
+    codes: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    threads: list[int],
+    reps: int,
+) -> list[dict[str, Any]]:
+    nb = codes.shape[0]
+    nq = queries.shape[0]
+    fi = _faiss_pq_index(d, m, centroids, codes)
+    qi = quanta.IndexPQ.from_pq(quanta.ProductQuantizer.from_centroids(centroids))
+    qi.add_codes(codes)
+    rows = []
+    for nt in threads:
+        set_threads(nt)
+        print(f"  pq adc {label}: nb={nb} PQ{m}x8 nq={nq} k={k} threads={nt} ...", flush=True)
+        best, all_t, last = best_of(
+            {"faiss": lambda: fi.search(queries, k), "quanta": lambda: qi.search(queries, k)},
+            reps,
+        )
+        df, i_f = last["faiss"]
+        dq, iq = last["quanta"]
+        scanned = nb * nq
+        out: dict[str, Any] = {
+            "case": "pq_adc",
+            "dataset": label,
+            "nb": nb,
+            "d": d,
+            "M": m,
+            "nq": nq,
+            "k": k,
+            "threads": nt,
+            "reps": reps,
+            "faiss_s": best["faiss"],
+            "quanta_s": best["quanta"],
+            "faiss_timing": all_t["faiss"],
+            "quanta_timing": all_t["quanta"],
+            "faiss_codes_per_s": scanned / best["faiss"],
+            "quanta_codes_per_s": scanned / best["quanta"],
+            # table lookups per second per thread: the scan's bound is L1 load throughput
+            "quanta_lookups_per_s_per_thread": scanned * m / best["quanta"] / nt,
+            "identical_ids": float(np.mean(iq == i_f)),
+            "max_rel_dist_diff": float(np.max(np.abs(dq - df) / np.maximum(np.abs(df), 1e-30))),
+        }
+        out["ratio"] = out["quanta_codes_per_s"] / out["faiss_codes_per_s"]
+        out["ok"] = out["ratio"] >= PQ_SCAN_TARGET
+        print(
+            f"    faiss {out['faiss_codes_per_s'] / 1e6:.0f} M codes/s, quanta "
+            f"{out['quanta_codes_per_s'] / 1e6:.0f} M codes/s, ratio {out['ratio']:.2f}; "
+            f"{out['quanta_lookups_per_s_per_thread'] / 1e9:.2f} G lookups/s/thread; "
+            f"same ids {out['identical_ids']:.4f}; {load_note(out)}",
+            flush=True,
+        )
+        rows.append(out)
+    return rows
+
+
+def run_pq_encode_train(
+    x_train: np.ndarray, x_enc: np.ndarray, m: int, threads: list[int], reps: int
+) -> list[dict[str, Any]]:
+    d = x_train.shape[1]
+    rows = []
+    for nt in threads:
+        set_threads(nt)
+        print(f"  pq train/encode: n_train={len(x_train)} n={len(x_enc)} PQ{m}x8 threads={nt}")
+        fpq = faiss.ProductQuantizer(d, m, 8)
+        qpq = quanta.ProductQuantizer(d, m, 8)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tbest, _, _ = best_of(
+                {
+                    "faiss": lambda f=fpq: f.train(x_train),  # type: ignore[misc]
+                    "quanta": lambda q=qpq: q.train(x_train),  # type: ignore[misc]
+                },
+                1,
+                warmups={"none": lambda: None},
+            )
+        cent = faiss.vector_to_array(fpq.centroids).reshape(m, 256, d // m)
+        q2 = quanta.ProductQuantizer.from_centroids(cent)
+        ebest, eall, last = best_of(
+            {
+                "faiss": lambda f=fpq: f.compute_codes(x_enc),  # type: ignore[misc]
+                "quanta": lambda q=q2: q.encode(x_enc),  # type: ignore[misc]
+            },
+            reps,
+        )
+        same = float(np.mean(last["faiss"] == last["quanta"]))
+        out = {
+            "case": "pq_encode_train",
+            "dataset": "gaussian",
+            "n_train": len(x_train),
+            "n": len(x_enc),
+            "d": d,
+            "M": m,
+            "threads": nt,
+            "faiss_train_s": tbest["faiss"],
+            "quanta_train_s": tbest["quanta"],
+            "train_ratio": tbest["quanta"] / tbest["faiss"],
+            "faiss_timing": eall["faiss"],
+            "quanta_timing": eall["quanta"],
+            "faiss_encode_per_s": len(x_enc) / ebest["faiss"],
+            "quanta_encode_per_s": len(x_enc) / ebest["quanta"],
+            "same_codes": same,
+            "faiss_train_mse": float(
+                ((x_train - fpq.decode(fpq.compute_codes(x_train))) ** 2).sum(1).mean()
+            ),
+            "quanta_train_mse": qpq.quantization_mse(x_train),
+        }
+        out["encode_ratio"] = out["quanta_encode_per_s"] / out["faiss_encode_per_s"]
+        out["encode_ok"] = out["encode_ratio"] >= PQ_ENCODE_TARGET
+        out["train_ok"] = out["train_ratio"] <= PQ_TRAIN_TARGET
+        print(
+            f"    train faiss {out['faiss_train_s']:.2f}s quanta {out['quanta_train_s']:.2f}s "
+            f"(ratio {out['train_ratio']:.2f}); encode faiss "
+            f"{out['faiss_encode_per_s'] / 1e6:.2f} M/s quanta "
+            f"{out['quanta_encode_per_s'] / 1e6:.2f} M/s (ratio {out['encode_ratio']:.2f}); "
+            f"same codes {same:.4f}",
+            flush=True,
+        )
+        rows.append(out)
+    return rows
+
+
+def bench_pq(args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    nb = 200_000 if args.quick else 1_000_000
+    d, k = 128, 10
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((nb, d), dtype=np.float32)
+    queries = rng.standard_normal((1000, d), dtype=np.float32)
+    train = base[: 20_000 if args.quick else 65_536]
+    for m in (8, 16, 32):
+        rows += run_pq_encode_train(train, base[:100_000], m, args.threads, args.reps)
+        fpq = faiss.ProductQuantizer(d, m, 8)
+        fpq.cp.niter = 10
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fpq.train(train[:20_000])
+        cent = faiss.vector_to_array(fpq.centroids).reshape(m, 256, d // m)
+        codes = quanta.ProductQuantizer.from_centroids(cent).encode(base)
+        for nq in (100, 1000):
+            q = np.ascontiguousarray(queries[:nq])
+            rows += run_pq_scan_case("gaussian", d, m, cent, codes, q, k, args.threads, args.reps)
+        del codes
+    del base
+    if args.no_real:
+        return rows
+    fm = load_dataset("fashion-mnist")
+    if fm is not None:
+        for m in (8, 16):
+            pq = quanta.ProductQuantizer(fm.d, m, 8)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                pq.train(fm.base, niter=10)
+            codes = pq.encode(fm.base)
+            q = np.ascontiguousarray(fm.queries[:1000])
+            rows += run_pq_scan_case(
+                "fashion-mnist", fm.d, m, pq.centroids, codes, q, k, args.threads, args.reps
+            )
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
 # report
 
 
@@ -629,8 +811,10 @@ def to_markdown(
     km: list[dict[str, Any]],
     fl: list[dict[str, Any]],
     bn: list[dict[str, Any]] | None = None,
+    pq: list[dict[str, Any]] | None = None,
 ) -> str:
     bn = bn or []
+    pq = pq or []
     lines = ["# quanta vs faiss-cpu", ""]
     lines += [
         f"- quanta {meta['quanta_version']}, SIMD level `{meta['quanta_simd_level']}` "
@@ -726,8 +910,54 @@ def to_markdown(
                 f"{r['genuine_mismatches']} |"
             )
         lines.append("")
-    worst, where = max_foreign(km + fl + bn)
-    noisy = sum(1 for r in km + fl + bn if not row_clean(r))
+    scans = [r for r in pq if r["case"] == "pq_adc"]
+    enc = [r for r in pq if r["case"] == "pq_encode_train"]
+    if scans:
+        lines += [
+            "## IndexPQ ADC search (nbits=8, k=10, same codebooks and codes on both sides)",
+            "",
+            f"Target: codes/s ratio quanta/faiss >= {PQ_SCAN_TARGET}. codes/s = nb × nq / time. "
+            "*G lookups/s/thr*: table lookups (M per code) per second per thread — an L1 load "
+            "each; the load-port limit of one core is a few G/s, ~1 G/s with gathers.",
+            "",
+            "| data | nb | M | nq | thr | faiss M codes/s | quanta M codes/s | q/f | "
+            "G lookups/s/thr | same ids | max rel dD |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in scans:
+            lines.append(
+                f"| {r['dataset']} | {r['nb']} | {r['M']} | {r['nq']} | {r['threads']}{mark(r)} | "
+                f"{r['faiss_codes_per_s'] / 1e6:.0f} | {r['quanta_codes_per_s'] / 1e6:.0f} | "
+                f"**{r['ratio']:.2f}** {fmt_ok(r['ok'])} | "
+                f"{r['quanta_lookups_per_s_per_thread'] / 1e9:.2f} | {r['identical_ids']:.4f} | "
+                f"{r['max_rel_dist_diff']:.1e} |"
+            )
+        lines.append("")
+    if enc:
+        lines += [
+            "## PQ training and encoding (Gaussian, d=128, nbits=8)",
+            "",
+            f"Targets: encode ratio >= {PQ_ENCODE_TARGET}, training time ratio <= "
+            f"{PQ_TRAIN_TARGET}. Training: 25 k-means iterations per sub-quantizer (both), "
+            "seed 1234; encoding with faiss's codebooks on both sides (*same codes* = fraction "
+            "of identical sub-codes). MSE = mean squared reconstruction error on the training set.",
+            "",
+            "| M | n train | thr | faiss train s | quanta train s | q/f | faiss MSE | quanta MSE | "
+            "faiss enc M/s | quanta enc M/s | q/f | same codes |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in enc:
+            lines.append(
+                f"| {r['M']} | {r['n_train']} | {r['threads']}{mark(r)} | "
+                f"{r['faiss_train_s']:.2f} | {r['quanta_train_s']:.2f} | "
+                f"**{r['train_ratio']:.2f}** {fmt_ok(r['train_ok'])} | "
+                f"{r['faiss_train_mse']:.2f} | {r['quanta_train_mse']:.2f} | "
+                f"{r['faiss_encode_per_s'] / 1e6:.2f} | {r['quanta_encode_per_s'] / 1e6:.2f} | "
+                f"**{r['encode_ratio']:.2f}** {fmt_ok(r['encode_ok'])} | {r['same_codes']:.4f} |"
+            )
+        lines.append("")
+    worst, where = max_foreign(km + fl + bn + pq)
+    noisy = sum(1 for r in km + fl + bn + pq if not row_clean(r))
     lines.append(
         f"Interference check (other processes' CPU use, from /proc/stat, during each best run): "
         f"highest {worst:.2f} cores" + (f" ({where})" if where else "") + f"; {noisy} row(s) "
@@ -751,7 +981,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="smaller sizes (smoke test)")
     p.add_argument("--threads", type=parse_threads, default=[1, 2], help="e.g. 1,2")
-    p.add_argument("--only", choices=["kmeans", "flat", "binary"], help="run one case family")
+    p.add_argument("--only", choices=["kmeans", "flat", "binary", "pq"], help="run one case family")
     p.add_argument(
         "--out", type=Path, default=Path(__file__).resolve().parent / "results", help="output dir"
     )
@@ -788,19 +1018,20 @@ def main(argv: list[str] | None = None) -> int:
     km = bench_kmeans(args) if args.only in (None, "kmeans") else []
     fl = bench_flat(args) if args.only in (None, "flat") else []
     bn = bench_binary(args) if args.only in (None, "binary") else []
+    pq = bench_pq(args) if args.only in (None, "pq") else []
     meta["total_s"] = time.perf_counter() - t0
     meta["dirty_runs"] = GUARD.dirty_runs
     meta["retried_runs"] = GUARD.retried_runs
     meta["waited_s"] = GUARD.waited_s
 
-    md = to_markdown(meta, km, fl, bn)
+    md = to_markdown(meta, km, fl, bn, pq)
     print()
     print(md)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "compare_faiss" if args.only is None else f"compare_faiss_{args.only}"
     (args.out / f"{stem}.md").write_text(md)
     with open(args.out / f"{stem}.json", "w") as f:
-        json.dump({"meta": meta, "kmeans": km, "flat": fl, "binary": bn}, f, indent=2)
+        json.dump({"meta": meta, "kmeans": km, "flat": fl, "binary": bn, "pq": pq}, f, indent=2)
     print(f"wrote {args.out / f'{stem}.md'} and {args.out / f'{stem}.json'}")
     print(f"total {meta['total_s']:.1f} s")
     return 0

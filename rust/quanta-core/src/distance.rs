@@ -353,8 +353,44 @@ impl Default for Nearest2 {
     }
 }
 
+/// Longest vectors whose nearest centroids are found without GEMM: for short vectors (PQ
+/// sub-spaces, d = 4..16) a GEMM call is mostly packing overhead, while a broadcast-FMA loop
+/// over transposed centroids keeps every operand in registers.
+const DIRECT_MAX_D: usize = 16;
+
+/// [`nearest2_block`] for `d <= DIRECT_MAX_D`: inner products against transposed centroids
+/// (d × k), then the same fused argmin / second-min kernel.
+fn nearest2_direct(
+    lvl: SimdLevel,
+    xb: &[f32],
+    xb_norms: &[f32],
+    centroids: &[f32],
+    c_norms: &[f32],
+    d: usize,
+    out: &mut [Nearest2],
+) {
+    let k = c_norms.len();
+    let mut ct = vec![0f32; d * k];
+    for (j, c) in centroids.chunks_exact(d).enumerate() {
+        for (i, &v) in c.iter().enumerate() {
+            ct[i * k + j] = v;
+        }
+    }
+    let mut ip = vec![0f32; k];
+    for ((row, &xn), o) in xb.chunks_exact(d).zip(xb_norms).zip(out.iter_mut()) {
+        crate::kernels::pq::ip_transposed_with(lvl, row, &ct, &mut ip);
+        let (j, v, v2) = l2::argmin2_shifted_with(lvl, c_norms, &ip);
+        *o = Nearest2 {
+            label: j as u32,
+            d1: (xn + v).max(0.0),
+            d2: (xn + v2).max(0.0),
+        };
+    }
+}
+
 /// [`Nearest2`] of each row of a block `xb` (at most [`QUERY_TILE`] rows), single-threaded:
-/// GEMM tiles of up to 4096 centroids, then the fused argmin / second-min kernel.
+/// GEMM tiles of up to 4096 centroids, then the fused argmin / second-min kernel (short vectors:
+/// [`nearest2_direct`]).
 pub fn nearest2_block(
     xb: &[f32],
     xb_norms: &[f32],
@@ -366,6 +402,10 @@ pub fn nearest2_block(
     let lvl = level();
     let rows = xb_norms.len();
     let k = c_norms.len();
+    if d <= DIRECT_MAX_D {
+        nearest2_direct(lvl, xb, xb_norms, centroids, c_norms, d, out);
+        return;
+    }
     let ct = k.min(BASE_TILE * 4);
     let mut tile = vec![0f32; rows * ct];
     let mut best = vec![(0u32, f32::INFINITY, f32::INFINITY); rows];
