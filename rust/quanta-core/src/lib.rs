@@ -11,6 +11,7 @@ pub mod error;
 pub mod index;
 pub mod kernels;
 pub mod kmeans;
+pub mod lattice;
 pub mod rng;
 pub mod simd;
 pub mod threads;

@@ -1,3 +1,4 @@
 //! SIMD kernels. Each family has a scalar twin (the spec) and per-arch files.
 
 pub mod l2;
+pub mod lattice;
