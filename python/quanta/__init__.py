@@ -20,21 +20,26 @@ from .exceptions import (
     SimdUnavailableError,
 )
 from .index import IndexFlat, IndexFlatIP, IndexFlatL2
+from .lattice import E8Lattice, E8ShellCodec, IndexLattice, ZnSphereCodec
 
 __version__: str = _core.__version__
 
 __all__ = [
     "DTypeError",
+    "E8Lattice",
+    "E8ShellCodec",
     "FormatError",
     "IndexFlat",
     "IndexFlatIP",
     "IndexFlatL2",
+    "IndexLattice",
     "InvalidArgumentError",
     "KMeans",
     "NotTrainedError",
     "QuantaError",
     "ShapeError",
     "SimdUnavailableError",
+    "ZnSphereCodec",
     "__version__",
     "available_simd_levels",
     "datasets",

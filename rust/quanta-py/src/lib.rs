@@ -6,6 +6,7 @@ mod clustering;
 mod errors;
 mod gil;
 mod indexes;
+mod lattice;
 mod runtime;
 
 use pyo3::prelude::*;
@@ -23,5 +24,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(clustering::kmeans_train, m)?)?;
     m.add_function(wrap_pyfunction!(clustering::assign_nearest, m)?)?;
     m.add_class::<indexes::PyIndexFlat>()?;
+    m.add_class::<lattice::PyZnSphereCodec>()?;
+    m.add_class::<lattice::PyE8Lattice>()?;
+    m.add_class::<lattice::PyE8ShellCodec>()?;
+    m.add_class::<lattice::PyIndexLattice>()?;
     Ok(())
 }
