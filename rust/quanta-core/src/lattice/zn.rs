@@ -69,8 +69,19 @@ impl Binom {
 struct Segment {
     c0: u128,
     nnz: u32,
-    /// (value, multiplicity, radix `C(free, multiplicity)`) of each run, in atom order.
-    groups: Vec<(u32, u32, u128)>,
+    /// Runs of equal values, in atom order (largest value first).
+    groups: Vec<Group>,
+}
+
+/// One run of equal values of an atom.
+#[derive(Debug, Clone)]
+struct Group {
+    val: u32,
+    /// `val / sqrt(r2)`.
+    unit: f32,
+    mult: u32,
+    /// `C(free positions, mult)`.
+    radix: u128,
 }
 
 /// Scratch buffers of one encoding thread.
@@ -94,11 +105,16 @@ pub struct ZnSphereCodec {
     /// Scoring table, nz × natom (row i = i-th largest entry of every atom).
     atoms_t: Vec<f32>,
     segments: Vec<Segment>,
+    /// First code of each atom, in both widths.
+    c0s: Vec<u128>,
+    c0s64: Vec<u64>,
+    /// Codes need more than 64 bits: rank in `u128`.
+    wide: bool,
     nv: u128,
     code_size: usize,
-    /// `value / sqrt(r2)` for every integer value an atom can hold.
-    unit: Vec<f32>,
     binom: Binom,
+    /// `binom` saturated to `u64` ((d+1) × (d+1)); exact wherever a 64-bit codec reads it.
+    binom64: Vec<u64>,
 }
 
 fn isqrt(v: u64) -> u64 {
@@ -171,6 +187,191 @@ fn low_mask(p: u32) -> u128 {
     }
 }
 
+/// Code arithmetic: `u64` when every code fits (all of faiss's range, fast division), else
+/// `u128`.
+trait Word:
+    Copy
+    + Ord
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
+    + std::ops::Rem<Output = Self>
+    + std::ops::Shl<u32, Output = Self>
+    + std::ops::Shr<u32, Output = Self>
+    + std::ops::BitAnd<Output = Self>
+{
+    const ZERO: Self;
+    const ONE: Self;
+    fn from_u128(v: u128) -> Self;
+    fn binom(c: &ZnSphereCodec, n: usize, k: usize) -> Self;
+    fn c0s(c: &ZnSphereCodec) -> &[Self];
+    fn bit(self, j: u32) -> bool;
+}
+
+impl Word for u64 {
+    const ZERO: Self = 0;
+    const ONE: Self = 1;
+    #[inline]
+    fn from_u128(v: u128) -> Self {
+        v as u64
+    }
+    #[inline]
+    fn binom(c: &ZnSphereCodec, n: usize, k: usize) -> Self {
+        c.binom64[n * (c.d + 1) + k]
+    }
+    #[inline]
+    fn c0s(c: &ZnSphereCodec) -> &[Self] {
+        &c.c0s64
+    }
+    #[inline]
+    fn bit(self, j: u32) -> bool {
+        (self >> j) & 1 == 1
+    }
+}
+
+impl Word for u128 {
+    const ZERO: Self = 0;
+    const ONE: Self = 1;
+    #[inline]
+    fn from_u128(v: u128) -> Self {
+        v
+    }
+    #[inline]
+    fn binom(c: &ZnSphereCodec, n: usize, k: usize) -> Self {
+        c.binom.get(n, k)
+    }
+    #[inline]
+    fn c0s(c: &ZnSphereCodec) -> &[Self] {
+        &c.c0s
+    }
+    #[inline]
+    fn bit(self, j: u32) -> bool {
+        (self >> j) & 1 == 1
+    }
+}
+
+/// Code of the point whose i-th largest magnitude sits at coordinate `pos(i)` (atom `seg`),
+/// signs from `x`.
+#[inline]
+fn rank_code<W: Word>(
+    c: &ZnSphereCodec,
+    seg: &Segment,
+    x: &[f32],
+    pos: impl Fn(usize) -> u32,
+) -> W {
+    let mut nzmask = 0u128;
+    let mut negmask = 0u128;
+    for i in 0..seg.nnz as usize {
+        let p = pos(i);
+        nzmask |= 1u128 << p;
+        if x[p as usize].is_sign_negative() {
+            negmask |= 1u128 << p;
+        }
+    }
+    let mut signs = W::ZERO;
+    let mut m = negmask;
+    while m != 0 {
+        let p = m.trailing_zeros();
+        signs = signs + (W::ONE << (nzmask & low_mask(p)).count_ones());
+        m &= m - 1;
+    }
+    let mut free = low_mask(c.d as u32);
+    let mut rank = W::ZERO;
+    let mut shift = W::ONE;
+    let mut start = 0usize;
+    let ng = seg.groups.len();
+    for g in &seg.groups[..ng - 1] {
+        let mut gm = 0u128;
+        for i in start..start + g.mult as usize {
+            gm |= 1u128 << pos(i);
+        }
+        let mut cc = W::ZERO;
+        let mut j = 1usize;
+        let mut b = gm;
+        while b != 0 {
+            let p = b.trailing_zeros();
+            let r = (free & low_mask(p)).count_ones() as usize;
+            cc = cc + W::binom(c, r, j);
+            j += 1;
+            b &= b - 1;
+        }
+        rank = rank + shift * cc;
+        shift = shift * W::from_u128(g.radix);
+        free &= !gm;
+        start += g.mult as usize;
+    }
+    W::from_u128(seg.c0) + signs + (rank << seg.nnz)
+}
+
+/// Unit vector of `code` (`< nv`, unchecked) into `out`.
+#[inline]
+fn unrank<W: Word>(c: &ZnSphereCodec, code: W, out: &mut [f32]) {
+    let d = c.d;
+    let t = W::c0s(c).partition_point(|&c0| c0 <= code) - 1;
+    let seg = &c.segments[t];
+    let rel = code - W::c0s(c)[t];
+    let signs = rel & ((W::ONE << seg.nnz) - W::ONE);
+    let mut rest = rel >> seg.nnz;
+    out.fill(0.0);
+    // free positions, increasing, ping-ponged between two buffers
+    let mut bufs = [[0u8; MAX_D]; 2];
+    for (i, f) in bufs[0].iter_mut().enumerate().take(d) {
+        *f = i as u8;
+    }
+    let mut cur = 0;
+    let mut nfree = d;
+    let ng = seg.groups.len();
+    for g in &seg.groups[..ng - 1] {
+        let radix = W::from_u128(g.radix);
+        let mut cc = rest % radix;
+        rest = rest / radix;
+        let (a, b) = bufs.split_at_mut(1);
+        let (src, dst) = if cur == 0 {
+            (&a[0], &mut b[0])
+        } else {
+            (&b[0], &mut a[0])
+        };
+        // combinatorial number system, largest rank first: walk the free positions downwards
+        // (branch-free: the outcome of each comparison is data-dependent). Invariant: the
+        // positions kept so far fill dst[r - j ..], so a kept position goes to r - j; a taken
+        // one may scribble there too, a slot that a later kept position or the final copy
+        // overwrites.
+        let mut j = g.mult as usize;
+        let mut r = nfree;
+        while j > 0 {
+            r -= 1;
+            let bc = W::binom(c, r, j);
+            let take = bc <= cc;
+            cc = cc - if take { bc } else { W::ZERO };
+            let p = src[r] as usize;
+            out[p] = if take { g.unit } else { out[p] };
+            let t = r.wrapping_sub(j);
+            if t < MAX_D {
+                dst[t] = src[r];
+            }
+            j -= take as usize;
+        }
+        dst[..r].copy_from_slice(&src[..r]);
+        nfree -= g.mult as usize;
+        cur ^= 1;
+    }
+    let last = &seg.groups[ng - 1];
+    if last.val != 0 {
+        for &p in &bufs[cur][..nfree] {
+            out[p as usize] = last.unit;
+        }
+    }
+    // signs of the non-zero coordinates, in increasing coordinate order (branch-free)
+    let mut j = 0u32;
+    for o in out.iter_mut().take(d) {
+        let nz = (*o != 0.0) as u32;
+        let neg = (signs.bit(j) as u32) & nz;
+        *o = f32::from_bits(o.to_bits() ^ (neg << 31));
+        j += nz;
+    }
+}
+
 impl ZnSphereCodec {
     /// Build the codec: enumerate the atoms and the code layout.
     ///
@@ -194,6 +395,7 @@ impl ZnSphereCodec {
             )));
         }
         let binom = Binom::new(d);
+        let r = (r2 as f32).sqrt();
         let mut segments = Vec::with_capacity(natom);
         let mut nv: u128 = 0;
         let too_big = || {
@@ -218,7 +420,12 @@ impl ZnSphereCodec {
                 let m = j - i;
                 let radix = binom.get(free, m);
                 count = count.checked_mul(radix).ok_or_else(too_big)?;
-                groups.push((a[i], m as u32, radix));
+                groups.push(Group {
+                    val: a[i],
+                    unit: a[i] as f32 / r,
+                    mult: m as u32,
+                    radix,
+                });
                 free -= m;
                 i = j;
             }
@@ -239,12 +446,25 @@ impl ZnSphereCodec {
                 atoms_t[i * natom + t] = a[i] as f32;
             }
         }
-        let r = (r2 as f32).sqrt();
-        let vmax = atoms[0] as usize;
-        let unit = (0..=vmax).map(|v| v as f32 / r).collect();
+        let c0s: Vec<u128> = segments.iter().map(|s| s.c0).collect();
+        let wide = nv > u64::MAX as u128;
+        let c0s64 = c0s
+            .iter()
+            .map(|&c| c.min(u64::MAX as u128) as u64)
+            .collect();
+        let mut binom64 = vec![0u64; (d + 1) * (d + 1)];
+        for n in 0..=d {
+            for k in 0..=d {
+                binom64[n * (d + 1) + k] = binom.get(n, k).min(u64::MAX as u128) as u64;
+            }
+        }
         Ok(ZnSphereCodec {
             d,
             r2,
+            c0s,
+            c0s64,
+            wide,
+            binom64,
             atoms,
             natom,
             nz,
@@ -252,7 +472,6 @@ impl ZnSphereCodec {
             segments,
             nv,
             code_size: code_size_of(nv),
-            unit,
             binom,
         })
     }
@@ -320,114 +539,30 @@ impl ZnSphereCodec {
         let t = kern::score_argmax(&self.atoms_t, &s.xp, &mut s.scores);
         let seg = &self.segments[t];
         let pos = |i: usize| (s.keys[i] & 0xffff_ffff) as u32;
-        let mut nzmask = 0u128;
-        let mut negmask = 0u128;
-        for i in 0..seg.nnz as usize {
-            let p = pos(i);
-            nzmask |= 1u128 << p;
-            if x[p as usize].is_sign_negative() {
-                negmask |= 1u128 << p;
-            }
+        if self.wide {
+            rank_code::<u128>(self, seg, x, pos)
+        } else {
+            rank_code::<u64>(self, seg, x, pos) as u128
         }
-        let mut signs = 0u128;
-        let mut m = negmask;
-        while m != 0 {
-            let p = m.trailing_zeros();
-            signs |= 1u128 << (nzmask & low_mask(p)).count_ones();
-            m &= m - 1;
-        }
-        let mut free = low_mask(d as u32);
-        let mut rank = 0u128;
-        let mut shift = 1u128;
-        let mut start = 0usize;
-        let ng = seg.groups.len();
-        for &(_, mult, radix) in &seg.groups[..ng - 1] {
-            let mut gm = 0u128;
-            for i in start..start + mult as usize {
-                gm |= 1u128 << pos(i);
-            }
-            let mut cc = 0u128;
-            let mut j = 1usize;
-            let mut b = gm;
-            while b != 0 {
-                let p = b.trailing_zeros();
-                let r = (free & low_mask(p)).count_ones() as usize;
-                cc += self.binom.get(r, j);
-                j += 1;
-                b &= b - 1;
-            }
-            rank += shift * cc;
-            shift *= radix;
-            free &= !gm;
-            start += mult as usize;
-        }
-        seg.c0 + signs + (rank << seg.nnz)
     }
 
     /// Integer lattice point of a code (`code < nv`, unchecked) into `out` (len `d`).
     pub fn decode_int(&self, code: u128, out: &mut [i32]) {
-        let d = self.d;
-        let t = self.segments.partition_point(|s| s.c0 <= code) - 1;
-        let seg = &self.segments[t];
-        let rel = code - seg.c0;
-        let signs = rel & low_mask(seg.nnz);
-        let mut rest = rel >> seg.nnz;
-        let mut fl = [0u8; MAX_D];
-        for (i, f) in fl.iter_mut().enumerate().take(d) {
-            *f = i as u8;
-        }
-        let mut nfree = d;
-        let ng = seg.groups.len();
-        for (gi, &(val, mult, radix)) in seg.groups.iter().enumerate() {
-            if gi + 1 == ng {
-                for &p in &fl[..nfree] {
-                    out[p as usize] = val as i32;
-                }
-                break;
-            }
-            let mut cc = rest % radix;
-            rest /= radix;
-            // combinatorial number system: largest rank first
-            let mut chosen = 0u128;
-            let mut p = nfree;
-            for j in (1..=mult as usize).rev() {
-                p -= 1;
-                while self.binom.get(p, j) > cc {
-                    p -= 1;
-                }
-                cc -= self.binom.get(p, j);
-                chosen |= 1u128 << p;
-            }
-            let mut w = 0;
-            for r in 0..nfree {
-                let q = fl[r];
-                if (chosen >> r) & 1 == 1 {
-                    out[q as usize] = val as i32;
-                } else {
-                    fl[w] = q;
-                    w += 1;
-                }
-            }
-            nfree = w;
-        }
-        let mut j = 0;
-        for o in out.iter_mut().take(d) {
-            if *o != 0 {
-                if (signs >> j) & 1 == 1 {
-                    *o = -*o;
-                }
-                j += 1;
-            }
+        let mut f = [0f32; MAX_D];
+        self.decode_one(code, &mut f[..self.d]);
+        let r = (self.r2 as f64).sqrt();
+        for (o, v) in out.iter_mut().zip(&f[..self.d]) {
+            *o = (*v as f64 * r).round() as i32;
         }
     }
 
     /// Unit-norm point of a code (`code < nv`, unchecked) into `out` (len `d`).
+    #[inline]
     pub fn decode_one(&self, code: u128, out: &mut [f32]) {
-        let mut c = [0i32; MAX_D];
-        self.decode_int(code, &mut c[..self.d]);
-        for (o, &v) in out.iter_mut().zip(&c[..self.d]) {
-            let u = self.unit[v.unsigned_abs() as usize];
-            *o = if v < 0 { -u } else { u };
+        if self.wide {
+            unrank::<u128>(self, code, out)
+        } else {
+            unrank::<u64>(self, code as u64, out)
         }
     }
 
