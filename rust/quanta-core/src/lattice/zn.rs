@@ -113,8 +113,11 @@ pub struct ZnSphereCodec {
     nv: u128,
     code_size: usize,
     binom: Binom,
-    /// `binom` saturated to `u64` ((d+1) × (d+1)); exact wherever a 64-bit codec reads it.
-    binom64: Vec<u64>,
+    /// `bt64[k][n] = C(n, k)` for `n, k < 128`, saturated to `u64` (exact wherever a 64-bit codec
+    /// reads it); fixed-size so that masked indices need no bounds checks in the hot loops.
+    bt64: Box<[[u64; MAX_D]; MAX_D]>,
+    /// The same in `u128`, built only for codecs wider than 64 bits.
+    bt128: Option<Box<[[u128; MAX_D]; MAX_D]>>,
 }
 
 fn isqrt(v: u64) -> u64 {
@@ -207,6 +210,8 @@ trait Word:
     fn binom(c: &ZnSphereCodec, n: usize, k: usize) -> Self;
     fn c0s(c: &ZnSphereCodec) -> &[Self];
     fn bit(self, j: u32) -> bool;
+    /// Low bits as `usize` (for values known to be small).
+    fn low_usize(self) -> usize;
 }
 
 impl Word for u64 {
@@ -218,7 +223,7 @@ impl Word for u64 {
     }
     #[inline]
     fn binom(c: &ZnSphereCodec, n: usize, k: usize) -> Self {
-        c.binom64[n * (c.d + 1) + k]
+        c.bt64[k & (MAX_D - 1)][n & (MAX_D - 1)]
     }
     #[inline]
     fn c0s(c: &ZnSphereCodec) -> &[Self] {
@@ -227,6 +232,10 @@ impl Word for u64 {
     #[inline]
     fn bit(self, j: u32) -> bool {
         (self >> j) & 1 == 1
+    }
+    #[inline]
+    fn low_usize(self) -> usize {
+        self as usize
     }
 }
 
@@ -239,7 +248,10 @@ impl Word for u128 {
     }
     #[inline]
     fn binom(c: &ZnSphereCodec, n: usize, k: usize) -> Self {
-        c.binom.get(n, k)
+        match &c.bt128 {
+            Some(t) => t[k & (MAX_D - 1)][n & (MAX_D - 1)],
+            None => c.binom.get(n, k),
+        }
     }
     #[inline]
     fn c0s(c: &ZnSphereCodec) -> &[Self] {
@@ -248,6 +260,10 @@ impl Word for u128 {
     #[inline]
     fn bit(self, j: u32) -> bool {
         (self >> j) & 1 == 1
+    }
+    #[inline]
+    fn low_usize(self) -> usize {
+        self as usize
     }
 }
 
@@ -313,7 +329,9 @@ fn unrank<W: Word>(c: &ZnSphereCodec, code: W, out: &mut [f32]) {
     let rel = code - W::c0s(c)[t];
     let signs = rel & ((W::ONE << seg.nnz) - W::ONE);
     let mut rest = rel >> seg.nnz;
-    out.fill(0.0);
+    // masked indices (`& M`) are no-ops (every index is < d <= MAX_D) that spare bounds checks
+    const M: usize = MAX_D - 1;
+    let mut val = [0f32; MAX_D];
     // free positions, increasing, ping-ponged between two buffers
     let mut bufs = [[0u8; MAX_D]; 2];
     for (i, f) in bufs[0].iter_mut().enumerate().take(d) {
@@ -332,6 +350,37 @@ fn unrank<W: Word>(c: &ZnSphereCodec, code: W, out: &mut [f32]) {
         } else {
             (&b[0], &mut a[0])
         };
+        let nf = nfree;
+        if g.mult == 1 {
+            // one position: its rank among the free ones is the digit itself
+            let r = cc.low_usize();
+            val[src[r & M] as usize & M] = g.unit;
+            dst[..r].copy_from_slice(&src[..r]);
+            dst[r..nf - 1].copy_from_slice(&src[r + 1..nf]);
+            nfree -= 1;
+            cur ^= 1;
+            continue;
+        }
+        if g.mult == 2 {
+            // two positions r0 < r1 with C(r1, 2) + r0 = digit: r1 from the square root
+            let v = cc.low_usize();
+            let mut r1 = ((1.0 + (1.0 + 8.0 * v as f64).sqrt()) / 2.0) as usize;
+            while r1 * r1.saturating_sub(1) / 2 > v {
+                r1 -= 1;
+            }
+            while (r1 + 1) * r1 / 2 <= v {
+                r1 += 1;
+            }
+            let r0 = v - r1 * (r1 - 1) / 2;
+            val[src[r0 & M] as usize & M] = g.unit;
+            val[src[r1 & M] as usize & M] = g.unit;
+            dst[..r0].copy_from_slice(&src[..r0]);
+            dst[r0..r1 - 1].copy_from_slice(&src[r0 + 1..r1]);
+            dst[r1 - 1..nf - 2].copy_from_slice(&src[r1 + 1..nf]);
+            nfree -= 2;
+            cur ^= 1;
+            continue;
+        }
         // combinatorial number system, largest rank first: walk the free positions downwards
         // (branch-free: the outcome of each comparison is data-dependent). Invariant: the
         // positions kept so far fill dst[r - j ..], so a kept position goes to r - j; a taken
@@ -344,12 +393,9 @@ fn unrank<W: Word>(c: &ZnSphereCodec, code: W, out: &mut [f32]) {
             let bc = W::binom(c, r, j);
             let take = bc <= cc;
             cc = cc - if take { bc } else { W::ZERO };
-            let p = src[r] as usize;
-            out[p] = if take { g.unit } else { out[p] };
-            let t = r.wrapping_sub(j);
-            if t < MAX_D {
-                dst[t] = src[r];
-            }
+            let p = src[r & M] as usize & M;
+            val[p] = if take { g.unit } else { val[p] };
+            dst[r.wrapping_sub(j) & M] = src[r & M];
             j -= take as usize;
         }
         dst[..r].copy_from_slice(&src[..r]);
@@ -359,15 +405,15 @@ fn unrank<W: Word>(c: &ZnSphereCodec, code: W, out: &mut [f32]) {
     let last = &seg.groups[ng - 1];
     if last.val != 0 {
         for &p in &bufs[cur][..nfree] {
-            out[p as usize] = last.unit;
+            val[p as usize & M] = last.unit;
         }
     }
     // signs of the non-zero coordinates, in increasing coordinate order (branch-free)
     let mut j = 0u32;
-    for o in out.iter_mut().take(d) {
-        let nz = (*o != 0.0) as u32;
+    for (o, &v) in out.iter_mut().zip(&val[..d]) {
+        let nz = (v != 0.0) as u32;
         let neg = (signs.bit(j) as u32) & nz;
-        *o = f32::from_bits(o.to_bits() ^ (neg << 31));
+        *o = f32::from_bits(v.to_bits() ^ (neg << 31));
         j += nz;
     }
 }
@@ -452,19 +498,36 @@ impl ZnSphereCodec {
             .iter()
             .map(|&c| c.min(u64::MAX as u128) as u64)
             .collect();
-        let mut binom64 = vec![0u64; (d + 1) * (d + 1)];
-        for n in 0..=d {
-            for k in 0..=d {
-                binom64[n * (d + 1) + k] = binom.get(n, k).min(u64::MAX as u128) as u64;
+        let full = Binom::new(MAX_D);
+        let mut bt64: Box<[[u64; MAX_D]; MAX_D]> = vec![[0u64; MAX_D]; MAX_D]
+            .into_boxed_slice()
+            .try_into()
+            .expect("MAX_D rows");
+        for (k, row) in bt64.iter_mut().enumerate() {
+            for (n, v) in row.iter_mut().enumerate() {
+                *v = full.get(n, k).min(u64::MAX as u128) as u64;
             }
         }
+        let bt128 = wide.then(|| {
+            let mut t: Box<[[u128; MAX_D]; MAX_D]> = vec![[0u128; MAX_D]; MAX_D]
+                .into_boxed_slice()
+                .try_into()
+                .expect("MAX_D rows");
+            for (k, row) in t.iter_mut().enumerate() {
+                for (n, v) in row.iter_mut().enumerate() {
+                    *v = full.get(n, k);
+                }
+            }
+            t
+        });
         Ok(ZnSphereCodec {
             d,
             r2,
             c0s,
             c0s64,
             wide,
-            binom64,
+            bt64,
+            bt128,
             atoms,
             natom,
             nz,
