@@ -1,0 +1,4 @@
+"""Reproduction experiments.
+
+``python -m quanta.experiments.<name>`` writes ``results/<name>.md`` (+ a PNG).
+"""
