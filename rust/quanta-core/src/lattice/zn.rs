@@ -31,6 +31,8 @@ pub const MAX_D: usize = 128;
 pub const MAX_R2: u32 = 1 << 20;
 /// Largest number of atoms a codec may enumerate (memory and encode-time guard).
 pub const MAX_ATOMS: usize = 1 << 20;
+/// Largest `natom × d` (the atom table is at most 64 MiB).
+pub const MAX_ATOM_VALUES: usize = 1 << 24;
 /// Rows per parallel task in the batch calls.
 const ROWS_PER_TASK: usize = 512;
 
@@ -145,7 +147,7 @@ fn enumerate_atoms(d: usize, r2: u32) -> Result<Vec<u32>> {
         if pos + 1 == d {
             let v = isqrt(rem);
             if v <= vmax && v * v == rem {
-                if out.len() / d >= MAX_ATOMS {
+                if out.len() / d >= MAX_ATOMS || out.len() + d > MAX_ATOM_VALUES {
                     return Err(());
                 }
                 out.extend_from_slice(cur);
@@ -170,7 +172,8 @@ fn enumerate_atoms(d: usize, r2: u32) -> Result<Vec<u32>> {
     let mut cur = Vec::with_capacity(d);
     rec(d, 0, r2 as u64, u64::MAX, &mut cur, &mut out).map_err(|_| {
         Error::invalid(format!(
-            "r2={r2} is too large for d={d}: more than {MAX_ATOMS} atoms to enumerate"
+            "r2={r2} is too large for d={d}: more than {} atoms to enumerate",
+            MAX_ATOMS.min(MAX_ATOM_VALUES / d)
         ))
     })?;
     Ok(out)
@@ -212,6 +215,8 @@ trait Word:
     fn bit(self, j: u32) -> bool;
     /// Low bits as `usize` (for values known to be small).
     fn low_usize(self) -> usize;
+    /// Column `k` of the binomial table: `C(n, k)` for `n < MAX_D`.
+    fn col(c: &ZnSphereCodec, k: usize) -> &[Self; MAX_D];
 }
 
 impl Word for u64 {
@@ -236,6 +241,10 @@ impl Word for u64 {
     #[inline]
     fn low_usize(self) -> usize {
         self as usize
+    }
+    #[inline]
+    fn col(c: &ZnSphereCodec, k: usize) -> &[Self; MAX_D] {
+        &c.bt64[k & (MAX_D - 1)]
     }
 }
 
@@ -264,6 +273,12 @@ impl Word for u128 {
     #[inline]
     fn low_usize(self) -> usize {
         self as usize
+    }
+    #[inline]
+    fn col(c: &ZnSphereCodec, k: usize) -> &[Self; MAX_D] {
+        &c.bt128
+            .as_ref()
+            .expect("codecs wider than 64 bits have u128 tables")[k & (MAX_D - 1)]
     }
 }
 
@@ -381,41 +396,56 @@ fn unrank<W: Word>(c: &ZnSphereCodec, code: W, out: &mut [f32]) {
             cur ^= 1;
             continue;
         }
-        // combinatorial number system, largest rank first: walk the free positions downwards
-        // (branch-free: the outcome of each comparison is data-dependent). Invariant: the
-        // positions kept so far fill dst[r - j ..], so a kept position goes to r - j; a taken
-        // one may scribble there too, a slot that a later kept position or the final copy
-        // overwrites.
-        let mut j = g.mult as usize;
-        let mut r = nfree;
-        while j > 0 {
-            r -= 1;
-            let bc = W::binom(c, r, j);
-            let take = bc <= cc;
-            cc = cc - if take { bc } else { W::ZERO };
-            let p = src[r & M] as usize & M;
-            val[p] = if take { g.unit } else { val[p] };
-            dst[r.wrapping_sub(j) & M] = src[r & M];
-            j -= take as usize;
+        // combinatorial number system, largest rank first: the rank of the j-th chosen
+        // position is the largest r with C(r, j) <= digit, i.e. the number of such r minus one
+        // (C(., j) is non-decreasing), counted without a data-dependent branch
+        let mut chosen = 0u128;
+        let mut top = nf;
+        for j in (1..=g.mult as usize).rev() {
+            let col = W::col(c, j);
+            let cnt = col[..top]
+                .iter()
+                .fold(0usize, |a, &b| a + (b <= cc) as usize);
+            let r = cnt - 1; // >= j - 1: C(j - 1, j) = 0 is always counted
+            cc = cc - col[r & M];
+            chosen |= 1u128 << (r as u32 & 127);
+            top = r;
         }
-        dst[..r].copy_from_slice(&src[..r]);
+        // assign the chosen positions (free ones still hold 0.0), compact the others
+        let mut w = 0usize;
+        for (r, &p) in src[..nf].iter().enumerate() {
+            let ch = ((chosen >> (r as u32 & 127)) & 1) as usize;
+            val[p as usize & M] = g.unit * ch as f32;
+            dst[w & M] = p;
+            w += 1 - ch;
+        }
         nfree -= g.mult as usize;
         cur ^= 1;
     }
     let last = &seg.groups[ng - 1];
-    if last.val != 0 {
-        for &p in &bufs[cur][..nfree] {
+    let free = &bufs[cur][..nfree];
+    let nzmask = if last.val != 0 {
+        for &p in free {
             val[p as usize & M] = last.unit;
         }
-    }
+        low_mask(d as u32)
+    } else {
+        // the zero run is always last (smallest value): the free positions are the zeros
+        low_mask(d as u32)
+            ^ free
+                .iter()
+                .fold(0u128, |m, &p| m | 1u128 << (p as u32 & 127))
+    };
     // signs of the non-zero coordinates, in increasing coordinate order (branch-free)
-    let mut j = 0u32;
-    for (o, &v) in out.iter_mut().zip(&val[..d]) {
-        let nz = (v != 0.0) as u32;
-        let neg = (signs.bit(j) as u32) & nz;
-        *o = f32::from_bits(v.to_bits() ^ (neg << 31));
-        j += nz;
+    let mut m = nzmask;
+    let mut k = 0u32;
+    while m != 0 {
+        let p = m.trailing_zeros() as usize & M;
+        val[p] = f32::from_bits(val[p].to_bits() ^ ((signs.bit(k) as u32) << 31));
+        k += 1;
+        m &= m - 1;
     }
+    out[..d].copy_from_slice(&val[..d]);
 }
 
 impl ZnSphereCodec {
@@ -858,6 +888,9 @@ mod tests {
         assert!(ZnSphereCodec::new(2, 3).is_err());
         let e = ZnSphereCodec::new(128, 400).unwrap_err().to_string();
         assert!(e.contains("r2"), "{e}");
+        // atom-table guard: refused quickly, without gigabytes of atoms
+        let e = ZnSphereCodec::new(128, 1 << 20).unwrap_err().to_string();
+        assert!(e.contains("atoms"), "{e}");
         let c = ZnSphereCodec::new(8, 3).unwrap();
         let ctl = Control::new();
         assert!(c.encode(&[f32::NAN; 8], &ctl).is_err());
