@@ -338,14 +338,14 @@ fn rank_code<W: Word>(
 /// Unit vector of `code` (`< nv`, unchecked) into `out`.
 #[inline]
 fn unrank<W: Word>(c: &ZnSphereCodec, code: W, out: &mut [f32]) {
+    // masked indices (`& M`) are no-ops (every index is < d <= MAX_D) that spare bounds checks
+    const M: usize = MAX_D - 1;
     let d = c.d;
     let t = W::c0s(c).partition_point(|&c0| c0 <= code) - 1;
     let seg = &c.segments[t];
     let rel = code - W::c0s(c)[t];
     let signs = rel & ((W::ONE << seg.nnz) - W::ONE);
     let mut rest = rel >> seg.nnz;
-    // masked indices (`& M`) are no-ops (every index is < d <= MAX_D) that spare bounds checks
-    const M: usize = MAX_D - 1;
     let mut val = [0f32; MAX_D];
     // free positions, increasing, ping-ponged between two buffers
     let mut bufs = [[0u8; MAX_D]; 2];
@@ -355,10 +355,14 @@ fn unrank<W: Word>(c: &ZnSphereCodec, code: W, out: &mut [f32]) {
     let mut cur = 0;
     let mut nfree = d;
     let ng = seg.groups.len();
-    for g in &seg.groups[..ng - 1] {
+    let last = &seg.groups[ng - 1];
+    let mut nzmask = 0u128;
+    let mut ranks = [0usize; MAX_D];
+    for (gi, g) in seg.groups[..ng - 1].iter().enumerate() {
         let radix = W::from_u128(g.radix);
         let mut cc = rest % radix;
         rest = rest / radix;
+        let m = g.mult as usize;
         let (a, b) = bufs.split_at_mut(1);
         let (src, dst) = if cur == 0 {
             (&a[0], &mut b[0])
@@ -366,18 +370,12 @@ fn unrank<W: Word>(c: &ZnSphereCodec, code: W, out: &mut [f32]) {
             (&b[0], &mut a[0])
         };
         let nf = nfree;
-        if g.mult == 1 {
-            // one position: its rank among the free ones is the digit itself
-            let r = cc.low_usize();
-            val[src[r & M] as usize & M] = g.unit;
-            dst[..r].copy_from_slice(&src[..r]);
-            dst[r..nf - 1].copy_from_slice(&src[r + 1..nf]);
-            nfree -= 1;
-            cur ^= 1;
-            continue;
-        }
-        if g.mult == 2 {
-            // two positions r0 < r1 with C(r1, 2) + r0 = digit: r1 from the square root
+        // ranks (among the free positions) of the run's positions, increasing
+        if m == 1 {
+            // the rank is the digit itself
+            ranks[0] = cc.low_usize();
+        } else if m == 2 {
+            // r0 < r1 with C(r1, 2) + r0 = digit: r1 from the square root
             let v = cc.low_usize();
             let mut r1 = ((1.0 + (1.0 + 8.0 * v as f64).sqrt()) / 2.0) as usize;
             while r1 * r1.saturating_sub(1) / 2 > v {
@@ -386,56 +384,62 @@ fn unrank<W: Word>(c: &ZnSphereCodec, code: W, out: &mut [f32]) {
             while (r1 + 1) * r1 / 2 <= v {
                 r1 += 1;
             }
-            let r0 = v - r1 * (r1 - 1) / 2;
-            val[src[r0 & M] as usize & M] = g.unit;
-            val[src[r1 & M] as usize & M] = g.unit;
-            dst[..r0].copy_from_slice(&src[..r0]);
-            dst[r0..r1 - 1].copy_from_slice(&src[r0 + 1..r1]);
-            dst[r1 - 1..nf - 2].copy_from_slice(&src[r1 + 1..nf]);
-            nfree -= 2;
-            cur ^= 1;
-            continue;
+            ranks[0] = v - r1 * (r1 - 1) / 2;
+            ranks[1] = r1;
+        } else {
+            // combinatorial number system, largest rank first: the rank of the j-th position
+            // is the largest r with C(r, j) <= digit, i.e. the number of such r minus one
+            // (C(., j) is non-decreasing), counted without a data-dependent branch
+            let mut top = nf;
+            for j in (1..=m).rev() {
+                let col = W::col(c, j);
+                let cnt = col[..top]
+                    .iter()
+                    .fold(0usize, |a, &b| a + (b <= cc) as usize);
+                let r = cnt - 1; // >= j - 1: C(j - 1, j) = 0 is always counted
+                cc = cc - col[r & M];
+                ranks[(j - 1) & M] = r;
+                top = r;
+            }
         }
-        // combinatorial number system, largest rank first: the rank of the j-th chosen
-        // position is the largest r with C(r, j) <= digit, i.e. the number of such r minus one
-        // (C(., j) is non-decreasing), counted without a data-dependent branch
         let mut chosen = 0u128;
-        let mut top = nf;
-        for j in (1..=g.mult as usize).rev() {
-            let col = W::col(c, j);
-            let cnt = col[..top]
-                .iter()
-                .fold(0usize, |a, &b| a + (b <= cc) as usize);
-            let r = cnt - 1; // >= j - 1: C(j - 1, j) = 0 is always counted
-            cc = cc - col[r & M];
-            chosen |= 1u128 << (r as u32 & 127);
-            top = r;
+        for &r in &ranks[..m] {
+            let p = src[r & M] as usize & M;
+            val[p] = g.unit;
+            nzmask |= 1u128 << p;
+            chosen |= 1u128 << (r & M);
         }
-        // assign the chosen positions (free ones still hold 0.0), compact the others
-        let mut w = 0usize;
-        for (r, &p) in src[..nf].iter().enumerate() {
-            let ch = ((chosen >> (r as u32 & 127)) & 1) as usize;
-            val[p as usize & M] = g.unit * ch as f32;
-            dst[w & M] = p;
-            w += 1 - ch;
+        nfree -= m;
+        // the zero run is always last (smallest value): if it follows, the free positions
+        // need not be listed any more
+        if gi + 2 == ng && last.val == 0 {
+            break;
         }
-        nfree -= g.mult as usize;
+        if m <= 2 {
+            // cut the chosen entries out of the list
+            let mut w = 0;
+            let mut from = 0;
+            for &r in &ranks[..m] {
+                dst[w..w + r - from].copy_from_slice(&src[from..r]);
+                w += r - from;
+                from = r + 1;
+            }
+            dst[w..w + nf - from].copy_from_slice(&src[from..nf]);
+        } else {
+            let mut w = 0usize;
+            for (r, &p) in src[..nf].iter().enumerate() {
+                dst[w & M] = p;
+                w += 1 - ((chosen >> (r as u32 & 127)) & 1) as usize;
+            }
+        }
         cur ^= 1;
     }
-    let last = &seg.groups[ng - 1];
-    let free = &bufs[cur][..nfree];
-    let nzmask = if last.val != 0 {
-        for &p in free {
+    if last.val != 0 {
+        for &p in &bufs[cur][..nfree] {
             val[p as usize & M] = last.unit;
         }
-        low_mask(d as u32)
-    } else {
-        // the zero run is always last (smallest value): the free positions are the zeros
-        low_mask(d as u32)
-            ^ free
-                .iter()
-                .fold(0u128, |m, &p| m | 1u128 << (p as u32 & 127))
-    };
+        nzmask = low_mask(d as u32);
+    }
     // signs of the non-zero coordinates, in increasing coordinate order (branch-free)
     let mut m = nzmask;
     let mut k = 0u32;
