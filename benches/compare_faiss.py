@@ -1,7 +1,9 @@
 #!/usr/bin/env python
 """quanta vs faiss-cpu, same data, same process, fixed thread counts.
 
-Runs k-means, exact (flat L2) search and binary (Hamming, ``IndexBinaryFlat``) search with both
+Runs k-means, exact (flat L2) search, binary (Hamming, ``IndexBinaryFlat``) search, product
+quantization (ADC scan, encoding, training vs ``IndexPQ``) and the lattice quantizers (Zn sphere
+codec vs faiss ``ZnSphereCodec``, E8 decoding vs numpy, lattice search vs ``IndexPQ``) with both
 libraries at each thread count, prints a Markdown table of quanta/faiss ratios and writes it to
 ``<out>/compare_faiss.md`` with the raw numbers in ``<out>/compare_faiss.json`` (default
 ``benches/results``); with ``--only NAME`` the files are ``compare_faiss_NAME.{md,json}``, so a
@@ -18,6 +20,8 @@ Usage::
     .venv/bin/python benches/compare_faiss.py --quick        # smoke test (smaller sizes)
     .venv/bin/python benches/compare_faiss.py --only flat --threads 1
     .venv/bin/python benches/compare_faiss.py --only binary      # Hamming search only
+    .venv/bin/python benches/compare_faiss.py --only pq          # product quantization only
+    .venv/bin/python benches/compare_faiss.py --only lattice     # lattice quantizers only
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ BINARY_TARGET = 1.5  # quanta codes/s / faiss codes/s >= this (IndexBinaryFlat, 
 PQ_SCAN_TARGET = 1.5  # quanta codes/s / faiss codes/s >= this (IndexPQ ADC, nbits=8, k=10)
 PQ_ENCODE_TARGET = 1.0  # quanta vectors/s / faiss vectors/s >= this
 PQ_TRAIN_TARGET = 1.0  # quanta training time / faiss training time <= this
+ZN_SPEED_TARGET = 2.0  # quanta Zn encode/decode throughput / faiss ZnSphereCodec >= this
 TIE_RTOL = 1e-4  # ids that differ are a tie when their exact distances agree within this
 
 
@@ -780,6 +785,181 @@ def bench_pq(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------------------------
+# lattice quantizers
+
+# (d, r2) of the Spreading Vectors paper: 16/32/64-bit codes at d = 24, 32, 40 (+ d=16, 55 bits)
+ZN_CASES = [(24, 3), (24, 10), (24, 79), (32, 8), (32, 36), (40, 24), (16, 200)]
+
+
+def unit_rows(n: int, d: int, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, d), dtype=np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def e8_numpy(x: np.ndarray) -> np.ndarray:
+    """Vectorised numpy Conway & Sloane E8 decoder (same tie rules as quanta), float32."""
+    b = x.reshape(-1, 8)
+
+    def d8(v: np.ndarray) -> np.ndarray:
+        t = np.trunc(v)
+        fr = v - t
+        f = np.where(fr > 0.5, t + 1, np.where(fr < -0.5, t - 1, t)).astype(np.float32)
+        e = v - f
+        odd = (f.sum(1).astype(np.int64) & 1) == 1
+        k = np.argmax(np.abs(e), axis=1)
+        rows = np.flatnonzero(odd)
+        f[rows, k[rows]] += np.where(e[rows, k[rows]] >= 0, 1, -1).astype(np.float32)
+        return f
+
+    y0 = d8(b)
+    y1 = d8(b - np.float32(0.5)) + np.float32(0.5)
+    s0 = ((b - y0) ** 2).sum(1)
+    s1 = ((b - y1) ** 2).sum(1)
+    return np.where((s1 < s0)[:, None], y1, y0).reshape(x.shape)
+
+
+def lattice_row(case: str, label: str, nt: int, reps: int, fns: dict[str, Any]) -> dict[str, Any]:
+    best, all_t, last = best_of(fns, reps)
+    return {
+        "case": case,
+        "dataset": label,
+        "threads": nt,
+        "reps": reps,
+        "faiss_s": best["faiss"],
+        "quanta_s": best["quanta"],
+        "faiss_timing": all_t["faiss"],
+        "quanta_timing": all_t["quanta"],
+        "speedup": best["faiss"] / best["quanta"],
+        "_last": last,
+    }
+
+
+def faiss_zn_encode(ref: Any, x: np.ndarray) -> np.ndarray:
+    codes = np.empty(x.shape[0], dtype=np.uint64)
+    ref.encode_multi(x.shape[0], faiss.swig_ptr(x), faiss.swig_ptr(codes))
+    return codes
+
+
+def faiss_zn_decode(ref: Any, codes: np.ndarray, d: int) -> np.ndarray:
+    out = np.empty((codes.shape[0], d), dtype=np.float32)
+    ref.decode_multi(codes.shape[0], faiss.swig_ptr(codes), faiss.swig_ptr(out))
+    return out
+
+
+def run_zn_case(d: int, r2: int, n: int, nt: int, reps: int) -> list[dict[str, Any]]:
+    """Zn encode and decode; both sides allocate their output per call, as a user's call does."""
+    x = unit_rows(n, d, seed=d * 1000 + r2)
+    ref = faiss.ZnSphereCodec(d, r2)
+    codec = quanta.ZnSphereCodec(d, r2)
+    print(f"  zn d={d} r2={r2} n={n} threads={nt} ...", flush=True)
+    label = f"d={d} r2={r2} ({codec.nbits} bits)"
+    enc = lattice_row(
+        "zn_encode",
+        label,
+        nt,
+        reps,
+        {"faiss": lambda: faiss_zn_encode(ref, x), "quanta": lambda: codec.encode(x)},
+    )
+    last = enc.pop("_last")
+    fcodes, qc = last["faiss"], last["quanta"]
+    qint = np.array([int.from_bytes(r.tobytes(), "little") for r in qc], dtype=np.uint64)
+    enc["identical_codes"] = float((qint == fcodes).mean())
+    # both decode faiss's codes (quanta's differ on float near-ties of the atom scores)
+    qc = np.ascontiguousarray(
+        fcodes.astype("<u8").view(np.uint8).reshape(-1, 8)[:, : codec.code_size]
+    )
+    dec = lattice_row(
+        "zn_decode",
+        label,
+        nt,
+        reps,
+        {"faiss": lambda: faiss_zn_decode(ref, fcodes, d), "quanta": lambda: codec.decode(qc)},
+    )
+    last = dec.pop("_last")
+    dec["identical_decoded"] = bool(
+        np.array_equal(last["faiss"] / np.float32(np.sqrt(r2)), last["quanta"])
+    )
+    for r in (enc, dec):
+        r.update(n=n, d=d, r2=r2, nbits=codec.nbits)
+        r["speed_ok"] = r["speedup"] >= ZN_SPEED_TARGET
+        print(
+            f"    {r['case']}: faiss {n / r['faiss_s']:.0f}/s quanta {n / r['quanta_s']:.0f}/s "
+            f"speedup {r['speedup']:.2f}; {load_note(r)}",
+            flush=True,
+        )
+    return [enc, dec]
+
+
+def run_e8_case(n: int, nt: int, reps: int) -> dict[str, Any]:
+    """E8 nearest point vs the numpy reference (in the "faiss" slot: faiss has no E8)."""
+    d = 64
+    x = np.random.default_rng(1).standard_normal((n, d), dtype=np.float32) * 2
+    lat = quanta.E8Lattice()
+    print(f"  e8 nearest n={n} d={d} threads={nt} ...", flush=True)
+    row = lattice_row(
+        "e8_nearest",
+        f"d={d} gaussian",
+        nt,
+        reps,
+        {"faiss": lambda: e8_numpy(x), "quanta": lambda: lat.nearest(x)},
+    )
+    last = row.pop("_last")
+    row.update(n=n, d=d, identical=float((last["faiss"] == last["quanta"]).all(1).mean()))
+    print(f"    numpy {n / row['faiss_s']:.0f} vec/s quanta {n / row['quanta_s']:.0f} vec/s")
+    return row
+
+
+def run_lattice_search_case(d: int, r2: int, m: int, nb: int, nt: int, reps: int) -> dict[str, Any]:
+    """IndexLattice (Zn codes, decode fused with the scan) vs faiss IndexPQ(M=m, 8 bits)."""
+    nq = 100
+    codec = quanta.ZnSphereCodec(d, r2)
+    xb = unit_rows(nb, d, seed=5)
+    xq = unit_rows(nq, d, seed=6)
+    li = quanta.IndexLattice(codec, "l2")
+    li.add(xb)
+    pq = faiss.IndexPQ(d, m, 8)
+    pq.train(xb[:20_000])
+    pq.add(xb)
+    print(f"  search zn d={d} r2={r2} vs PQ{m}x8 nb={nb} threads={nt} ...", flush=True)
+    row = lattice_row(
+        "lattice_search",
+        f"Zn d={d} r2={r2} ({codec.nbits} b) vs PQ{m}x8 ({8 * m} b)",
+        nt,
+        reps,
+        {"faiss": lambda: pq.search(xq, 10), "quanta": lambda: li.search(xq, 10)},
+    )
+    last = row.pop("_last")
+    gt = faiss.IndexFlatL2(d)
+    gt.add(xb)
+    _, igt = gt.search(xq, 1)
+    row.update(n=nb, d=d, nq=nq)
+    row["faiss_codes_per_s"] = nb * nq / row["faiss_s"]
+    row["quanta_codes_per_s"] = nb * nq / row["quanta_s"]
+    row["faiss_recall1@10"] = float((last["faiss"][1] == igt).any(1).mean())
+    row["quanta_recall1@10"] = float((last["quanta"][1] == igt).any(1).mean())
+    print(
+        f"    PQ {row['faiss_codes_per_s']:.3g} codes/s, lattice "
+        f"{row['quanta_codes_per_s']:.3g} codes/s; {load_note(row)}",
+        flush=True,
+    )
+    return row
+
+
+def bench_lattice(args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    n = 20_000 if args.quick else 200_000
+    nb = 50_000 if args.quick else 200_000
+    for nt in args.threads:
+        set_threads(nt)
+        for d, r2 in ZN_CASES:
+            rows += run_zn_case(d, r2, n, nt, args.reps)
+        rows.append(run_e8_case(n, nt, args.reps))
+        for d, r2, m in [(24, 79, 8), (32, 8, 4)]:
+            rows.append(run_lattice_search_case(d, r2, m, nb, nt, args.reps))
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
 # report
 
 
@@ -812,9 +992,11 @@ def to_markdown(
     fl: list[dict[str, Any]],
     bn: list[dict[str, Any]] | None = None,
     pq: list[dict[str, Any]] | None = None,
+    la: list[dict[str, Any]] | None = None,
 ) -> str:
     bn = bn or []
     pq = pq or []
+    la = la or []
     lines = ["# quanta vs faiss-cpu", ""]
     lines += [
         f"- quanta {meta['quanta_version']}, SIMD level `{meta['quanta_simd_level']}` "
@@ -956,8 +1138,67 @@ def to_markdown(
                 f"**{r['encode_ratio']:.2f}** {fmt_ok(r['encode_ok'])} | {r['same_codes']:.4f} |"
             )
         lines.append("")
-    worst, where = max_foreign(km + fl + bn + pq)
-    noisy = sum(1 for r in km + fl + bn + pq if not row_clean(r))
+    if la:
+        zn = [r for r in la if r["case"] in ("zn_encode", "zn_decode")]
+        lines += [
+            "## Lattice quantizers",
+            "",
+            f"Zn sphere codec, {zn[0]['n'] if zn else 0} random unit vectors: throughput vs "
+            "faiss `ZnSphereCodec.encode_multi/decode_multi` (target speedup >= "
+            f"{ZN_SPEED_TARGET}); both allocate their output per call; both decode faiss's "
+            "codes. *same*: codes identical "
+            "to faiss (encode) / decoded vectors identical to faiss's / sqrt(r2) (decode).",
+            "",
+            "| case | d, r2 | thr | faiss vec/s | quanta vec/s | speedup | same |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
+        for r in zn:
+            same = (
+                f"{r['identical_codes']:.4f}"
+                if "identical_codes" in r
+                else ("yes" if r["identical_decoded"] else "NO")
+            )
+            lines.append(
+                f"| {r['case']} | {r['dataset']} | {r['threads']}{mark(r)} | "
+                f"{r['n'] / r['faiss_s']:.0f} | {r['n'] / r['quanta_s']:.0f} | "
+                f"**{r['speedup']:.2f}** {fmt_ok(r['speed_ok'])} | {same} |"
+            )
+        lines += [
+            "",
+            "E8 nearest-point decoding (Conway & Sloane) vs a vectorised numpy reference "
+            "(same tie rules; *same* = fraction of identical rows):",
+            "",
+            "| data | n | thr | numpy vec/s | quanta vec/s | speedup | same |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in la:
+            if r["case"] == "e8_nearest":
+                lines.append(
+                    f"| {r['dataset']} | {r['n']} | {r['threads']}{mark(r)} | "
+                    f"{r['n'] / r['faiss_s']:.0f} | {r['n'] / r['quanta_s']:.0f} | "
+                    f"{r['speedup']:.1f} | {r['identical']:.4f} |"
+                )
+        lines += [
+            "",
+            "Asymmetric lattice search (`IndexLattice`, L2, decode fused with the scan) vs faiss "
+            "`IndexPQ` (ADC tables) at equal bits, 100 queries, k=10; codes scanned per second; "
+            "1-recall@10 against exact search on the float vectors.",
+            "",
+            "| codes | nb | thr | PQ codes/s | lattice codes/s | lattice/PQ | "
+            "R@10 PQ | R@10 lattice |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in la:
+            if r["case"] == "lattice_search":
+                lines.append(
+                    f"| {r['dataset']} | {r['n']} | {r['threads']}{mark(r)} | "
+                    f"{r['faiss_codes_per_s']:.3g} | {r['quanta_codes_per_s']:.3g} | "
+                    f"{r['speedup']:.2f} | {r['faiss_recall1@10']:.2f} | "
+                    f"{r['quanta_recall1@10']:.2f} |"
+                )
+        lines.append("")
+    worst, where = max_foreign(km + fl + bn + pq + la)
+    noisy = sum(1 for r in km + fl + bn + pq + la if not row_clean(r))
     lines.append(
         f"Interference check (other processes' CPU use, from /proc/stat, during each best run): "
         f"highest {worst:.2f} cores" + (f" ({where})" if where else "") + f"; {noisy} row(s) "
@@ -981,7 +1222,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="smaller sizes (smoke test)")
     p.add_argument("--threads", type=parse_threads, default=[1, 2], help="e.g. 1,2")
-    p.add_argument("--only", choices=["kmeans", "flat", "binary", "pq"], help="run one case family")
+    p.add_argument(
+        "--only", choices=["kmeans", "flat", "binary", "pq", "lattice"], help="run one case family"
+    )
     p.add_argument(
         "--out", type=Path, default=Path(__file__).resolve().parent / "results", help="output dir"
     )
@@ -1019,19 +1262,24 @@ def main(argv: list[str] | None = None) -> int:
     fl = bench_flat(args) if args.only in (None, "flat") else []
     bn = bench_binary(args) if args.only in (None, "binary") else []
     pq = bench_pq(args) if args.only in (None, "pq") else []
+    la = bench_lattice(args) if args.only in (None, "lattice") else []
     meta["total_s"] = time.perf_counter() - t0
     meta["dirty_runs"] = GUARD.dirty_runs
     meta["retried_runs"] = GUARD.retried_runs
     meta["waited_s"] = GUARD.waited_s
 
-    md = to_markdown(meta, km, fl, bn, pq)
+    md = to_markdown(meta, km, fl, bn, pq, la)
     print()
     print(md)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "compare_faiss" if args.only is None else f"compare_faiss_{args.only}"
     (args.out / f"{stem}.md").write_text(md)
     with open(args.out / f"{stem}.json", "w") as f:
-        json.dump({"meta": meta, "kmeans": km, "flat": fl, "binary": bn, "pq": pq}, f, indent=2)
+        json.dump(
+            {"meta": meta, "kmeans": km, "flat": fl, "binary": bn, "pq": pq, "lattice": la},
+            f,
+            indent=2,
+        )
     print(f"wrote {args.out / f'{stem}.md'} and {args.out / f'{stem}.json'}")
     print(f"total {meta['total_s']:.1f} s")
     return 0

@@ -22,6 +22,7 @@ from .exceptions import (
 )
 from .index import IndexFlat, IndexFlatIP, IndexFlatL2
 from .io import read_index, write_index
+from .lattice import E8Lattice, E8ShellCodec, IndexLattice, ZnSphereCodec
 from .pq import IndexPQ, ProductQuantizer
 from .transform import IndexPreTransform, OPQMatrix
 
@@ -31,11 +32,14 @@ __all__ = [
     "ITQ",
     "LSH",
     "DTypeError",
+    "E8Lattice",
+    "E8ShellCodec",
     "FormatError",
     "IndexBinaryFlat",
     "IndexFlat",
     "IndexFlatIP",
     "IndexFlatL2",
+    "IndexLattice",
     "IndexPQ",
     "IndexPreTransform",
     "InvalidArgumentError",
@@ -47,6 +51,7 @@ __all__ = [
     "ShapeError",
     "SignEncoder",
     "SimdUnavailableError",
+    "ZnSphereCodec",
     "__version__",
     "available_simd_levels",
     "datasets",

@@ -1,1 +1,4 @@
-"""Reproducible experiments: ``python -m quanta.experiments.<name>`` writes ``results/``."""
+"""Reproduction experiments.
+
+``python -m quanta.experiments.<name>`` writes ``results/<name>.md`` (+ a PNG).
+"""

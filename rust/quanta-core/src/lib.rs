@@ -14,6 +14,7 @@ pub mod index;
 pub mod io;
 pub mod kernels;
 pub mod kmeans;
+pub mod lattice;
 pub mod pq;
 pub mod rng;
 pub mod simd;

@@ -196,3 +196,35 @@ pub fn matrix_i32(
 ) -> PyResult<Bound<'_, PyArray2<i32>>> {
     PyArray1::from_vec(py, v).reshape([rows, cols])
 }
+
+/// A C-contiguous 2-D array of exactly dtype `T` (codes: no silent cast), named `dtype` in errors.
+pub fn exact_matrix<'py, T: numpy::Element>(
+    obj: &Bound<'py, PyAny>,
+    arg: &str,
+    dtype: &str,
+) -> PyResult<PyReadonlyArray2<'py, T>> {
+    let arr = obj.downcast::<PyArray2<T>>().map_err(|_| {
+        new_err(
+            Kind::DType,
+            format!(
+                "{arg} must be a 2-D {dtype} numpy array, got {}",
+                describe(obj)
+            ),
+        )
+    })?;
+    let ro = arr.try_readonly()?;
+    if !ro.is_c_contiguous() {
+        return Err(new_err(Kind::Shape, format!("{arg} must be C-contiguous")));
+    }
+    Ok(ro)
+}
+
+/// A (rows × cols) array of any numpy element type from a flat vector.
+pub fn matrix_of<T: numpy::Element>(
+    py: Python<'_>,
+    v: Vec<T>,
+    rows: usize,
+    cols: usize,
+) -> PyResult<Bound<'_, PyArray2<T>>> {
+    PyArray1::from_vec(py, v).reshape([rows, cols])
+}

@@ -8,6 +8,7 @@ mod errors;
 mod gil;
 mod indexes;
 mod io;
+mod lattice;
 mod pq;
 mod runtime;
 
@@ -35,5 +36,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<binary::PyItq>()?;
     m.add_function(wrap_pyfunction!(binary::sign_encode, m)?)?;
     m.add_function(wrap_pyfunction!(binary::unpack_pm1, m)?)?;
+    m.add_class::<lattice::PyZnSphereCodec>()?;
+    m.add_class::<lattice::PyE8Lattice>()?;
+    m.add_class::<lattice::PyE8ShellCodec>()?;
+    m.add_class::<lattice::PyIndexLattice>()?;
     Ok(())
 }

@@ -2,4 +2,5 @@
 
 pub mod hamming;
 pub mod l2;
+pub mod lattice;
 pub mod pq;
