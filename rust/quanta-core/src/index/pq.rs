@@ -165,10 +165,23 @@ impl IndexPQ {
         match mode {
             SearchMode::Adc => self.pq.scan_table(x, self.metric, bias, table),
             SearchMode::Sdc => {
-                // the SDC table of x is the ADC table of its reconstruction q(x)
-                let mut code = vec![0u8; self.pq.m()];
-                self.pq
-                    .encode_into(x, &mut code, &crate::control::detached())?;
+                // the SDC table of x is the ADC table of its reconstruction q(x); q(x) is read
+                // off x's own L2 table (nearest centroid = smallest entry, lowest index on ties),
+                // one table build instead of setting up the batch encoder for a single row
+                self.pq.scan_table(x, Metric::L2, false, table);
+                let ks = self.pq.ksub();
+                let code: Vec<u8> = table
+                    .chunks_exact(TABLE_STRIDE)
+                    .map(|row| {
+                        let mut best = 0;
+                        for (j, &v) in row[..ks].iter().enumerate() {
+                            if v < row[best] {
+                                best = j;
+                            }
+                        }
+                        best as u8
+                    })
+                    .collect();
                 let mut rec = vec![0f32; self.d()];
                 self.pq.decode_into(&code, &mut rec);
                 self.pq.scan_table(&rec, self.metric, bias, table);
