@@ -585,3 +585,40 @@ def test_dlpack_and_array_protocols() -> None:
     index = quanta.IndexBinaryFlat(8)
     index.add(_DLPackOnly(expected))
     assert index.search(_ArrayOnly(expected), 1)[0].tolist() == [[0]]
+
+
+@pytest.mark.parametrize("mmap", [False, True])
+def test_binary_write_read_round_trip(tmp_path: Any, mmap: bool) -> None:
+    rng = np.random.default_rng(31)
+    codes = rng.integers(0, 256, size=(200, 8), dtype=np.uint8)
+    idx = quanta.IndexBinaryFlat(64)
+    idx.add_with_ids(codes, rng.permutation(1000)[:200].astype(np.int64))
+    path = tmp_path / "binary.qnt"
+    quanta.write_index(idx, path)
+    assert quanta.io.read_index_kind(path) == "IndexBinaryFlat"
+    back = quanta.read_index(path, mmap=mmap)
+    assert isinstance(back, quanta.IndexBinaryFlat)
+    assert (back.nbits, back.ntotal) == (64, 200)
+    np.testing.assert_array_equal(back.ids, idx.ids)
+    np.testing.assert_array_equal(back.reconstruct_n(), idx.reconstruct_n())
+    q = rng.integers(0, 256, size=(20, 8), dtype=np.uint8)
+    a, b = idx.search(q, 10), back.search(q, 10)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_damaged_binary_file_is_a_format_error(tmp_path: Any) -> None:
+    idx = quanta.IndexBinaryFlat(16)
+    idx.add(np.arange(40, dtype=np.uint8).reshape(20, 2))
+    path = tmp_path / "binary.qnt"
+    quanta.write_index(idx, path)
+    data = path.read_bytes()
+    for cut in (0, 10, 64, len(data) // 2, len(data) - 1):
+        path.write_bytes(data[:cut])
+        with pytest.raises(quanta.FormatError):
+            quanta.read_index(path)
+    flipped = bytearray(data)
+    flipped[-3] ^= 0xFF
+    path.write_bytes(bytes(flipped))
+    with pytest.raises(quanta.FormatError):
+        quanta.read_index(path)

@@ -366,3 +366,48 @@ def test_index_lattice_errors() -> None:
     with pytest.raises(quanta.InvalidArgumentError, match="nv"):
         index.add_codes(np.full((1, 2), 255, np.uint8))
     assert index.ntotal == 0
+
+
+@pytest.mark.parametrize("mmap", [False, True])
+@pytest.mark.parametrize(
+    ("codec", "metric"),
+    [(lambda: quanta.ZnSphereCodec(16, 10), "ip"), (lambda: quanta.E8ShellCodec([1, 2], 16), "l2")],
+)
+def test_lattice_write_read_round_trip(tmp_path: Any, codec: Any, metric: str, mmap: bool) -> None:
+    rng = np.random.default_rng(41)
+    x = rng.standard_normal((500, 16)).astype(np.float32)
+    c = codec()
+    idx = quanta.IndexLattice(c, metric)
+    idx.add(x)
+    path = tmp_path / "lattice.qnt"
+    quanta.write_index(idx, path)
+    assert quanta.io.read_index_kind(path) == "IndexLattice"
+    back = quanta.read_index(path, mmap=mmap)
+    assert isinstance(back, quanta.IndexLattice)
+    assert type(back.codec) is type(c)
+    assert (back.d, back.metric, back.ntotal, back.code_size) == (16, metric, 500, idx.code_size)
+    assert back.codec.nv == c.nv
+    np.testing.assert_array_equal(back.codes(), idx.codes())
+    q = rng.standard_normal((15, 16)).astype(np.float32)
+    a, b = idx.search(q, 8), back.search(q, 8)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    repr(back)
+
+
+def test_damaged_lattice_file_is_a_format_error(tmp_path: Any) -> None:
+    rng = np.random.default_rng(42)
+    idx = quanta.IndexLattice(quanta.E8ShellCodec(1, 8))
+    idx.add(rng.standard_normal((20, 8)).astype(np.float32))
+    path = tmp_path / "lattice.qnt"
+    quanta.write_index(idx, path)
+    data = path.read_bytes()
+    for cut in (0, 10, 64, len(data) // 2, len(data) - 1):
+        path.write_bytes(data[:cut])
+        with pytest.raises(quanta.FormatError):
+            quanta.read_index(path)
+    flipped = bytearray(data)
+    flipped[-3] ^= 0xFF
+    path.write_bytes(bytes(flipped))
+    with pytest.raises(quanta.FormatError):
+        quanta.read_index(path)

@@ -24,6 +24,7 @@ from . import _core
 from ._progress import make_progress
 from ._validation import _to_numpy, as_codes, as_float_matrix, as_ids, as_int, positive_int
 from .exceptions import DTypeError, InvalidArgumentError, ShapeError
+from .io import register_index_kind
 
 __all__ = ["ITQ", "LSH", "IndexBinaryFlat", "SignEncoder", "pack_bits", "unpack_bits"]
 
@@ -383,5 +384,17 @@ class IndexBinaryFlat:
         """Remove everything (ids restart at 0)."""
         self._index.reset()
 
+    def _write_index(self, path: str) -> None:
+        self._index.write(path)
+
+    @classmethod
+    def _read_index(cls, path: str, mmap: bool) -> IndexBinaryFlat:
+        obj = cls.__new__(cls)
+        obj._index = _core.IndexBinaryFlat.read(path, mmap)
+        return obj
+
     def __repr__(self) -> str:
         return f"IndexBinaryFlat(nbits={self.nbits}, ntotal={self.ntotal})"
+
+
+register_index_kind("IndexBinaryFlat", IndexBinaryFlat._read_index)

@@ -18,6 +18,7 @@ import numpy.typing as npt
 from . import _core
 from ._validation import _to_numpy, as_float_matrix, as_int, positive_int
 from .exceptions import DTypeError, InvalidArgumentError, ShapeError
+from .io import register_index_kind
 
 __all__ = ["E8Lattice", "E8ShellCodec", "IndexLattice", "ZnSphereCodec", "codes_to_int"]
 
@@ -226,9 +227,9 @@ class IndexLattice:
 
     ``codec`` is a :class:`ZnSphereCodec` or :class:`E8ShellCodec`. ``search`` returns inner
     products (descending, ``metric="ip"``, the default) or squared L2 distances to the decoded
-    unit vectors (``metric="l2"``); codes are decoded tile by tile during the scan. Saving and
-    loading will come with the generic file format; :meth:`codes` and :meth:`add_codes` give
-    the raw storage meanwhile.
+    unit vectors (``metric="l2"``); codes are decoded tile by tile during the scan. Save and load
+    with :func:`quanta.write_index` / :func:`quanta.read_index`; :meth:`codes` and
+    :meth:`add_codes` give the raw storage.
     """
 
     def __init__(self, codec: ZnSphereCodec | E8ShellCodec, metric: str = "ip") -> None:
@@ -294,5 +295,25 @@ class IndexLattice:
         """Remove every code."""
         self._index.reset()
 
+    def _write_index(self, path: str) -> None:
+        self._index.write(path)
+
+    @classmethod
+    def _read_index(cls, path: str, mmap: bool) -> IndexLattice:
+        obj = cls.__new__(cls)
+        obj._index = _core.IndexLattice.read(path, mmap)
+        core_codec = obj._index.codec
+        codec: ZnSphereCodec | E8ShellCodec
+        if isinstance(core_codec, _core.ZnSphereCodec):
+            codec = ZnSphereCodec.__new__(ZnSphereCodec)
+        else:
+            codec = E8ShellCodec.__new__(E8ShellCodec)
+        codec._codec = core_codec
+        obj.codec = codec
+        return obj
+
     def __repr__(self) -> str:
         return f"IndexLattice({self.codec!r}, metric={self.metric!r}, ntotal={self.ntotal})"
+
+
+register_index_kind("IndexLattice", IndexLattice._read_index)

@@ -349,3 +349,154 @@ fn index_pq_round_trip_and_every_truncation_and_flip_is_an_error() {
     let flat = small_index(Metric::L2).to_bytes().unwrap();
     assert!(IndexPQ::from_bytes(&flat).is_err());
 }
+
+/// Every prefix and every single-byte flip of `bytes` must fail to load as `T`.
+fn every_truncation_and_flip_is_an_error<T: Persist>(bytes: &[u8]) {
+    for len in 0..bytes.len() {
+        assert!(T::from_bytes(&bytes[..len]).is_err(), "truncated at {len}");
+    }
+    for pos in 0..bytes.len() {
+        let mut b = bytes.to_vec();
+        b[pos] ^= 0x10;
+        assert!(T::from_bytes(&b).is_err(), "flip at byte {pos}");
+    }
+}
+
+#[test]
+fn index_binary_flat_round_trip_and_every_truncation_and_flip_is_an_error() {
+    use quanta_core::index::IndexBinaryFlat;
+    let mut r = Rng::new(21);
+    let mut idx = IndexBinaryFlat::new(24).unwrap();
+    let codes: Vec<u8> = (0..9 * 3).map(|_| r.below(256) as u8).collect();
+    idx.add_with_ids(&codes, &[7, 3, 3, 11, 0, 5, 9, 2, 8])
+        .unwrap();
+    let bytes = idx.to_bytes().unwrap();
+    let dir = TempDir::new("binary");
+    let path = dir.file("binary.qnt");
+    idx.write(&path).unwrap();
+    assert_eq!(read_index_kind(&path).unwrap(), "IndexBinaryFlat");
+    let q: Vec<u8> = (0..2 * 3).map(|_| r.below(256) as u8).collect();
+    for mmap in [false, true] {
+        let back = IndexBinaryFlat::read(&path, mmap).unwrap();
+        assert_eq!(back.nbits(), 24);
+        assert_eq!(back.codes(), idx.codes());
+        assert_eq!(back.ids(), idx.ids());
+        for k in [1, 4, 12] {
+            assert_eq!(
+                back.search(&q, k, &Control::new()).unwrap(),
+                idx.search(&q, k, &Control::new()).unwrap()
+            );
+        }
+    }
+    every_truncation_and_flip_is_an_error::<IndexBinaryFlat>(&bytes);
+    // checksum-valid but inconsistent: a negative id, ids vs codes, nbits
+    let bad = |nbits: u64, codes: &[u8], ids: &[i64]| {
+        let mut w = FileWriter::new("IndexBinaryFlat");
+        w.meta_u64("nbits", nbits)
+            .meta_u64("ntotal", ids.len() as u64)
+            .section_u8("codes", codes)
+            .section_i64("ids", ids);
+        let e = IndexBinaryFlat::from_bytes(&w.to_bytes().unwrap()).unwrap_err();
+        assert!(matches!(e, Error::Format(_)), "{e}");
+    };
+    bad(8, &[1, 2], &[0, -1]);
+    bad(8, &[1, 2, 3], &[0, 1]);
+    bad(12, &[1, 2], &[0, 1]);
+    bad(0, &[], &[]);
+    let flat = small_index(Metric::L2).to_bytes().unwrap();
+    assert!(IndexBinaryFlat::from_bytes(&flat).is_err());
+}
+
+#[test]
+fn index_lattice_round_trip_and_every_truncation_and_flip_is_an_error() {
+    use quanta_core::lattice::{E8ShellCodec, IndexLattice, LatticeCodec, ZnSphereCodec};
+    let ctl = Control::new();
+    let mut r = Rng::new(22);
+    let d = 8;
+    let x: Vec<f32> = (0..d * 12).map(|_| r.normal() as f32).collect();
+    let q: Vec<f32> = (0..d * 3).map(|_| r.normal() as f32).collect();
+    let dir = TempDir::new("lattice");
+    for (codec, metric) in [
+        (
+            LatticeCodec::Zn(ZnSphereCodec::new(d, 6).unwrap()),
+            Metric::InnerProduct,
+        ),
+        (
+            LatticeCodec::E8Shell(E8ShellCodec::new(d, &[1, 3]).unwrap()),
+            Metric::L2,
+        ),
+    ] {
+        let mut idx = IndexLattice::new(codec, metric);
+        idx.add(&x, &ctl).unwrap();
+        let bytes = idx.to_bytes().unwrap();
+        let path = dir.file("lattice.qnt");
+        idx.write(&path).unwrap();
+        assert_eq!(read_index_kind(&path).unwrap(), "IndexLattice");
+        for mmap in [false, true] {
+            let back = IndexLattice::read(&path, mmap).unwrap();
+            assert_eq!(back.codes(), idx.codes());
+            assert_eq!(back.metric(), metric);
+            assert_eq!(back.code_size(), idx.code_size());
+            assert_eq!(back.codec().nv(), idx.codec().nv());
+            for k in [1, 5, 20] {
+                assert_eq!(
+                    back.search(&q, k, &ctl).unwrap(),
+                    idx.search(&q, k, &ctl).unwrap()
+                );
+            }
+        }
+        every_truncation_and_flip_is_an_error::<IndexLattice>(&bytes);
+    }
+    // checksum-valid but inconsistent: a code >= nv, a bad codec, unordered shells
+    let zn = ZnSphereCodec::new(d, 6).unwrap();
+    let cs = zn.code_size();
+    let too_big = vec![0xFFu8; cs];
+    let bad = |codec: &str, extra: &dyn Fn(&mut FileWriter<'_>), codes: &[u8], n: u64| {
+        let mut w = FileWriter::new("IndexLattice");
+        w.meta_str("codec", codec)
+            .meta_u64("d", d as u64)
+            .meta_str("metric", "ip")
+            .meta_u64("ntotal", n);
+        extra(&mut w);
+        w.section_u8("codes", codes);
+        let e = IndexLattice::from_bytes(&w.to_bytes().unwrap()).unwrap_err();
+        assert!(matches!(e, Error::Format(_)), "{e}");
+    };
+    if (zn.nv() as f64) < 256f64.powi(cs as i32) {
+        bad(
+            "zn",
+            &|w| {
+                w.meta_u64("r2", 6);
+            },
+            &too_big,
+            1,
+        );
+    }
+    bad(
+        "zn",
+        &|w| {
+            w.meta_u64("r2", 6);
+        },
+        &too_big,
+        2,
+    );
+    bad(
+        "zn",
+        &|w| {
+            w.meta_u64("r2", 0);
+        },
+        &[],
+        0,
+    );
+    bad("pq", &|_| {}, &[], 0);
+    for s in ["3,1", "1,1", "", "1,x", "+1", "0", "9"] {
+        bad(
+            "e8shell",
+            &|w| {
+                w.meta_str("shells", s);
+            },
+            &[],
+            0,
+        );
+    }
+}

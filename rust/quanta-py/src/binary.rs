@@ -11,6 +11,8 @@ use numpy::{PyArray1, PyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use quanta_core::binary::{self, Itq, Lsh, Projection};
 use quanta_core::index::IndexBinaryFlat;
+use quanta_core::io::Persist;
+use std::path::PathBuf;
 
 fn positive(v: i64, arg: &str) -> PyResult<usize> {
     if v < 1 {
@@ -155,6 +157,20 @@ impl PyIndexBinaryFlat {
 
     fn reset(&mut self) {
         self.inner.reset()
+    }
+
+    /// Save to `path` (atomic: temporary file, fsync, rename).
+    fn write(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        let inner = &self.inner;
+        run_released(py, None, |_| inner.write(&path))
+    }
+
+    /// Load from `path` (`mmap` maps the file while reading; the arrays are copied).
+    #[staticmethod]
+    #[pyo3(signature = (path, mmap=false))]
+    fn read(py: Python<'_>, path: PathBuf, mmap: bool) -> PyResult<Self> {
+        let inner = run_released(py, None, |_| IndexBinaryFlat::read(&path, mmap))?;
+        Ok(PyIndexBinaryFlat { inner })
     }
 
     fn __len__(&self) -> usize {

@@ -6,8 +6,10 @@ use crate::gil::run_released;
 use crate::indexes::{positive_k, SearchOut};
 use numpy::{PyArray1, PyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
+use quanta_core::io::Persist;
 use quanta_core::lattice::{E8Lattice, E8ShellCodec, IndexLattice, LatticeCodec, ZnSphereCodec};
 use quanta_core::Metric;
+use std::path::PathBuf;
 
 fn check_cols(got: usize, want: usize, arg: &str) -> PyResult<()> {
     if got != want {
@@ -365,6 +367,31 @@ impl PyIndexLattice {
 
     fn reconstruct<'py>(&self, py: Python<'py>, id: i64) -> PyResult<Bound<'py, PyArray1<f32>>> {
         Ok(PyArray1::from_vec(py, self.inner.reconstruct(id).py()?))
+    }
+
+    /// The codec: a ZnSphereCodec or an E8ShellCodec (a copy).
+    #[getter]
+    fn codec(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(match self.inner.codec() {
+            LatticeCodec::Zn(c) => Py::new(py, PyZnSphereCodec { inner: c.clone() })?.into_any(),
+            LatticeCodec::E8Shell(c) => {
+                Py::new(py, PyE8ShellCodec { inner: c.clone() })?.into_any()
+            }
+        })
+    }
+
+    /// Save to `path` (atomic: temporary file, fsync, rename).
+    fn write(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        let inner = &self.inner;
+        run_released(py, None, |_| inner.write(&path))
+    }
+
+    /// Load from `path` (`mmap` maps the file while reading; the codes are copied).
+    #[staticmethod]
+    #[pyo3(signature = (path, mmap=false))]
+    fn read(py: Python<'_>, path: PathBuf, mmap: bool) -> PyResult<Self> {
+        let inner = run_released(py, None, |_| IndexLattice::read(&path, mmap))?;
+        Ok(PyIndexLattice { inner })
     }
 
     fn reset(&mut self) {

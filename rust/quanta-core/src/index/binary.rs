@@ -14,6 +14,7 @@ use super::check_k;
 use crate::control::Control;
 use crate::distance::result_len;
 use crate::error::{Error, Result};
+use crate::io::{FileReader, FileWriter, Persist};
 use crate::kernels::hamming;
 use crate::simd::{level, SimdLevel};
 use rayon::prelude::*;
@@ -395,6 +396,47 @@ impl IndexBinaryFlat {
             b0 = b1;
         }
         Ok(())
+    }
+}
+
+/// Saved as kind `"IndexBinaryFlat"`: metadata `nbits`, `ntotal`; sections `codes` (`u8`,
+/// `ntotal × nbits/8`) and `ids` (`i64`, `ntotal`, each `>= 0`; duplicates allowed).
+impl Persist for IndexBinaryFlat {
+    const KIND: &'static str = "IndexBinaryFlat";
+
+    fn to_file(&self) -> FileWriter<'_> {
+        let mut w = FileWriter::new(Self::KIND);
+        w.meta_u64("nbits", self.nbits as u64)
+            .meta_u64("ntotal", self.ntotal() as u64)
+            .section_u8("codes", &self.codes)
+            .section_i64("ids", &self.ids);
+        w
+    }
+
+    fn from_file(r: &FileReader) -> Result<Self> {
+        let nbits = r.meta_usize("nbits")?;
+        if nbits == 0 || !nbits.is_multiple_of(8) {
+            return Err(r.err(format!(
+                "metadata 'nbits' is {nbits}, not a positive multiple of 8"
+            )));
+        }
+        let n = r.meta_usize("ntotal")?;
+        let codes = r.section_u8("codes")?;
+        let ids = r.section_i64("ids")?;
+        if ids.len() != n {
+            return Err(r.err(format!(
+                "section 'ids' holds {} ids, expected ntotal = {n}",
+                ids.len()
+            )));
+        }
+        if n.checked_mul(nbits / 8) != Some(codes.len()) {
+            return Err(r.err(format!(
+                "section 'codes' holds {} bytes, expected ntotal x code_size = {n} x {}",
+                codes.len(),
+                nbits / 8
+            )));
+        }
+        IndexBinaryFlat::from_parts(nbits, codes.into_vec(), ids.into_vec()).map_err(|e| r.err(e))
     }
 }
 

@@ -6,14 +6,16 @@
 //! per-query top-k collectors, so the decoded database is never materialized. Decoded vectors have
 //! unit norm: inner product ranks by `⟨q, ĉ⟩`, L2 by `‖q‖² + 1 − 2⟨q, ĉ⟩`.
 //!
-//! Persistence: the codes are a plain byte vector ([`IndexLattice::codes`] /
-//! [`IndexLattice::add_codes`]) for the generic file format to store.
+//! Persistence: saved with [`Persist`] as kind `"IndexLattice"`: metadata `codec` (`"zn"` or
+//! `"e8shell"`), `d`, `r2` (Zn) or `shells` (E8 shells, comma-separated ascending, e.g.
+//! `"1,2"`), `metric`, `ntotal`, and a `u8` section `codes` (`ntotal × code_size`).
 
-use super::LatticeCodec;
+use super::{E8ShellCodec, LatticeCodec, ZnSphereCodec};
 use crate::control::Control;
 use crate::distance::{ip_tile, result_len, Metric, BASE_TILE, QUERY_TILE};
 use crate::error::{Error, Result};
 use crate::index::{check_batch, check_k};
+use crate::io::{FileReader, FileWriter, Persist};
 use crate::kernels::l2;
 use crate::lattice::zn::check_codes_len;
 use crate::simd::level;
@@ -228,10 +230,88 @@ impl IndexLattice {
     }
 }
 
+impl Persist for IndexLattice {
+    const KIND: &'static str = "IndexLattice";
+
+    fn to_file(&self) -> FileWriter<'_> {
+        let mut w = FileWriter::new(Self::KIND);
+        match &self.codec {
+            LatticeCodec::Zn(c) => {
+                w.meta_str("codec", "zn").meta_u64("r2", c.r2() as u64);
+            }
+            LatticeCodec::E8Shell(c) => {
+                let shells: Vec<String> = c.shells().iter().map(|m| m.to_string()).collect();
+                w.meta_str("codec", "e8shell")
+                    .meta_str("shells", &shells.join(","));
+            }
+        }
+        w.meta_u64("d", self.d() as u64)
+            .meta_str("metric", self.metric.name())
+            .meta_u64("ntotal", self.ntotal() as u64)
+            .section_u8("codes", &self.codes);
+        w
+    }
+
+    fn from_file(r: &FileReader) -> Result<Self> {
+        let d = r.meta_usize("d")?;
+        let codec = match r.meta_str("codec")? {
+            "zn" => {
+                let r2 = r.meta_u64("r2")?;
+                let r2 = u32::try_from(r2)
+                    .map_err(|_| r.err(format!("metadata 'r2' is {r2}, out of range")))?;
+                LatticeCodec::Zn(ZnSphereCodec::new(d, r2).map_err(|e| r.err(e))?)
+            }
+            "e8shell" => {
+                let s = r.meta_str("shells")?;
+                let shells = s
+                    .split(',')
+                    .map(|m| {
+                        m.parse::<u32>()
+                            .ok()
+                            .filter(|_| m.bytes().all(|b| b.is_ascii_digit()))
+                    })
+                    .collect::<Option<Vec<u32>>>()
+                    .ok_or_else(|| {
+                        r.err(format!("metadata 'shells' is {s:?}, not a list of shells"))
+                    })?;
+                let c = E8ShellCodec::new(d, &shells).map_err(|e| r.err(e))?;
+                if c.shells() != &shells[..] {
+                    return Err(r.err(format!(
+                        "metadata 'shells' is {s:?}, not in increasing order"
+                    )));
+                }
+                LatticeCodec::E8Shell(c)
+            }
+            other => {
+                return Err(r.err(format!(
+                    "metadata 'codec' is {other:?}, not 'zn' or 'e8shell'"
+                )))
+            }
+        };
+        let metric = r.meta_str("metric")?;
+        let metric = Metric::parse(metric)
+            .map_err(|_| r.err(format!("metadata 'metric' is {metric:?}, not 'l2' or 'ip'")))?;
+        let n = r.meta_usize("ntotal")?;
+        let codes = r.section_u8("codes")?;
+        let cs = codec.code_size();
+        if n.checked_mul(cs) != Some(codes.len()) {
+            return Err(r.err(format!(
+                "section 'codes' holds {} bytes, expected ntotal x code_size = {n} x {cs}",
+                codes.len()
+            )));
+        }
+        codec.check_codes(&codes).map_err(|e| r.err(e))?;
+        Ok(IndexLattice {
+            codec,
+            metric,
+            codes: codes.into_vec(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lattice::{E8ShellCodec, ZnSphereCodec};
     use crate::rng::Rng;
 
     #[test]

@@ -80,6 +80,19 @@ impl LatticeCodec {
         }
     }
 
+    /// Check that every row of `codes` (n × code_size) is a valid code (`< nv`).
+    pub fn check_codes(&self, codes: &[u8]) -> Result<()> {
+        let cs = self.code_size();
+        zn::check_codes_len(codes, cs)?;
+        for (i, row) in codes.chunks_exact(cs).enumerate() {
+            match self {
+                LatticeCodec::Zn(c) => c.read_code(row, i)?,
+                LatticeCodec::E8Shell(c) => c.read_code(row, i)?,
+            };
+        }
+        Ok(())
+    }
+
     /// Batched, parallel encode (validates `x`).
     pub fn encode(&self, x: &[f32], ctl: &Control) -> Result<Vec<u8>> {
         match self {
