@@ -24,20 +24,7 @@ fn describe(obj: &Bound<'_, PyAny>) -> String {
 
 /// A C-contiguous float32 matrix (rows = vectors).
 pub fn f32_matrix<'py>(obj: &Bound<'py, PyAny>, arg: &str) -> PyResult<PyReadonlyArray2<'py, f32>> {
-    let arr = obj.downcast::<PyArray2<f32>>().map_err(|_| {
-        new_err(
-            Kind::DType,
-            format!(
-                "{arg} must be a 2-D float32 numpy array, got {}",
-                describe(obj)
-            ),
-        )
-    })?;
-    let ro = arr.try_readonly()?;
-    if !ro.is_c_contiguous() {
-        return Err(new_err(Kind::Shape, format!("{arg} must be C-contiguous")));
-    }
-    Ok(ro)
+    exact_matrix(obj, arg, "float32")
 }
 
 /// A C-contiguous float32 vector.
@@ -77,7 +64,7 @@ pub fn matrix_f32(
     rows: usize,
     cols: usize,
 ) -> PyResult<Bound<'_, PyArray2<f32>>> {
-    PyArray1::from_vec(py, v).reshape([rows, cols])
+    matrix_of(py, v, rows, cols)
 }
 
 /// A (rows × cols) int64 array from a flat vector.
@@ -87,25 +74,12 @@ pub fn matrix_i64(
     rows: usize,
     cols: usize,
 ) -> PyResult<Bound<'_, PyArray2<i64>>> {
-    PyArray1::from_vec(py, v).reshape([rows, cols])
+    matrix_of(py, v, rows, cols)
 }
 
 /// A C-contiguous uint8 matrix (rows = codes). Codes are never cast from another dtype.
 pub fn u8_matrix<'py>(obj: &Bound<'py, PyAny>, arg: &str) -> PyResult<PyReadonlyArray2<'py, u8>> {
-    let arr = obj.downcast::<PyArray2<u8>>().map_err(|_| {
-        new_err(
-            Kind::DType,
-            format!(
-                "{arg} must be a 2-D uint8 numpy array, got {}",
-                describe(obj)
-            ),
-        )
-    })?;
-    let ro = arr.try_readonly()?;
-    if !ro.is_c_contiguous() {
-        return Err(new_err(Kind::Shape, format!("{arg} must be C-contiguous")));
-    }
-    Ok(ro)
+    exact_matrix(obj, arg, "uint8")
 }
 
 /// A C-contiguous float32 3-D array (e.g. PQ codebooks M × ksub × dsub).
@@ -136,7 +110,7 @@ pub fn matrix_u8(
     rows: usize,
     cols: usize,
 ) -> PyResult<Bound<'_, PyArray2<u8>>> {
-    PyArray1::from_vec(py, v).reshape([rows, cols])
+    matrix_of(py, v, rows, cols)
 }
 
 /// A (a × b × c) float32 array from a flat vector.
@@ -194,7 +168,7 @@ pub fn matrix_i32(
     rows: usize,
     cols: usize,
 ) -> PyResult<Bound<'_, PyArray2<i32>>> {
-    PyArray1::from_vec(py, v).reshape([rows, cols])
+    matrix_of(py, v, rows, cols)
 }
 
 /// A C-contiguous 2-D array of exactly dtype `T` (codes: no silent cast), named `dtype` in errors.
