@@ -21,7 +21,16 @@ import numpy.typing as npt
 
 from .exceptions import InvalidArgumentError, QuantaError
 
-__all__ = ["NAMES", "Dataset", "DatasetNotFoundError", "data_dir", "load", "load_demo"]
+__all__ = [
+    "NAMES",
+    "Dataset",
+    "DatasetNotFoundError",
+    "HashingSplit",
+    "data_dir",
+    "hashing_split",
+    "load",
+    "load_demo",
+]
 
 NAMES = ("fashion-mnist", "mnist", "sift_tiledb10k", "sift_ngt5k")
 _PACKAGE_DATA = Path(__file__).resolve().parent / "data"
@@ -113,3 +122,65 @@ def load(name: str) -> Dataset:
 def load_demo() -> Dataset:
     """The small dataset shipped with quanta (``sift_ngt5k``, Apache-2.0)."""
     return _from_npz("sift_ngt5k", _PACKAGE_DATA / "sift_ngt5k.npz")
+
+
+@dataclass(frozen=True)
+class HashingSplit:
+    """The deep-hashing "setting I" split of a labelled set (ALGORITHMS.md §8).
+
+    Train and test rows are pooled (70 000 for MNIST-style sets); ``queries`` holds
+    ``n_query_per_class`` rows per class, ``train`` ``n_train_per_class`` other rows per class,
+    and ``database`` every row that is not a query (so it contains the training rows, as in the
+    GreedyHash/MeCoQ protocol). Pixels stay float32 in 0..255. Indices refer to the pooled array.
+    """
+
+    name: str
+    queries: npt.NDArray[np.float32]
+    query_labels: npt.NDArray[np.int64]
+    train: npt.NDArray[np.float32]
+    train_labels: npt.NDArray[np.int64]
+    database: npt.NDArray[np.float32]
+    database_labels: npt.NDArray[np.int64]
+    query_idx: npt.NDArray[np.int64]
+    train_idx: npt.NDArray[np.int64]
+    database_idx: npt.NDArray[np.int64]
+
+
+def hashing_split(
+    name: str, n_query_per_class: int = 100, n_train_per_class: int = 500, seed: int = 0
+) -> HashingSplit:
+    """Pool a labelled shared set and split it per class (deterministic for a seed)."""
+    ds = load(name)
+    if ds.base_labels is None or ds.query_labels is None:
+        raise InvalidArgumentError(f"dataset {name!r} has no labels")
+    x = np.concatenate([ds.base, ds.queries])
+    y = np.concatenate([ds.base_labels, ds.query_labels])
+    rng = np.random.default_rng(seed)
+    q_idx: list[npt.NDArray[np.int64]] = []
+    t_idx: list[npt.NDArray[np.int64]] = []
+    for c in np.unique(y):
+        rows = rng.permutation(np.flatnonzero(y == c))
+        if rows.size < n_query_per_class + n_train_per_class:
+            raise InvalidArgumentError(
+                f"class {c} of {name!r} has {rows.size} rows, fewer than "
+                f"n_query_per_class + n_train_per_class = {n_query_per_class + n_train_per_class}"
+            )
+        q_idx.append(rows[:n_query_per_class])
+        t_idx.append(rows[n_query_per_class : n_query_per_class + n_train_per_class])
+    qi = np.sort(np.concatenate(q_idx)).astype(np.int64)
+    ti = np.sort(np.concatenate(t_idx)).astype(np.int64)
+    is_query = np.zeros(len(y), dtype=bool)
+    is_query[qi] = True
+    di = np.flatnonzero(~is_query).astype(np.int64)
+    return HashingSplit(
+        name=name,
+        queries=x[qi],
+        query_labels=y[qi],
+        train=x[ti],
+        train_labels=y[ti],
+        database=x[di],
+        database_labels=y[di],
+        query_idx=qi,
+        train_idx=ti,
+        database_idx=di,
+    )

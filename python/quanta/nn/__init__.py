@@ -1,0 +1,32 @@
+"""Learned quantizers (PyTorch): catalyzer (Spreading Vectors), GreedyHash, MeCoQ.
+
+``import quanta`` never imports torch; ``import quanta.nn`` does, and raises a clear
+``ImportError`` when torch is missing (``pip install quanta[torch]``). Each model hands its
+codebooks or codes to a Rust index of the core (``IndexBinaryFlat``, ``IndexLattice``,
+``IndexPQ``) for search.
+
+Shared pieces live in :mod:`quanta.nn._common` (device, seeding, input checks, checkpoints,
+progress) and :mod:`quanta.nn.backbones` (small CNN for 28x28 images, MLP for features).
+Each paper has its own module; their public names are re-exported here.
+"""
+
+from __future__ import annotations
+
+try:
+    import torch as _torch  # noqa: F401
+except ImportError as e:  # pragma: no cover - exercised only without torch
+    raise ImportError(
+        "quanta.nn needs PyTorch: pip install 'quanta[torch]' (the rest of quanta works without it)"
+    ) from e
+
+from ._common import load_checkpoint, resolve_device, save_checkpoint, seed_everything
+from .backbones import MLP, SmallCNN
+
+__all__ = [
+    "MLP",
+    "SmallCNN",
+    "load_checkpoint",
+    "resolve_device",
+    "save_checkpoint",
+    "seed_everything",
+]
