@@ -21,12 +21,28 @@ except ImportError as e:  # pragma: no cover - exercised only without torch
 
 from ._common import load_checkpoint, resolve_device, save_checkpoint, seed_everything
 from .backbones import MLP, SmallCNN
+from .spreading import (
+    Catalyzer,
+    SpreadingVectors,
+    knn_positives,
+    koleo_loss,
+    rank_negatives,
+    train_catalyzer,
+    triplet_rank_loss,
+)
 
 __all__ = [
     "MLP",
+    "Catalyzer",
     "SmallCNN",
+    "SpreadingVectors",
+    "knn_positives",
+    "koleo_loss",
     "load_checkpoint",
+    "rank_negatives",
     "resolve_device",
     "save_checkpoint",
     "seed_everything",
+    "train_catalyzer",
+    "triplet_rank_loss",
 ]
