@@ -21,6 +21,15 @@ except ImportError as e:  # pragma: no cover - exercised only without torch
 
 from ._common import load_checkpoint, resolve_device, save_checkpoint, seed_everything
 from .backbones import MLP, SmallCNN
+from .greedyhash import (
+    GreedyHash,
+    GreedyHashLayer,
+    HashRetriever,
+    greedy_penalty,
+    greedy_sign,
+    train_greedyhash,
+    train_greedyhash_unsupervised,
+)
 from .spreading import (
     Catalyzer,
     SpreadingVectors,
@@ -34,8 +43,13 @@ from .spreading import (
 __all__ = [
     "MLP",
     "Catalyzer",
+    "GreedyHash",
+    "GreedyHashLayer",
+    "HashRetriever",
     "SmallCNN",
     "SpreadingVectors",
+    "greedy_penalty",
+    "greedy_sign",
     "knn_positives",
     "koleo_loss",
     "load_checkpoint",
@@ -44,5 +58,7 @@ __all__ = [
     "save_checkpoint",
     "seed_everything",
     "train_catalyzer",
+    "train_greedyhash",
+    "train_greedyhash_unsupervised",
     "triplet_rank_loss",
 ]
