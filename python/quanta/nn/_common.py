@@ -38,7 +38,12 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     """``None``/``"auto"`` → CUDA when present, else CPU; ``"cuda"`` without a GPU is an error."""
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):  # torch rejects unknown device strings with RuntimeError
+        raise InvalidArgumentError(
+            f"device must be 'cpu', 'cuda' or 'auto', got {device!r}"
+        ) from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InvalidArgumentError("device='cuda' was asked for but torch sees no CUDA device")
     if dev.type not in ("cpu", "cuda"):
