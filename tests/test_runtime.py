@@ -136,6 +136,16 @@ def test_import_does_not_import_torch(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
 
 
+def test_torch_names_resolve_lazily() -> None:
+    pytest.importorskip("torch")
+    import quanta.nn
+
+    assert quanta.SpreadingVectors is quanta.nn.SpreadingVectors
+    assert quanta.nn is importlib.import_module("quanta.nn")
+    with pytest.raises(AttributeError, match="no_such_name"):
+        _ = quanta.no_such_name  # type: ignore[attr-defined]
+
+
 def test_version() -> None:
     assert isinstance(quanta.__version__, str) and quanta.__version__
     assert quanta.__version__ == importlib.metadata.version("quanta")

@@ -6,6 +6,7 @@ Importing quanta never imports torch; the learned quantizers live in ``quanta.nn
 from __future__ import annotations
 
 import os as _os
+from typing import Any as _Any
 
 from . import _core, datasets, io, metrics
 from ._validation import as_int
@@ -97,6 +98,22 @@ def set_num_threads(n: int) -> None:
 def get_num_threads() -> int:
     """Current size of quanta's thread pool."""
     return _core.get_num_threads()
+
+
+# torch-backed names, resolved on first use so that ``import quanta`` never imports torch
+_LAZY_NN = {"SpreadingVectors": "SpreadingVectors"}
+
+
+def __getattr__(name: str) -> _Any:
+    if name == "nn":
+        import importlib
+
+        return importlib.import_module(".nn", __name__)
+    if name in _LAZY_NN:
+        from . import nn
+
+        return getattr(nn, _LAZY_NN[name])
+    raise AttributeError(f"module 'quanta' has no attribute {name!r}")
 
 
 if hasattr(_os, "register_at_fork"):
