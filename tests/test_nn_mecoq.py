@@ -350,6 +350,18 @@ def test_train_checkpoint_seed_and_image_path(tmp_path: Path) -> None:
     loaded = MeCoQ.load(ck)
     np.testing.assert_array_equal(loaded.encode(x), model.encode(x))
     assert mecoq.load_mecoq(ck).config == model.config
+    # select="last" returns the last epoch's weights; the callback sees every epoch
+    seen: list[tuple[int, float, Any]] = []
+
+    def snap(epoch: int, m: MeCoQ, rec: dict[str, float]) -> None:
+        seen.append((epoch, rec["val_map"], m.codebooks().copy()))
+
+    last, hist_last = train_mecoq(x, select="last", callback=snap, **kw)
+    assert [e for e, _, _ in seen] == [0, 1, 2]
+    assert [v for _, v, _ in seen] == [h["val_map"] for h in hist_last]
+    np.testing.assert_array_equal(last.codebooks(), seen[-1][2])
+    best = int(np.argmax([v for _, v, _ in seen]))
+    np.testing.assert_array_equal(model.codebooks(), seen[best][2])
     # 28x28 uint8 images through the small CNN and the image augmentations
     imgs = rng.integers(0, 256, size=(16, 784)).astype(np.uint8)
     cnn, hist = train_mecoq(

@@ -563,6 +563,8 @@ def train_mecoq(
     val: tuple[Any, Any, Any, Any] | None = None,
     val_k: int = 1000,
     patience: int | None = None,
+    select: str = "best_val",
+    callback: Callable[[int, MeCoQ, dict[str, float]], None] | None = None,
     seed: int = 2021,
     device: str | torch.device | None = None,
     checkpoint: str | Path | None = None,
@@ -584,7 +586,9 @@ def train_mecoq(
 
     ``val = (x_query, y_query, x_db, y_db)`` (carve it from the training data, never the test
     queries): mAP@``val_k`` of the exported index is computed after every epoch, the best epoch's
-    weights are returned and ``patience`` epochs without improvement stop training.
+    weights are returned (``select="best_val"``; ``select="last"`` returns the last epoch's) and
+    ``patience`` epochs without improvement stop training. ``callback(epoch, model, record)`` runs
+    after every epoch (after validation; ``record`` is that epoch's history entry).
     ``checkpoint``: a path rewritten after every epoch (model, config, history).
     On CPU a seed gives the same model; CUDA kernels may not be deterministic.
     """
@@ -603,6 +607,8 @@ def train_mecoq(
         queue_begin_epoch = _count(queue_begin_epoch, "queue_begin_epoch", 0)
     if patience is not None:
         patience = _count(patience, "patience")
+    if select not in ("best_val", "last"):
+        raise InvalidArgumentError(f"select must be 'best_val' or 'last', got {select!r}")
     lr = _positive(lr, "lr")
     weight_decay = _nonneg(weight_decay, "weight_decay")
     gamma, lam = _nonneg(gamma, "gamma"), _nonneg(lam, "lam")
@@ -742,6 +748,8 @@ def train_mecoq(
             else:
                 since_best += 1
         history.append(rec)
+        if callback is not None:
+            callback(epoch, model, rec)
         if verbose:
             extra = f", val mAP@{val_k} {rec['val_map']:.4f}" if "val_map" in rec else ""
             print(f"MeCoQ epoch {epoch + 1}: loss {rec['loss']:.4f}{extra}", flush=True)
@@ -754,7 +762,7 @@ def train_mecoq(
             )
         if patience is not None and since_best >= patience:
             break
-    if best_state is not None:
+    if best_state is not None and select == "best_val":
         model.load_state_dict(best_state)
         if checkpoint is not None:
             save_checkpoint(
