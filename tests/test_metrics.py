@@ -373,3 +373,5 @@ def test_more_bad_input() -> None:
         metrics.rank_by_distance(np.array([[0.0, np.nan]]))
     with pytest.raises(quanta.ShapeError, match="empty"):
         metrics.map_at_k(np.zeros((0, 3), dtype=np.int64), np.zeros(0, int), DB_LABELS)
+    with pytest.raises(quanta.InvalidArgumentError, match="padding"):
+        metrics.map_at_k(np.array([[0, -2]]), np.array([0]), DB_LABELS)

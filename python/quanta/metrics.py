@@ -24,8 +24,10 @@ the SIMD width (tested). As a diagnostic, :func:`average_precision` takes ``dist
 compute the *tie-averaged* AP (§7.3): within each run of equal distances the relevance is
 replaced by the run's mean, which removes the dependence on the id tie-break too.
 
-Speed: everything is blocked numpy over queries (about 4 M entries per block), so a full
-ranking of 1 000 queries over 69 000 database items (mAP@all) takes about a second.
+Speed: everything is blocked numpy over queries (about 4 M entries per block, so memory stays
+bounded); AP uses the sparse form (one term per relevant item). mAP@all of 1 000 queries over a
+full ranking of 69 000 items (10 classes) costs about 1 s of CPU (measured 2 s wall on a loaded
+2-core machine); mAP@1000 about 0.04 s.
 """
 
 from __future__ import annotations
@@ -164,11 +166,13 @@ def _labels(query_labels: Any, db_labels: Any, nq: int) -> _Labels:
 
 
 def _check_ids_in_db(ranked: I64, n_db: int) -> None:
-    valid = ranked >= 0
-    if valid.any() and int(ranked[valid].max()) >= n_db:
-        raise InvalidArgumentError(
-            f"ids holds {int(ranked[valid].max())}, outside db_labels (length {n_db})"
-        )
+    if ranked.size == 0:
+        return
+    hi, lo = int(ranked.max()), int(ranked.min())  # two reductions, no temporary copy
+    if hi >= n_db:
+        raise InvalidArgumentError(f"ids holds {hi}, outside db_labels (length {n_db})")
+    if lo < -1:
+        raise InvalidArgumentError(f"ids holds {lo}: ids are >= 0, or -1 for padding")
 
 
 def _rel_block(ranked: I64, lab: _Labels, b: slice) -> Bool:
@@ -379,8 +383,12 @@ def precision_recall_curve(
             )
     total = _total_relevant(lab)
     hits = np.zeros((ranked.shape[0], cut.size), dtype=np.float64)
+    starts = np.concatenate([[0], cut[:-1]])  # relevant counts per segment [c_{i-1}, c_i)
     for b in _blocks(ranked.shape[0], _width(ranked, lab)):
-        hits[b] = np.cumsum(_rel_block(ranked, lab, b), axis=1, dtype=np.int64)[:, cut - 1]
+        seg = np.add.reduceat(
+            _rel_block(ranked[:, : cut[-1]], lab, b), starts, axis=1, dtype=np.int64
+        )
+        hits[b] = np.cumsum(seg, axis=1)
     precision = (hits / cut[None, :]).mean(axis=0)
     rec = np.zeros_like(hits)
     np.divide(hits, total[:, None], out=rec, where=total[:, None] > 0)
