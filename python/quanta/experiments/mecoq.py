@@ -29,7 +29,7 @@ small MLP from scratch.
 
 Usage::
 
-    python -m quanta.experiments.mecoq            # writes results/mecoq.md + results/mecoq.png
+    python -m quanta.experiments.mecoq            # writes results/mecoq.{md,png,json}
     python -m quanta.experiments.mecoq --quick    # smoke run (minutes)
 """
 
@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import platform
 import sys
 import time
@@ -209,7 +210,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                     f"P@100 {row['p100']:.4f}{val} {row['seconds']:.0f}s",
                     flush=True,
                 )
-        for nbits in args.seed_bits:
+        both = "MeCoQ" in args.methods and "MeCoQ w/o memory" in args.methods
+        for nbits in args.seed_bits if both else []:
             for seed in range(args.seed + 1, args.seed + args.memory_seeds):
                 for memory in (True, False):
                     t0 = time.perf_counter()
@@ -432,7 +434,9 @@ def plot(rows: list[dict[str, Any]], args: argparse.Namespace, path: Path) -> bo
     for ax, name in zip(axes, args.datasets):
         for m in METHODS:
             pts = [
-                (r["nbits"], r["map"]) for r in rows if r["dataset"] == name and r["method"] == m
+                (r["nbits"], r["map"])
+                for r in rows
+                if r["dataset"] == name and r["method"] == m and not r.get("extra_seed")
             ]
             if pts:
                 xs, ys = zip(*pts)
@@ -501,6 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     if plot(rows, args, png):
         md += f"\n![mAP@{args.k} vs bits]({png.name})\n"
     (args.out / f"{stem}.md").write_text(md)
+    (args.out / f"{stem}.json").write_text(json.dumps(rows, indent=1, default=float) + "\n")
     print()
     print(md)
     print(f"wrote {args.out / f'{stem}.md'}")
