@@ -12,6 +12,7 @@ pub mod distance;
 pub mod error;
 pub mod index;
 pub mod io;
+pub mod ivf;
 pub mod kernels;
 pub mod kmeans;
 pub mod lattice;
