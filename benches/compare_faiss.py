@@ -22,6 +22,7 @@ Usage::
     .venv/bin/python benches/compare_faiss.py --only binary      # Hamming search only
     .venv/bin/python benches/compare_faiss.py --only pq          # product quantization only
     .venv/bin/python benches/compare_faiss.py --only lattice     # lattice quantizers only
+    .venv/bin/python benches/compare_faiss.py --only ivf         # IVFPQ / IVFFlat (bench_ivf.py)
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
+import bench_ivf
 import faiss
 import numpy as np
 import quanta
@@ -1223,7 +1225,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="smaller sizes (smoke test)")
     p.add_argument("--threads", type=parse_threads, default=[1, 2], help="e.g. 1,2")
     p.add_argument(
-        "--only", choices=["kmeans", "flat", "binary", "pq", "lattice"], help="run one case family"
+        "--only",
+        choices=["kmeans", "flat", "binary", "pq", "lattice", "ivf"],
+        help="run one case family",
     )
     p.add_argument(
         "--out", type=Path, default=Path(__file__).resolve().parent / "results", help="output dir"
@@ -1263,12 +1267,19 @@ def main(argv: list[str] | None = None) -> int:
     bn = bench_binary(args) if args.only in (None, "binary") else []
     pq = bench_pq(args) if args.only in (None, "pq") else []
     la = bench_lattice(args) if args.only in (None, "lattice") else []
+    iv = (
+        bench_ivf.bench_ivf(args, best_of, set_threads, load_dataset)
+        if args.only in (None, "ivf")
+        else []
+    )
     meta["total_s"] = time.perf_counter() - t0
     meta["dirty_runs"] = GUARD.dirty_runs
     meta["retried_runs"] = GUARD.retried_runs
     meta["waited_s"] = GUARD.waited_s
 
     md = to_markdown(meta, km, fl, bn, pq, la)
+    if iv:
+        md += "\n" + bench_ivf.to_markdown(iv)
     print()
     print(md)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -1276,7 +1287,15 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / f"{stem}.md").write_text(md)
     with open(args.out / f"{stem}.json", "w") as f:
         json.dump(
-            {"meta": meta, "kmeans": km, "flat": fl, "binary": bn, "pq": pq, "lattice": la},
+            {
+                "meta": meta,
+                "kmeans": km,
+                "flat": fl,
+                "binary": bn,
+                "pq": pq,
+                "lattice": la,
+                "ivf": iv,
+            },
             f,
             indent=2,
         )

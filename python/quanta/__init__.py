@@ -20,8 +20,10 @@ from .exceptions import (
     ShapeError,
     SimdUnavailableError,
 )
+from .factory import IndexRefineFlatBasic, index_factory
 from .index import IndexFlat, IndexFlatIP, IndexFlatL2
 from .io import read_index, write_index
+from .ivf import IndexIVFFlat, IndexIVFPQ
 from .lattice import E8Lattice, E8ShellCodec, IndexLattice, ZnSphereCodec
 from .pq import IndexPQ, ProductQuantizer
 from .transform import IndexPreTransform, OPQMatrix
@@ -39,9 +41,12 @@ __all__ = [
     "IndexFlat",
     "IndexFlatIP",
     "IndexFlatL2",
+    "IndexIVFFlat",
+    "IndexIVFPQ",
     "IndexLattice",
     "IndexPQ",
     "IndexPreTransform",
+    "IndexRefineFlatBasic",
     "InvalidArgumentError",
     "KMeans",
     "NotTrainedError",
@@ -56,6 +61,7 @@ __all__ = [
     "available_simd_levels",
     "datasets",
     "get_num_threads",
+    "index_factory",
     "io",
     "metrics",
     "pack_bits",

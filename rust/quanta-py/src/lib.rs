@@ -8,6 +8,7 @@ mod errors;
 mod gil;
 mod indexes;
 mod io;
+mod ivf;
 mod lattice;
 mod pq;
 mod runtime;
@@ -30,6 +31,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<pq::PyProductQuantizer>()?;
     m.add_class::<pq::PyIndexPQ>()?;
     m.add_class::<pq::PyOpqMatrix>()?;
+    m.add_class::<ivf::PyIndexIVFFlat>()?;
+    m.add_class::<ivf::PyIndexIVFPQ>()?;
     m.add_function(wrap_pyfunction!(io::read_index_kind, m)?)?;
     m.add_class::<binary::PyIndexBinaryFlat>()?;
     m.add_class::<binary::PyLsh>()?;

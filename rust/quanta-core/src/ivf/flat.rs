@@ -20,7 +20,7 @@ impl IndexIVFFlat {
     /// Empty, untrained index.
     pub fn new(d: usize, nlist: usize, metric: Metric) -> Result<Self> {
         Ok(IndexIVFFlat {
-            base: IvfBase::new(d, nlist, metric, d)?,
+            base: IvfBase::new(d, nlist, metric, d, "IndexIVFFlat")?,
         })
     }
 
@@ -89,15 +89,13 @@ impl IndexIVFFlat {
     /// Add `x`; ids continue from `ntotal`.
     pub fn add(&mut self, x: &[f32], ctl: &Control) -> Result<()> {
         self.base.check_add(x, None, "IndexIVFFlat")?;
-        self.base
-            .add_batched(x, None, ctl, |xb, _, out, _| Ok(out.copy_from_slice(xb)))
+        self.base.add_batched(x, None, ctl, copy_rows)
     }
 
     /// Add `x` with the given ids (one per row).
     pub fn add_with_ids(&mut self, x: &[f32], ids: &[i64], ctl: &Control) -> Result<()> {
         self.base.check_add(x, Some(ids), "IndexIVFFlat")?;
-        self.base
-            .add_batched(x, Some(ids), ctl, |xb, _, out, _| Ok(out.copy_from_slice(xb)))
+        self.base.add_batched(x, Some(ids), ctl, copy_rows)
     }
 
     /// Remove every entry whose id is listed; returns how many were removed.
@@ -128,13 +126,18 @@ impl IndexIVFFlat {
         ctl: &Control,
     ) -> Result<SearchResult> {
         let lvl = level();
-        self.base
-            .search(q, k, nprobe, sel, "IndexIVFFlat", ctl, |x| FlatScanner {
-                idx: self,
-                lvl,
-                q: x.to_vec(),
-            })
+        self.base.search(q, k, nprobe, sel, ctl, |x| FlatScanner {
+            idx: self,
+            lvl,
+            q: x.to_vec(),
+        })
     }
+}
+
+/// The "encoder" of IVFFlat: entries are the vectors themselves.
+fn copy_rows(x: &[f32], _: &[usize], out: &mut [f32], _: &Control) -> Result<()> {
+    out.copy_from_slice(x);
+    Ok(())
 }
 
 #[derive(Clone)]
@@ -151,7 +154,11 @@ impl ListScanner for FlatScanner<'_> {
         let d = self.idx.d();
         let ip = self.idx.base.metric == Metric::InnerProduct;
         let mut buf = [0f32; SCAN_BLOCK];
-        for (blk, bid) in lists.codes(list).chunks(SCAN_BLOCK * d).zip(ids.chunks(SCAN_BLOCK)) {
+        for (blk, bid) in lists
+            .codes(list)
+            .chunks(SCAN_BLOCK * d)
+            .zip(ids.chunks(SCAN_BLOCK))
+        {
             let out = &mut buf[..bid.len()];
             for (o, v) in out.iter_mut().zip(blk.chunks_exact(d)) {
                 *o = if ip {
@@ -176,7 +183,7 @@ impl Persist for IndexIVFFlat {
     }
 
     fn from_file(r: &FileReader) -> Result<Self> {
-        let base = IvfBase::read_meta(r, |d| d)?;
+        let base = IvfBase::read_meta(r, |d| d, "IndexIVFFlat")?;
         for l in 0..base.nlist {
             crate::distance::check_finite(base.lists.codes(l), base.d, "list_codes")
                 .map_err(|e| r.err(e))?;

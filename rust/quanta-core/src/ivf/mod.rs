@@ -85,7 +85,9 @@ impl IdSet {
     pub fn contains(&self, id: i64) -> bool {
         match self {
             IdSet::Bitmap(w) => {
-                id >= 0 && w.get(id as usize / 64).is_some_and(|x| x >> (id % 64) & 1 == 1)
+                id >= 0
+                    && w.get(id as usize / 64)
+                        .is_some_and(|x| x >> (id % 64) & 1 == 1)
             }
             IdSet::Sorted(v) => v.binary_search(&id).is_ok(),
         }
@@ -180,10 +182,18 @@ pub(crate) struct IvfBase<T: Element> {
     /// Flat index over the centroids; empty until trained.
     pub quantizer: IndexFlat,
     pub lists: InvertedLists<T>,
+    /// Type name for errors ("IndexIVFPQ is not trained").
+    pub name: &'static str,
 }
 
 impl<T: Element> IvfBase<T> {
-    pub fn new(d: usize, nlist: usize, metric: Metric, code_len: usize) -> Result<Self> {
+    pub fn new(
+        d: usize,
+        nlist: usize,
+        metric: Metric,
+        code_len: usize,
+        name: &'static str,
+    ) -> Result<Self> {
         if d == 0 {
             return Err(Error::invalid("d must be >= 1"));
         }
@@ -196,6 +206,7 @@ impl<T: Element> IvfBase<T> {
             metric,
             quantizer: IndexFlat::new(d, metric)?,
             lists: InvertedLists::new(nlist, code_len),
+            name,
         })
     }
 
@@ -315,7 +326,6 @@ impl<T: Element> IvfBase<T> {
         k: usize,
         nprobe: usize,
         sel: Option<&IdSelector>,
-        what: &'static str,
         ctl: &Control,
         make_scanner: impl Fn(&[f32]) -> S + Sync,
     ) -> Result<SearchResult> {
@@ -324,7 +334,7 @@ impl<T: Element> IvfBase<T> {
             return Err(Error::invalid("nprobe must be >= 1, got 0"));
         }
         if !self.is_trained() {
-            return Err(Error::NotTrained(what));
+            return Err(Error::NotTrained(self.name));
         }
         let nq = check_batch(q, self.d, "queries")?;
         let nprobe = nprobe.min(self.nlist);
@@ -393,13 +403,17 @@ impl<T: Element> IvfBase<T> {
     }
 
     /// Read what [`write_meta`](Self::write_meta) wrote.
-    pub fn read_meta(r: &FileReader, code_len: impl Fn(usize) -> usize) -> Result<Self> {
+    pub fn read_meta(
+        r: &FileReader,
+        code_len: impl Fn(usize) -> usize,
+        name: &'static str,
+    ) -> Result<Self> {
         let d = r.meta_usize("d")?;
         let nlist = r.meta_usize("nlist")?;
         let metric = r.meta_str("metric")?;
         let metric = Metric::parse(metric)
             .map_err(|_| r.err(format!("metadata 'metric' is {metric:?}, not 'l2' or 'ip'")))?;
-        let mut base = IvfBase::new(d, nlist, metric, code_len(d)).map_err(|e| r.err(e))?;
+        let mut base = IvfBase::new(d, nlist, metric, code_len(d), name).map_err(|e| r.err(e))?;
         let coarse = r.section_f32("coarse")?;
         if !coarse.is_empty() {
             base.set_centroids(&coarse).map_err(|e| r.err(e))?;

@@ -46,7 +46,7 @@ impl IndexIVFPQ {
     ) -> Result<Self> {
         let pq = ProductQuantizer::new(d, m, nbits)?;
         Ok(IndexIVFPQ {
-            base: IvfBase::new(d, nlist, metric, m)?,
+            base: IvfBase::new(d, nlist, metric, m, "IndexIVFPQ")?,
             pq,
             by_residual,
             precomputed: Vec::new(),
@@ -64,7 +64,7 @@ impl IndexIVFPQ {
     ) -> Result<Self> {
         pq.require_trained()?;
         let mut idx = IndexIVFPQ {
-            base: IvfBase::new(pq.d(), nlist, metric, pq.m())?,
+            base: IvfBase::new(pq.d(), nlist, metric, pq.m(), "IndexIVFPQ")?,
             pq,
             by_residual,
             precomputed: Vec::new(),
@@ -229,7 +229,9 @@ impl IndexIVFPQ {
     pub fn reconstruct(&self, id: i64) -> Result<Vec<f32>> {
         let (l, o) = self.base.locate(id)?;
         let m = self.pq.m();
-        let mut v = self.pq.decode(&self.base.lists.codes(l)[o * m..(o + 1) * m])?;
+        let mut v = self
+            .pq
+            .decode(&self.base.lists.codes(l)[o * m..(o + 1) * m])?;
         if self.by_residual {
             for (a, c) in v.iter_mut().zip(self.base.centroid(l)) {
                 *a += c;
@@ -258,7 +260,7 @@ impl IndexIVFPQ {
         }
         let lvl = level();
         self.base
-            .search(q, k, nprobe, sel, "IndexIVFPQ", ctl, |x| self.scanner(x, lvl))
+            .search(q, k, nprobe, sel, ctl, |x| self.scanner(x, lvl))
     }
 
     /// The per-query scanner: the query table (or its query-dependent term).
@@ -331,7 +333,11 @@ impl ListScanner for PqScanner<'_> {
         };
         let key0 = if self.add_coarse { coarse_key } else { 0.0 };
         let mut buf = [0f32; SCAN_BLOCK];
-        for (blk, bid) in lists.codes(list).chunks(SCAN_BLOCK * m).zip(ids.chunks(SCAN_BLOCK)) {
+        for (blk, bid) in lists
+            .codes(list)
+            .chunks(SCAN_BLOCK * m)
+            .zip(ids.chunks(SCAN_BLOCK))
+        {
             let out = &mut buf[..bid.len()];
             adc_block(table, m, blk, out);
             out.iter_mut().for_each(|v| *v += key0);
@@ -354,7 +360,7 @@ impl Persist for IndexIVFPQ {
     fn from_file(r: &FileReader) -> Result<Self> {
         let pq = ProductQuantizer::read_meta(r)?;
         let m = pq.m();
-        let base = IvfBase::read_meta(r, |_| m)?;
+        let base = IvfBase::read_meta(r, |_| m, "IndexIVFPQ")?;
         if base.d != pq.d() {
             return Err(r.err("metadata 'd' differs between the quantizer and the index"));
         }

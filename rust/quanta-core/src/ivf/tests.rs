@@ -43,9 +43,15 @@ fn brute(idx: &IndexIVFPQ, q: &[f32], nprobe: usize, k: usize) -> Vec<(f64, i64)
     let ip = idx.metric() == Metric::InnerProduct;
     let score = |a: &[f32], b: &[f32]| -> f64 {
         if ip {
-            -a.iter().zip(b).map(|(x, y)| (*x as f64) * (*y as f64)).sum::<f64>()
+            -a.iter()
+                .zip(b)
+                .map(|(x, y)| (*x as f64) * (*y as f64))
+                .sum::<f64>()
         } else {
-            a.iter().zip(b).map(|(x, y)| ((*x - *y) as f64).powi(2)).sum()
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| ((*x - *y) as f64).powi(2))
+                .sum()
         }
     };
     let mut lists: Vec<(f64, usize)> = (0..idx.nlist())
@@ -101,7 +107,12 @@ fn search_matches_brute_force_over_probed_lists() {
                     let near = want
                         .iter()
                         .any(|&(v, id)| id == ids[i * k + j] && (v - want[j].0).abs() < 1e-3);
-                    assert!(near, "{metric:?} q{i} rank {j}: id {} vs {}", ids[i * k + j], want[j].1);
+                    assert!(
+                        near,
+                        "{metric:?} q{i} rank {j}: id {} vs {}",
+                        ids[i * k + j],
+                        want[j].1
+                    );
                 }
             }
         }
@@ -171,7 +182,9 @@ fn add_with_ids_remove_reconstruct() {
     assert_eq!(idx.reconstruct(1003).unwrap(), x[d..2 * d].to_vec());
     assert!(idx.reconstruct(1001).is_err());
     // exact search with all lists probed finds each vector itself
-    let (dist, got) = idx.search(&x[..10 * d], 1, 8, None, &Control::new()).unwrap();
+    let (dist, got) = idx
+        .search(&x[..10 * d], 1, 8, None, &Control::new())
+        .unwrap();
     assert_eq!(got, ids[..10].to_vec());
     assert!(dist.iter().all(|&v| v.abs() < 1e-4));
     let removed = idx.remove_ids(&IdSet::from_ids(&[1000, 1003, 5, 1003]));
@@ -182,7 +195,9 @@ fn add_with_ids_remove_reconstruct() {
     assert!(idx.add_with_ids(&x[..d], &[1, 2], &Control::new()).is_err());
     assert!(idx.search(&x[..d], 1, 0, None, &Control::new()).is_err());
     assert!(idx.search(&x[..d], 0, 1, None, &Control::new()).is_err());
-    assert!(idx.search(&x[..d - 1], 1, 1, None, &Control::new()).is_err());
+    assert!(idx
+        .search(&x[..d - 1], 1, 1, None, &Control::new())
+        .is_err());
     let s = idx.invlists().sizes();
     assert_eq!(s.iter().sum::<usize>(), 498);
     assert!(idx.invlists().imbalance_factor() >= 1.0);
@@ -207,7 +222,8 @@ fn persist_round_trip() {
     let d = 8;
     let xf = data(300, d, 2);
     let mut f = IndexIVFFlat::new(d, 4, Metric::InnerProduct).unwrap();
-    f.train(&xf, &IvfTrainParams::default(), &Control::new()).unwrap();
+    f.train(&xf, &IvfTrainParams::default(), &Control::new())
+        .unwrap();
     f.add(&xf, &Control::new()).unwrap();
     let mut g = IndexIVFFlat::from_bytes(&f.to_bytes().unwrap()).unwrap();
     assert_eq!(
