@@ -27,7 +27,7 @@ pub use lists::InvertedLists;
 pub use pq::IndexIVFPQ;
 
 use crate::control::Control;
-use crate::distance::{result_len, Metric};
+use crate::distance::{assign_nearest, result_len, row_norms, Metric};
 use crate::error::{Error, Result};
 use crate::index::{check_batch, check_k, IndexFlat, SearchResult};
 use crate::io::{Element, FileReader, FileWriter};
@@ -261,10 +261,24 @@ impl<T: Element> IvfBase<T> {
         Ok(r.warnings)
     }
 
-    /// List of every row of `x` (nearest centroid, lowest index on ties).
+    /// List of every row of `x` (nearest centroid, lowest index on ties; largest inner
+    /// product for that metric).
     pub fn assign(&self, x: &[f32], ctl: &Control) -> Result<Vec<usize>> {
-        let (_, ids) = self.quantizer.search(x, 1, ctl)?;
-        Ok(ids.into_iter().map(|i| i as usize).collect())
+        if self.metric == Metric::InnerProduct {
+            let (_, ids) = self.quantizer.search(x, 1, ctl)?;
+            return Ok(ids.into_iter().map(|i| i as usize).collect());
+        }
+        // the fused GEMM + argmin of k-means, cheaper than a top-1 search
+        let c = self.centroids();
+        let (labels, _) = assign_nearest(
+            x,
+            &row_norms(x, self.d),
+            c,
+            &row_norms(c, self.d),
+            self.d,
+            ctl,
+        )?;
+        Ok(labels.into_iter().map(|l| l as usize).collect())
     }
 
     /// Checks shared by `add` / `add_with_ids`: trained, batch shape, ids length.

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::index::SearchResult;
 use crate::io::{FileReader, FileWriter, Persist};
 use crate::kernels::l2;
-use crate::kernels::pq::{adc_block, TABLE_STRIDE};
+use crate::kernels::pq::{adc_block, ip_transposed_with, TABLE_STRIDE};
 use crate::pq::{PqTrainParams, ProductQuantizer};
 use crate::simd::{level, SimdLevel};
 use crate::topk::TopK;
@@ -32,6 +32,10 @@ pub struct IndexIVFPQ {
     by_residual: bool,
     /// `nlist × M × ksub`: ‖r_mj‖² + 2⟨c_l,m, r_mj⟩ (L2 with residuals only; empty otherwise).
     precomputed: Vec<f32>,
+    /// PQ codebooks transposed per sub-quantizer (`M × dsub × ksub`) for the query tables.
+    transposed: Vec<f32>,
+    /// Squared norms of the PQ centroids (`M × ksub`).
+    cnorms: Vec<f32>,
 }
 
 impl IndexIVFPQ {
@@ -50,6 +54,8 @@ impl IndexIVFPQ {
             pq,
             by_residual,
             precomputed: Vec::new(),
+            transposed: Vec::new(),
+            cnorms: Vec::new(),
         })
     }
 
@@ -68,6 +74,8 @@ impl IndexIVFPQ {
             pq,
             by_residual,
             precomputed: Vec::new(),
+            transposed: Vec::new(),
+            cnorms: Vec::new(),
         };
         crate::distance::check_finite(coarse, idx.base.d, "coarse centroids")?;
         idx.base.set_centroids(coarse)?;
@@ -161,8 +169,13 @@ impl IndexIVFPQ {
         res
     }
 
-    /// Fill the query-independent table term (L2 with residuals).
+    /// Fill the search-time helpers: transposed codebooks, centroid norms and the
+    /// query-independent table term (L2 with residuals).
     fn precompute(&mut self) {
+        if self.pq.is_trained() {
+            self.transposed = self.pq.transposed_centroids();
+            self.cnorms = self.pq.centroid_norms();
+        }
         if !(self.by_residual && self.base.metric == Metric::L2 && self.is_trained()) {
             self.precomputed = Vec::new();
             return;
@@ -264,19 +277,31 @@ impl IndexIVFPQ {
     }
 
     /// The per-query scanner: the query table (or its query-dependent term).
+    ///
+    /// The inner products ⟨q_m, c_mj⟩ of every sub-vector with every centroid come from the
+    /// transposed codebooks (one vectorized pass over the `ksub` centroids per dimension);
+    /// then: −2⟨q_m, c_mj⟩ with precomputed tables, −⟨q_m, c_mj⟩ for the inner product,
+    /// ‖q_m‖² + ‖c_mj‖² − 2⟨q_m, c_mj⟩ for L2 without residuals. Entries `j >= ksub` are +inf.
     fn scanner(&self, x: &[f32], lvl: SimdLevel) -> PqScanner<'_> {
-        let m = self.pq.m();
-        let mut qt = vec![0f32; m * TABLE_STRIDE];
+        let (m, ks, ds) = (self.pq.m(), self.pq.ksub(), self.pq.dsub());
         let per_list = !self.precomputed.is_empty();
-        if per_list {
-            // −2⟨q_m, r_mj⟩; the IP table is −⟨q_m, r_mj⟩
-            self.pq.scan_table(x, Metric::InnerProduct, false, &mut qt);
-            let ks = self.pq.ksub();
-            for row in qt.chunks_exact_mut(TABLE_STRIDE) {
-                row[..ks].iter_mut().for_each(|v| *v *= 2.0);
+        let ip = self.base.metric == Metric::InnerProduct;
+        let mut qt = vec![f32::INFINITY; m * TABLE_STRIDE];
+        for (q, row) in qt.chunks_exact_mut(TABLE_STRIDE).enumerate() {
+            let row = &mut row[..ks];
+            let xs = &x[q * ds..(q + 1) * ds];
+            ip_transposed_with(lvl, xs, &self.transposed[q * ds * ks..(q + 1) * ds * ks], row);
+            if per_list {
+                row.iter_mut().for_each(|v| *v *= -2.0);
+            } else if ip {
+                // `0 - v`: a zero product ties with +0.0 (see distance.rs)
+                row.iter_mut().for_each(|v| *v = 0.0 - *v);
+            } else {
+                let xn: f32 = xs.iter().map(|v| v * v).sum();
+                for (v, cn) in row.iter_mut().zip(&self.cnorms[q * ks..(q + 1) * ks]) {
+                    *v = (xn + cn - 2.0 * *v).max(0.0);
+                }
             }
-        } else {
-            self.pq.scan_table(x, self.base.metric, false, &mut qt);
         }
         let table = if per_list { qt.clone() } else { Vec::new() };
         PqScanner {
@@ -381,6 +406,8 @@ impl Persist for IndexIVFPQ {
             pq,
             by_residual,
             precomputed: Vec::new(),
+            transposed: Vec::new(),
+            cnorms: Vec::new(),
         };
         idx.precompute();
         Ok(idx)
