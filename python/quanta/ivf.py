@@ -16,6 +16,10 @@ The filter is applied inside the scan, before a candidate reaches the top-k, so 
 ``min(k, number of allowed entries in its probed lists)`` results; the rest is ``-1`` padding.
 The filter does not change which lists are probed.
 
+Metric ``"ip"``: lists are probed by largest inner product with the centroids and entries
+ranked by inner product (``D`` descending). The coarse centroids are trained by L2 k-means
+in both cases (faiss assigns by inner product while clustering for an IP quantizer).
+
 Files: ``quanta.write_index`` / ``read_index``. With ``mmap=True`` every inverted list is a
 view of the mapped file; adding to or removing from a list copies that list into memory
 (copy-on-write per list, the file is never modified); untouched lists stay mapped.
