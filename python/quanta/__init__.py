@@ -20,6 +20,7 @@ from .exceptions import (
     ShapeError,
     SimdUnavailableError,
 )
+from .fastscan import IndexPQFastScan, IndexRefineFlat
 from .index import IndexFlat, IndexFlatIP, IndexFlatL2
 from .io import read_index, write_index
 from .lattice import E8Lattice, E8ShellCodec, IndexLattice, ZnSphereCodec
@@ -41,7 +42,9 @@ __all__ = [
     "IndexFlatL2",
     "IndexLattice",
     "IndexPQ",
+    "IndexPQFastScan",
     "IndexPreTransform",
+    "IndexRefineFlat",
     "InvalidArgumentError",
     "KMeans",
     "NotTrainedError",

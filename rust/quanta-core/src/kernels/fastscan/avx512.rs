@@ -3,7 +3,7 @@
 //! are summed at the end of each block. An odd number of pairs ends with a 256-bit load of the
 //! codes, zero-extended: its upper lanes index the zero padding rows of the table.
 
-use super::avx2::{store16, tail};
+use super::avx2::tail;
 use super::{block_bytes, lut_stride, BBS};
 use std::arch::x86_64::*;
 
@@ -42,6 +42,7 @@ unsafe fn run<const Q: usize>(luts: &[u8], m2: usize, blocks: &[u8], out: &mut [
     let op = out.as_mut_ptr();
     let mask = _mm512_set1_epi8(0x0F);
     let quads = m2 / 4;
+    let perm = store_perm();
     let half = !m2.is_multiple_of(4);
     for b in 0..nb {
         let blk = blocks.as_ptr().add(b * bb);
@@ -66,20 +67,54 @@ unsafe fn run<const Q: usize>(luts: &[u8], m2: usize, blocks: &[u8], out: &mut [
             }
         }
         for (q, a) in acc.iter().enumerate() {
-            let dst = op.add((q * nb + b) * BBS);
-            store16(dst, lanes(a[0]), lanes(a[1]));
-            store16(dst.add(16), lanes(a[2]), lanes(a[3]));
+            store32(op.add((q * nb + b) * BBS), a, perm);
         }
     }
 }
 
-/// Sum of the four 128-bit lanes, as u16 (linear mod 2^16, so it commutes with the
-/// `A − (B << 8)` recovery done afterwards).
+/// Output permutation of [`store32`]: vector `j` of the block from the reduced register
+/// `[A_lo, B_lo, A_hi, B_hi]` (u16 lanes of 8): even `j` from `A`, odd `j` from `B`.
 #[target_feature(enable = "avx512f,avx512bw,avx2")]
 #[inline]
-unsafe fn lanes(x: __m512i) -> __m128i {
-    let y = _mm256_add_epi16(_mm512_castsi512_si256(x), _mm512_extracti64x4_epi64::<1>(x));
-    _mm_add_epi16(_mm256_castsi256_si128(y), _mm256_extracti128_si256::<1>(y))
+unsafe fn store_perm() -> __m512i {
+    let mut idx = [0i16; 32];
+    for (j, v) in idx.iter_mut().enumerate() {
+        let half = j / 16; // vectors 0-15 (lo nibbles) or 16-31 (hi nibbles)
+        let r = j % 16;
+        *v = (16 * half + 8 * (r % 2) + r / 2) as i16;
+    }
+    _mm512_loadu_si512(idx.as_ptr() as *const _)
+}
+
+/// Reduce the four accumulators `[A_lo, B_lo, A_hi, B_hi]` of a block (each 4 lanes, one per
+/// sub-quantizer residue mod 4) and store the 32 distances in vector order.
+///
+/// Lane sums by a transposition tree (u16 adds are linear mod 2^16, so summing `A` and `B`
+/// before the `A - (B << 8)` recovery gives the same result), then one `vpermw`.
+///
+/// # Safety
+/// `dst` must be valid for 32 u16 writes.
+#[target_feature(enable = "avx512f,avx512bw,avx2")]
+#[inline]
+unsafe fn store32(dst: *mut u16, a: &[__m512i; 4], perm: __m512i) {
+    // [a0 l0, a0 l1, a1 l0, a1 l1] + [a0 l2, a0 l3, a1 l2, a1 l3]
+    let s01 = _mm512_add_epi16(
+        _mm512_shuffle_i32x4::<0b01_00_01_00>(a[0], a[1]),
+        _mm512_shuffle_i32x4::<0b11_10_11_10>(a[0], a[1]),
+    );
+    let s23 = _mm512_add_epi16(
+        _mm512_shuffle_i32x4::<0b01_00_01_00>(a[2], a[3]),
+        _mm512_shuffle_i32x4::<0b11_10_11_10>(a[2], a[3]),
+    );
+    // lanes: [sum A_lo, sum B_lo, sum A_hi, sum B_hi]
+    let r = _mm512_add_epi16(
+        _mm512_shuffle_i32x4::<0b10_00_10_00>(s01, s23),
+        _mm512_shuffle_i32x4::<0b11_01_11_01>(s01, s23),
+    );
+    // even = A - (B << 8) in lanes 0 and 2
+    let b_in_a = _mm512_shuffle_i32x4::<0b11_11_01_01>(r, r);
+    let even = _mm512_mask_sub_epi16(r, 0x00FF_00FF, r, _mm512_slli_epi16::<8>(b_in_a));
+    _mm512_storeu_si512(dst as *mut _, _mm512_permutexvar_epi16(perm, even));
 }
 
 /// # Safety
