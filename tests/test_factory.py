@@ -26,7 +26,9 @@ def x() -> np.ndarray:
         ("IVF16,PQ4x5", quanta.IndexIVFPQ),
         ("OPQ8,PQ8", quanta.IndexPreTransform),
         ("OPQ4_16,IVF8,PQ4", quanta.IndexPreTransform),
-        ("IVF16,PQ8,RFlat", quanta.IndexRefineFlatBasic),
+        ("IVF16,PQ8,RFlat", quanta.IndexRefineFlat),
+        ("IVF16,PQ8x4fs", quanta.IndexIVFPQFastScan),
+        ("IVF16,PQ8x4fs,RFlat", quanta.IndexRefineFlat),
     ],
 )
 def test_factory_builds_and_searches(x: np.ndarray, desc: str, cls: type) -> None:
@@ -68,12 +70,9 @@ def test_unknown_strings_list_the_grammar(desc: str) -> None:
         quanta.index_factory(32, desc)
 
 
-def test_fast_scan_entries() -> None:
-    for desc in ("PQ8x4fs", "IVF16,PQ8x4fs"):
-        if hasattr(quanta._core, "IndexPQFastScan" if "IVF" not in desc else "IndexIVFPQFastScan"):
-            assert quanta.index_factory(32, desc) is not None
-        else:
-            with pytest.raises(quanta.InvalidArgumentError, match="not available yet"):
-                quanta.index_factory(32, desc)
+def test_fast_scan_entries(x: np.ndarray) -> None:
+    assert isinstance(quanta.index_factory(32, "PQ8x4fs"), quanta.IndexPQFastScan)
+    ivf = quanta.index_factory(32, "IVF16,PQ8x4fs", metric="ip")
+    assert isinstance(ivf, quanta.IndexIVFPQFastScan) and ivf.metric == "ip"
     with pytest.raises(quanta.InvalidArgumentError, match="4-bit"):
         quanta.index_factory(32, "PQ8x6fs")

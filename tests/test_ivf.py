@@ -250,3 +250,36 @@ def test_model_based_add_remove_filter(ops) -> None:
         assert idx.ntotal == len(model)
         for i in list(model)[:3]:
             np.testing.assert_array_equal(idx.reconstruct(i), model[i])
+
+
+def test_ivfpq_fastscan_reranked_equals_ivfpq_4bit(xb, tmp_path: Path) -> None:
+    ref = quanta.IndexIVFPQ(D, 16, 8, nbits=4)
+    ref.train(xb, niter=5, pq_niter=8)
+    ref.add(xb)
+    fs = quanta.IndexIVFPQFastScan.from_parts(ref.centroids, ref.pq)
+    fs.add(xb)
+    np.testing.assert_array_equal(fs.invlists.sizes, ref.invlists.sizes)
+    q = _data(20, 6)
+    fs.k_factor = len(xb)  # re-rank every candidate: exactly the float ADC result
+    for a, b in zip(fs.search(q, 10, 3), ref.search(q, 10, 3)):
+        np.testing.assert_array_equal(a, b)
+    fs.k_factor = 1  # approximate distances only: close to the float ones
+    Da, Ia = fs.search(q, 10, 3)
+    Dr, Ir = ref.search(q, 10, 3)
+    assert np.mean([len(set(a) & set(b)) for a, b in zip(Ia, Ir)]) >= 8
+    assert np.abs(Da - Dr).max() <= 0.2 * np.abs(Dr).max()
+    fs.k_factor = 4
+    allowed = np.arange(0, len(xb), 5, dtype=np.int64)
+    _, Ifil = fs.search(q, 10, 3, ids_allowed=allowed)
+    assert ((Ifil % 5) == 0).all()
+    assert fs.remove_ids(Ir[:, 0].copy()) >= 1
+    _, Iafter = fs.search(q, 10, 3)
+    assert not np.isin(Iafter, Ir[:, 0]).any()
+    path = tmp_path / "fs.qnt"
+    quanta.write_index(fs, path)
+    back = quanta.read_index(path, mmap=True)
+    assert isinstance(back, quanta.IndexIVFPQFastScan) and back.k_factor == 4
+    for a, b in zip(back.search(q, 10, 3), fs.search(q, 10, 3)):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(quanta.InvalidArgumentError):
+        quanta.IndexIVFPQFastScan.from_parts(ref.centroids, quanta.IndexPQ(D, 8, 8).pq)

@@ -20,10 +20,11 @@ from .exceptions import (
     ShapeError,
     SimdUnavailableError,
 )
-from .factory import IndexRefineFlatBasic, index_factory
+from .factory import index_factory
+from .fastscan import IndexPQFastScan, IndexRefineFlat
 from .index import IndexFlat, IndexFlatIP, IndexFlatL2
 from .io import read_index, write_index
-from .ivf import IndexIVFFlat, IndexIVFPQ
+from .ivf import IndexIVFFlat, IndexIVFPQ, IndexIVFPQFastScan
 from .lattice import E8Lattice, E8ShellCodec, IndexLattice, ZnSphereCodec
 from .pq import IndexPQ, ProductQuantizer
 from .transform import IndexPreTransform, OPQMatrix
@@ -43,10 +44,12 @@ __all__ = [
     "IndexFlatL2",
     "IndexIVFFlat",
     "IndexIVFPQ",
+    "IndexIVFPQFastScan",
     "IndexLattice",
     "IndexPQ",
+    "IndexPQFastScan",
     "IndexPreTransform",
-    "IndexRefineFlatBasic",
+    "IndexRefineFlat",
     "InvalidArgumentError",
     "KMeans",
     "NotTrainedError",

@@ -10,10 +10,11 @@ Grammar (components separated by commas; numbers are decimal)::
 
 ``OPQ`` wraps the rest in :class:`~quanta.IndexPreTransform` with an
 :class:`~quanta.OPQMatrix` (the rest is built for ``d_out`` dimensions, default ``d``).
-``RFlat`` wraps the index in :class:`IndexRefineFlatBasic`: the base index proposes
-``k * k_factor`` candidates that are re-ranked by exact distances to the stored vectors.
-``x4fs`` (4-bit fast-scan PQ) raises :class:`~quanta.InvalidArgumentError` when this build of
-quanta has no fast-scan index. Anything else raises :class:`~quanta.InvalidArgumentError`
+``RFlat`` wraps the index in :class:`~quanta.IndexRefineFlat`: the base index proposes
+``k * k_factor`` candidates that are re-ranked by exact distances to the stored vectors
+(an IVF base is searched with its ``nprobe`` attribute).
+``x4fs`` builds the 4-bit fast-scan indexes (:class:`~quanta.IndexPQFastScan`,
+:class:`~quanta.IndexIVFPQFastScan`). Anything else raises :class:`~quanta.InvalidArgumentError`
 (a ``ValueError``) that lists this grammar.
 """
 
@@ -25,15 +26,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ._validation import as_float_matrix, positive_int
+from ._validation import positive_int
 from .binary import IndexBinaryFlat
 from .exceptions import InvalidArgumentError
+from .fastscan import IndexPQFastScan, IndexRefineFlat
 from .index import IndexFlat
-from .ivf import IndexIVFFlat, IndexIVFPQ
+from .ivf import IndexIVFFlat, IndexIVFPQ, IndexIVFPQFastScan
 from .pq import IndexPQ
 from .transform import IndexPreTransform, OPQMatrix
 
-__all__ = ["IndexRefineFlatBasic", "index_factory"]
+__all__ = ["index_factory"]
 
 SearchResult = tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]
 
@@ -41,97 +43,6 @@ GRAMMAR = (
     "[OPQ{M}[_{d_out}],] BODY [,RFlat] with BODY one of Flat | PQ{M}[x{nbits}] | PQ{M}x4fs | "
     "IVF{nlist},Flat | IVF{nlist},PQ{M}[x{nbits}] | IVF{nlist},PQ{M}x4fs; or BFlat (binary)"
 )
-
-
-class IndexRefineFlatBasic:
-    """A base index re-ranked by exact distances (faiss ``IndexRefineFlat``, minimal version).
-
-    Keeps a float copy of every added vector; ``search(q, k)`` asks the base index for
-    ``k * k_factor`` candidates and returns the ``k`` nearest of them by exact squared L2 (or
-    inner product). The base index must number vectors sequentially (``add``, not ids). Not
-    persistable.
-    """
-
-    def __init__(self, base: Any, k_factor: int = 4) -> None:
-        self.base = base
-        self.k_factor = positive_int(k_factor, "k_factor")
-        self._xb = np.zeros((0, int(base.d)), dtype=np.float32)
-
-    @property
-    def d(self) -> int:
-        """Dimension."""
-        return int(self.base.d)
-
-    @property
-    def ntotal(self) -> int:
-        """Stored vectors."""
-        return int(self._xb.shape[0])
-
-    @property
-    def metric(self) -> str:
-        """The base index's metric."""
-        return str(getattr(self.base, "metric", "l2"))
-
-    @property
-    def is_trained(self) -> bool:
-        """Whether the base index is trained."""
-        return bool(getattr(self.base, "is_trained", True))
-
-    def __len__(self) -> int:
-        return self.ntotal
-
-    def train(self, x: Any) -> None:
-        """Train the base index."""
-        self.base.train(x)
-
-    def add(self, x: Any) -> None:
-        """Add to the base index and keep the raw vectors."""
-        xs = as_float_matrix(x, "x", self.d, allow_empty=True)
-        self.base.add(xs)
-        self._xb = np.concatenate([self._xb, xs])
-
-    def reset(self) -> None:
-        """Empty both."""
-        self.base.reset()
-        self._xb = self._xb[:0]
-
-    def search(self, q: Any, k: int, k_factor: int | None = None, **kwargs: Any) -> SearchResult:
-        """Top ``k`` of the base index's ``k * k_factor`` candidates by exact distance; other
-        keyword arguments (``nprobe``, ...) go to the base index."""
-        k = positive_int(k, "k")
-        kf = self.k_factor if k_factor is None else positive_int(k_factor, "k_factor")
-        qs = as_float_matrix(q, "queries", self.d, allow_1d=True, allow_empty=True)
-        _, cand = self.base.search(qs, k * kf, **kwargs)
-        valid = cand >= 0
-        vec = self._xb[np.where(valid, cand, 0)]
-        ip = np.einsum("qkd,qd->qk", vec, qs)
-        if self.metric == "ip":
-            key = np.where(valid, -ip, np.inf)
-        else:
-            key = (vec * vec).sum(2) - 2 * ip + (qs * qs).sum(1)[:, None]
-            key = np.where(valid, key, np.inf)
-        order = np.lexsort((np.where(valid, cand, np.iinfo(np.int64).max), key), axis=1)[:, :k]
-        ids = np.take_along_axis(np.where(valid, cand, -1), order, 1)
-        dist = np.take_along_axis(key, order, 1).astype(np.float32)
-        if self.metric == "ip":
-            dist = -dist  # invalid slots: -inf
-        return np.ascontiguousarray(dist), np.ascontiguousarray(ids)
-
-    def __repr__(self) -> str:
-        return f"IndexRefineFlatBasic({self.base!r}, k_factor={self.k_factor})"
-
-
-def _fast_scan(kind: str) -> Any:
-    """The fast-scan class ``kind``, or an error saying it is not in this build."""
-    from . import _core
-
-    if not hasattr(_core, kind):
-        raise InvalidArgumentError(
-            f"{kind} (4-bit fast-scan PQ, 'x4fs') is not available yet in this build of quanta"
-        )
-    import quanta
-
-    return getattr(quanta, kind)
 
 
 _PQ = re.compile(r"PQ(\d+)(?:x(\d+))?(fs)?")
@@ -147,8 +58,8 @@ def _pq_body(d: int, spec: str, metric: str, nlist: int | None) -> Any:
         if nbits != 4:
             raise InvalidArgumentError(f"{spec!r}: fast scan ('fs') needs 4-bit codes (x4fs)")
         if nlist is None:
-            return _fast_scan("IndexPQFastScan")(d, M, metric=metric)
-        return _fast_scan("IndexIVFPQFastScan")(d, nlist, M, metric=metric)
+            return IndexPQFastScan(d, M, metric=metric)
+        return IndexIVFPQFastScan(d, nlist, M, metric=metric)
     if nlist is None:
         return IndexPQ(d, M, nbits, metric)
     return IndexIVFPQ(d, nlist, M, nbits, metric)
@@ -206,5 +117,5 @@ def index_factory(d: int, description: str, metric: str = "l2") -> Any:
     if transform is not None:
         index = IndexPreTransform(transform, index)
     if refine:
-        index = IndexRefineFlatBasic(index)
+        index = IndexRefineFlat(index)
     return index

@@ -40,7 +40,7 @@ from .exceptions import DTypeError, InvalidArgumentError
 from .io import register_index_kind
 from .pq import ProductQuantizer, _check_m
 
-__all__ = ["IndexIVFFlat", "IndexIVFPQ", "InvertedListsStats"]
+__all__ = ["IndexIVFFlat", "IndexIVFPQ", "IndexIVFPQFastScan", "InvertedListsStats"]
 
 SearchResult = tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]
 
@@ -386,5 +386,83 @@ class IndexIVFPQ(_IndexIVF):
         )
 
 
+class IndexIVFPQFastScan(IndexIVFPQ):
+    """IVFPQ with 4-bit codes whose lists are scanned by the fast-scan (``vpshufb``) kernel
+    (faiss ``IndexIVFPQFastScan``).
+
+    Per probed list the float ADC table is quantized to u8 and the list's 32-vector packed
+    blocks are scanned; the best ``k * k_factor`` candidates are then re-ranked by their float
+    ADC distance, which is the distance :class:`IndexIVFPQ` with ``nbits=4`` returns
+    (``k_factor=1``: approximate distances, no re-ranking, faiss's default). Lists keep a
+    byte-per-sub-code copy (files, ``reconstruct``, re-ranking) next to the packed blocks, which
+    are rebuilt for the lists ``add``/``remove_ids`` touch and on load.
+    """
+
+    _name = "IndexIVFPQFastScan"
+
+    def __init__(
+        self,
+        d: int,
+        nlist: int,
+        M: int,
+        metric: str = "l2",
+        by_residual: bool = True,
+        k_factor: int = 4,
+    ) -> None:
+        d = positive_int(d, "d")
+        M = positive_int(M, "M")
+        _check_m(d, M)
+        self._index = _core.IndexIVFPQFastScan(
+            d, positive_int(nlist, "nlist"), M, _check_metric(metric), bool(by_residual)
+        )
+        self._index.k_factor = positive_int(k_factor, "k_factor")
+        self.nprobe = 8
+
+    @classmethod
+    def from_parts(
+        cls,
+        centroids: Any,
+        pq: ProductQuantizer,
+        metric: str = "l2",
+        by_residual: bool = True,
+    ) -> IndexIVFPQFastScan:
+        """Trained, empty index from coarse centroids ``(nlist, d)`` and a trained 4-bit
+        :class:`~quanta.ProductQuantizer`."""
+        if not isinstance(pq, ProductQuantizer):
+            raise DTypeError(f"pq must be a quanta.ProductQuantizer, got {type(pq).__name__}")
+        obj = cls.__new__(cls)
+        obj._index = _core.IndexIVFPQFastScan.from_parts(
+            as_float_matrix(centroids, "centroids", pq.d),
+            pq._pq,
+            _check_metric(metric),
+            bool(by_residual),
+        )
+        obj.nprobe = 8
+        return obj
+
+    @property
+    def k_factor(self) -> int:
+        """Candidates per result re-ranked by float ADC (1 = no re-ranking)."""
+        return int(self._index.k_factor)
+
+    @k_factor.setter
+    def k_factor(self, value: int) -> None:
+        self._index.k_factor = positive_int(value, "k_factor")
+
+    @classmethod
+    def _read_index(cls, path: str, mmap: bool) -> IndexIVFPQFastScan:
+        obj = cls.__new__(cls)
+        obj._index = _core.IndexIVFPQFastScan.read(path, mmap)
+        obj.nprobe = 8
+        return obj
+
+    def __repr__(self) -> str:
+        return (
+            f"IndexIVFPQFastScan(d={self.d}, nlist={self.nlist}, M={self.M}, "
+            f"metric={self.metric!r}, k_factor={self.k_factor}, ntotal={self.ntotal})"
+        )
+
+
 register_index_kind("IndexIVFFlat", IndexIVFFlat._read_index)
 register_index_kind("IndexIVFPQ", IndexIVFPQ._read_index)
+register_index_kind("IndexIVFPQFastScan", IndexIVFPQFastScan._read_index)

@@ -10,6 +10,7 @@ pub mod binary;
 pub mod control;
 pub mod distance;
 pub mod error;
+pub mod fastscan;
 pub mod index;
 pub mod io;
 pub mod ivf;

@@ -8,7 +8,9 @@ use crate::pq::PyProductQuantizer;
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use quanta_core::io::Persist;
-use quanta_core::ivf::{IdSelector, IdSet, IndexIVFFlat, IndexIVFPQ, IvfTrainParams};
+use quanta_core::ivf::{
+    IdSelector, IdSet, IndexIVFFlat, IndexIVFPQ, IndexIVFPQFastScan, IvfTrainParams,
+};
 use quanta_core::pq::{PqTrainParams, ProductQuantizer};
 use quanta_core::Metric;
 use std::path::PathBuf;
@@ -355,6 +357,124 @@ ivf_class! {
         crate::arrays::matrix_u8(py, il.codes(l).to_vec(), il.list_len(l), il.code_len())
     }
     /// Train the coarse quantizer, then the PQ on residuals; returns the k-means warnings.
+    #[pyo3(signature = (x, *, niter=10, seed=1234, pq_niter=25, pq_seed=1234, max_points_per_centroid=256, progress=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn train(
+        &mut self,
+        py: Python<'_>,
+        x: &Bound<'_, PyAny>,
+        niter: i64,
+        seed: u64,
+        pq_niter: i64,
+        pq_seed: u64,
+        max_points_per_centroid: i64,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<Vec<String>> {
+        let cp = coarse_params(niter, seed)?;
+        let pp = PqTrainParams {
+            niter: positive(pq_niter, "pq_niter")?,
+            seed: pq_seed,
+            max_points_per_centroid: positive(max_points_per_centroid, "max_points_per_centroid")?,
+            ..Default::default()
+        };
+        let x = f32_matrix(x, "x")?;
+        check_dim(&x, self.inner.d(), "x")?;
+        let xs = x.as_slice()?;
+        let inner = &mut self.inner;
+        run_released(py, progress, |ctl| inner.train(xs, &cp, &pp, ctl))
+    }
+}
+
+/// IVFPQ with 4-bit codes scanned by the fast-scan kernel.
+#[pyclass(name = "IndexIVFPQFastScan", module = "quanta._core")]
+pub struct PyIndexIVFPQFastScan {
+    inner: IndexIVFPQFastScan,
+}
+
+ivf_class! {
+    PyIndexIVFPQFastScan,
+    IndexIVFPQFastScan,
+    #[new]
+    #[pyo3(signature = (d, nlist, M, metric="l2", by_residual=true))]
+    #[allow(non_snake_case)]
+    fn new(d: i64, nlist: i64, M: i64, metric: &str, by_residual: bool) -> PyResult<Self> {
+        Ok(PyIndexIVFPQFastScan {
+            inner: IndexIVFPQFastScan::new(
+                positive(d, "d")?,
+                positive(nlist, "nlist")?,
+                positive(M, "M")?,
+                Metric::parse(metric).py()?,
+                by_residual,
+            )
+            .py()?,
+        })
+    }
+
+    /// Trained, empty index from coarse centroids `(nlist, d)` and a trained 4-bit quantizer.
+    #[staticmethod]
+    #[pyo3(signature = (centroids, pq, metric="l2", by_residual=true))]
+    fn from_parts(
+        centroids: &Bound<'_, PyAny>,
+        pq: &PyProductQuantizer,
+        metric: &str,
+        by_residual: bool,
+    ) -> PyResult<Self> {
+        let c = f32_matrix(centroids, "centroids")?;
+        check_dim(&c, pq.inner.d(), "centroids")?;
+        let nlist = c.shape()[0];
+        Ok(PyIndexIVFPQFastScan {
+            inner: IndexIVFPQFastScan::from_parts(
+                c.as_slice()?,
+                nlist,
+                pq.inner.clone(),
+                Metric::parse(metric).py()?,
+                by_residual,
+            )
+            .py()?,
+        })
+    }
+
+    #[getter(M)]
+    fn m(&self) -> usize {
+        self.inner.pq().m()
+    }
+    #[getter]
+    fn nbits(&self) -> usize {
+        self.inner.pq().nbits()
+    }
+    #[getter]
+    fn code_size(&self) -> usize {
+        self.inner.code_size()
+    }
+    #[getter]
+    fn by_residual(&self) -> bool {
+        self.inner.by_residual()
+    }
+    #[getter]
+    fn k_factor(&self) -> usize {
+        self.inner.k_factor
+    }
+    #[setter(k_factor)]
+    fn set_k_factor(&mut self, v: i64) -> PyResult<()> {
+        self.inner.k_factor = positive(v, "k_factor")?;
+        Ok(())
+    }
+    /// A copy of the codec.
+    #[getter]
+    fn pq(&self) -> PyProductQuantizer {
+        PyProductQuantizer {
+            inner: self.inner.pq().clone(),
+        }
+    }
+
+    /// Codes of list `l` `(size, M)`, one sub-code per byte (a copy).
+    fn list_codes<'py>(&self, py: Python<'py>, l: i64) -> PyResult<Bound<'py, PyArray2<u8>>> {
+        let l = self.list_index(l)?;
+        let il = self.inner.invlists();
+        crate::arrays::matrix_u8(py, il.codes(l).to_vec(), il.list_len(l), il.code_len())
+    }
+
+    /// Train the coarse quantizer, then the 4-bit PQ on residuals; returns the warnings.
     #[pyo3(signature = (x, *, niter=10, seed=1234, pq_niter=25, pq_seed=1234, max_points_per_centroid=256, progress=None))]
     #[allow(clippy::too_many_arguments)]
     fn train(

@@ -5,6 +5,7 @@ mod arrays;
 mod binary;
 mod clustering;
 mod errors;
+mod fastscan;
 mod gil;
 mod indexes;
 mod io;
@@ -33,6 +34,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<pq::PyOpqMatrix>()?;
     m.add_class::<ivf::PyIndexIVFFlat>()?;
     m.add_class::<ivf::PyIndexIVFPQ>()?;
+    m.add_class::<ivf::PyIndexIVFPQFastScan>()?;
+    m.add_class::<fastscan::PyIndexPQFastScan>()?;
     m.add_function(wrap_pyfunction!(io::read_index_kind, m)?)?;
     m.add_class::<binary::PyIndexBinaryFlat>()?;
     m.add_class::<binary::PyLsh>()?;

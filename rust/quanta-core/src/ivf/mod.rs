@@ -16,12 +16,14 @@
 //! probed lists is a candidate, hence the result holds `min(k, allowed entries in the probed
 //! lists)` hits (the rest is `-1` padding). The filter does not change which lists are probed.
 
+mod fastscan;
 mod flat;
 mod lists;
 mod pq;
 #[cfg(test)]
 mod tests;
 
+pub use fastscan::IndexIVFPQFastScan;
 pub use flat::IndexIVFFlat;
 pub use lists::InvertedLists;
 pub use pq::IndexIVFPQ;
@@ -171,6 +173,17 @@ pub(crate) trait ListScanner: Clone + Send + Sync {
         sel: Option<&IdSelector>,
         heap: &mut TopK,
     );
+
+    /// Size of the collector the scan fills (more than `k` when `finish` re-ranks).
+    fn heap_k(&self, k: usize) -> usize {
+        k
+    }
+
+    /// Turn the scan's collector into the final top-`k` (re-ranking hook; `probes` are the
+    /// probed `(list, coarse_key)` pairs).
+    fn finish(&mut self, heap: TopK, _probes: &[(usize, f32)], _k: usize) -> TopK {
+        heap
+    }
 }
 
 /// What IVF indexes share: coarse quantizer, metric, lists.
@@ -367,7 +380,8 @@ impl<T: Element> IvfBase<T> {
             .enumerate()
             .try_for_each(|(i, (dq, iq))| -> Result<()> {
                 ctl.check()?;
-                let scanner = make_scanner(&q[i * d..(i + 1) * d]);
+                let mut scanner = make_scanner(&q[i * d..(i + 1) * d]);
+                let hk = scanner.heap_k(k);
                 let probes: Vec<(usize, f32)> = (0..nprobe)
                     .filter(|&p| ci[i * nprobe + p] >= 0)
                     .map(|p| (ci[i * nprobe + p] as usize, sign * cd[i * nprobe + p]))
@@ -379,26 +393,26 @@ impl<T: Element> IvfBase<T> {
                         .par_chunks(per)
                         .map(|chunk| {
                             let mut s = scanner.clone();
-                            let mut h = TopK::with_capacity_hint(k, cand);
+                            let mut h = TopK::with_capacity_hint(hk, cand);
                             for &(l, key) in chunk {
                                 s.scan_list(l, key, sel, &mut h);
                             }
                             h
                         })
                         .collect();
-                    let mut heap = TopK::with_capacity_hint(k, cand);
+                    let mut heap = TopK::with_capacity_hint(hk, cand);
                     for p in &parts {
                         heap.merge(p);
                     }
                     heap
                 } else {
-                    let mut s = scanner;
-                    let mut heap = TopK::with_capacity_hint(k, cand);
+                    let mut heap = TopK::with_capacity_hint(hk, cand);
                     for &(l, key) in &probes {
-                        s.scan_list(l, key, sel, &mut heap);
+                        scanner.scan_list(l, key, sel, &mut heap);
                     }
                     heap
                 };
+                let heap = scanner.finish(heap, &probes, k);
                 heap.write_into(dq, iq, self.metric.pad(), |key| sign * key);
                 ctl.advance(1);
                 Ok(())

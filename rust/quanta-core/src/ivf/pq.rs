@@ -27,8 +27,8 @@ use rayon::prelude::*;
 /// Inverted file with product-quantized residuals (faiss `IndexIVFPQ`).
 #[derive(Debug, Clone)]
 pub struct IndexIVFPQ {
-    base: IvfBase<u8>,
-    pq: ProductQuantizer,
+    pub(super) base: IvfBase<u8>,
+    pub(super) pq: ProductQuantizer,
     by_residual: bool,
     /// `nlist × M × ksub`: ‖r_mj‖² + 2⟨c_l,m, r_mj⟩ (L2 with residuals only; empty otherwise).
     precomputed: Vec<f32>,
@@ -282,7 +282,7 @@ impl IndexIVFPQ {
     /// transposed codebooks (one vectorized pass over the `ksub` centroids per dimension);
     /// then: −2⟨q_m, c_mj⟩ with precomputed tables, −⟨q_m, c_mj⟩ for the inner product,
     /// ‖q_m‖² + ‖c_mj‖² − 2⟨q_m, c_mj⟩ for L2 without residuals. Entries `j >= ksub` are +inf.
-    fn scanner(&self, x: &[f32], lvl: SimdLevel) -> PqScanner<'_> {
+    pub(super) fn scanner(&self, x: &[f32], lvl: SimdLevel) -> PqScanner<'_> {
         let (m, ks, ds) = (self.pq.m(), self.pq.ksub(), self.pq.dsub());
         let per_list = !self.precomputed.is_empty();
         let ip = self.base.metric == Metric::InnerProduct;
@@ -290,7 +290,12 @@ impl IndexIVFPQ {
         for (q, row) in qt.chunks_exact_mut(TABLE_STRIDE).enumerate() {
             let row = &mut row[..ks];
             let xs = &x[q * ds..(q + 1) * ds];
-            ip_transposed_with(lvl, xs, &self.transposed[q * ds * ks..(q + 1) * ds * ks], row);
+            ip_transposed_with(
+                lvl,
+                xs,
+                &self.transposed[q * ds * ks..(q + 1) * ds * ks],
+                row,
+            );
             if per_list {
                 row.iter_mut().for_each(|v| *v *= -2.0);
             } else if ip {
@@ -314,8 +319,10 @@ impl IndexIVFPQ {
     }
 }
 
+/// Per-query scan state of IVFPQ (also used by the 4-bit fast-scan lists for their float
+/// tables).
 #[derive(Clone)]
-struct PqScanner<'a> {
+pub(super) struct PqScanner<'a> {
     idx: &'a IndexIVFPQ,
     lvl: SimdLevel,
     /// The query's table (full ADC table, or the −2⟨q, r⟩ term with precomputed tables).
@@ -323,6 +330,39 @@ struct PqScanner<'a> {
     /// Per-list table buffer (precomputed tables only).
     table: Vec<f32>,
     add_coarse: bool,
+}
+
+impl PqScanner<'_> {
+    /// The float table of list `list` (`M × 256`, entries past ksub +inf), without the coarse
+    /// term.
+    pub(super) fn list_table(&mut self, list: usize) -> &[f32] {
+        if self.table.is_empty() {
+            return &self.query;
+        }
+        let pq = &self.idx.pq;
+        let (m, ks) = (pq.m(), pq.ksub());
+        let pre = &self.idx.precomputed[list * m * ks..(list + 1) * m * ks];
+        for ((dst, src), p) in self
+            .table
+            .chunks_exact_mut(TABLE_STRIDE)
+            .zip(self.query.chunks_exact(TABLE_STRIDE))
+            .zip(pre.chunks_exact(ks))
+        {
+            for ((a, b), c) in dst[..ks].iter_mut().zip(&src[..ks]).zip(p) {
+                *a = b + c;
+            }
+        }
+        &self.table
+    }
+
+    /// The coarse term to add for a list at key `coarse_key` (0 without residuals).
+    pub(super) fn key0(&self, coarse_key: f32) -> f32 {
+        if self.add_coarse {
+            coarse_key
+        } else {
+            0.0
+        }
+    }
 }
 
 impl ListScanner for PqScanner<'_> {
@@ -333,30 +373,16 @@ impl ListScanner for PqScanner<'_> {
         sel: Option<&IdSelector>,
         heap: &mut TopK,
     ) {
-        let lists = &self.idx.base.lists;
+        let idx = self.idx;
+        let lists = &idx.base.lists;
         let ids = lists.ids(list);
         if ids.is_empty() {
             return;
         }
-        let pq = &self.idx.pq;
-        let (m, ks) = (pq.m(), pq.ksub());
-        let table: &[f32] = if self.table.is_empty() {
-            &self.query
-        } else {
-            let pre = &self.idx.precomputed[list * m * ks..(list + 1) * m * ks];
-            for ((dst, src), p) in self
-                .table
-                .chunks_exact_mut(TABLE_STRIDE)
-                .zip(self.query.chunks_exact(TABLE_STRIDE))
-                .zip(pre.chunks_exact(ks))
-            {
-                for ((a, b), c) in dst[..ks].iter_mut().zip(&src[..ks]).zip(p) {
-                    *a = b + c;
-                }
-            }
-            &self.table
-        };
-        let key0 = if self.add_coarse { coarse_key } else { 0.0 };
+        let m = idx.pq.m();
+        let key0 = self.key0(coarse_key);
+        let lvl = self.lvl;
+        let table = self.list_table(list);
         let mut buf = [0f32; SCAN_BLOCK];
         for (blk, bid) in lists
             .codes(list)
@@ -366,26 +392,24 @@ impl ListScanner for PqScanner<'_> {
             let out = &mut buf[..bid.len()];
             adc_block(table, m, blk, out);
             out.iter_mut().for_each(|v| *v += key0);
-            super::offer(self.lvl, out, bid, sel, heap);
+            super::offer(lvl, out, bid, sel, heap);
         }
     }
 }
 
-impl Persist for IndexIVFPQ {
-    const KIND: &'static str = "IndexIVFPQ";
-
-    fn to_file(&self) -> FileWriter<'_> {
-        let mut w = FileWriter::new(Self::KIND);
-        self.pq.write_meta(&mut w);
-        self.base.write_meta(&mut w);
+impl IndexIVFPQ {
+    /// Metadata and sections of this index into `w` (shared with the fast-scan variant).
+    pub(super) fn write_parts<'a>(&'a self, w: &mut FileWriter<'a>) {
+        self.pq.write_meta(w);
+        self.base.write_meta(w);
         w.meta_u64("by_residual", self.by_residual as u64);
-        w
     }
 
-    fn from_file(r: &FileReader) -> Result<Self> {
+    /// Read what [`write_parts`](Self::write_parts) wrote, checking every field.
+    pub(super) fn read_parts(r: &FileReader, name: &'static str) -> Result<Self> {
         let pq = ProductQuantizer::read_meta(r)?;
         let m = pq.m();
-        let base = IvfBase::read_meta(r, |_| m, "IndexIVFPQ")?;
+        let base = IvfBase::read_meta(r, |_| m, name)?;
         if base.d != pq.d() {
             return Err(r.err("metadata 'd' differs between the quantizer and the index"));
         }
@@ -411,5 +435,19 @@ impl Persist for IndexIVFPQ {
         };
         idx.precompute();
         Ok(idx)
+    }
+}
+
+impl Persist for IndexIVFPQ {
+    const KIND: &'static str = "IndexIVFPQ";
+
+    fn to_file(&self) -> FileWriter<'_> {
+        let mut w = FileWriter::new(Self::KIND);
+        self.write_parts(&mut w);
+        w
+    }
+
+    fn from_file(r: &FileReader) -> Result<Self> {
+        Self::read_parts(r, "IndexIVFPQ")
     }
 }

@@ -238,3 +238,46 @@ fn persist_round_trip() {
     let u = IndexIVFFlat::from_bytes(&untrained.to_bytes().unwrap()).unwrap();
     assert!(!u.is_trained());
 }
+
+#[test]
+fn fastscan_reranked_equals_ivfpq_4bit_and_approx_is_close() {
+    let (pq4, x) = trained_ivfpq(Metric::L2, true, 4);
+    let coarse = pq4.centroids().to_vec();
+    let mut fs =
+        IndexIVFPQFastScan::from_parts(&coarse, pq4.nlist(), pq4.pq().clone(), Metric::L2, true)
+            .unwrap();
+    let ids: Vec<i64> = (0..3000).collect();
+    fs.add_with_ids(&x, &ids, &Control::new()).unwrap();
+    assert_eq!(fs.invlists().sizes(), pq4.invlists().sizes());
+    let q = data(15, 16, 21);
+    let (k, nprobe) = (10, 4);
+    let want = pq4.search(&q, k, nprobe, None, &Control::new()).unwrap();
+    // re-ranking every candidate of the probed lists gives the float ADC result exactly
+    fs.k_factor = 3000;
+    let got = fs.search(&q, k, nprobe, None, &Control::new()).unwrap();
+    assert_eq!(got.1, want.1);
+    assert_eq!(got.0, want.0);
+    // without re-ranking: approximate distances within the quantization bound of the table
+    fs.k_factor = 1;
+    let (da, ia) = fs.search(&q, k, nprobe, None, &Control::new()).unwrap();
+    assert!(ia.iter().all(|&i| i >= 0));
+    let overlap = ia.iter().filter(|i| want.1.contains(i)).count();
+    assert!(overlap * 10 >= 8 * ia.len(), "overlap {overlap}");
+    assert!(da.iter().all(|v| v.is_finite()));
+    // filters and removal keep the packed lists in sync
+    fs.k_factor = 4;
+    let sel = IdSelector::Allow(IdSet::from_ids(&(0..3000).step_by(3).collect::<Vec<_>>()));
+    let (_, fi) = fs
+        .search(&q, k, nprobe, Some(&sel), &Control::new())
+        .unwrap();
+    assert!(fi.iter().all(|&i| i >= 0 && i % 3 == 0));
+    let removed = fs.remove_ids(&IdSet::from_ids(&want.1));
+    assert!(removed > 0);
+    let (_, after) = fs.search(&q, k, nprobe, None, &Control::new()).unwrap();
+    assert!(after.iter().all(|i| !want.1.contains(i)));
+    let back = IndexIVFPQFastScan::from_bytes(&fs.to_bytes().unwrap()).unwrap();
+    assert_eq!(
+        back.search(&q, k, nprobe, None, &Control::new()).unwrap(),
+        fs.search(&q, k, nprobe, None, &Control::new()).unwrap()
+    );
+}
