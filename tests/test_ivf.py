@@ -283,3 +283,17 @@ def test_ivfpq_fastscan_reranked_equals_ivfpq_4bit(xb, tmp_path: Path) -> None:
         np.testing.assert_array_equal(a, b)
     with pytest.raises(quanta.InvalidArgumentError):
         quanta.IndexIVFPQFastScan.from_parts(ref.centroids, quanta.IndexPQ(D, 8, 8).pq)
+
+
+def test_corrupt_ivf_file_is_format_error(tmp_path: Path, ivfpq) -> None:
+    path = tmp_path / "ivf.qnt"
+    quanta.write_index(ivfpq, path)
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    bad = tmp_path / "bad.qnt"
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(quanta.FormatError):
+        quanta.read_index(bad)
+    bad.write_bytes(bytes(raw[: len(raw) // 3]))
+    with pytest.raises(quanta.FormatError):
+        quanta.read_index(bad, mmap=True)
