@@ -36,16 +36,38 @@ def recall10(ids: np.ndarray, gt: np.ndarray) -> float:
 
 
 def interp_qps(curve: list[tuple[float, float]], r: float) -> float | None:
-    """QPS at recall ``r`` (linear in log QPS between the two sweep points around it)."""
-    pts = sorted(curve)
-    for (r0, q0), (r1, q1) in zip(pts, pts[1:]):
-        if r0 <= r <= r1 and r1 > r0:
+    """QPS at recall ``r`` along a sweep given in increasing ``nprobe`` order: the first
+    segment whose recall reaches ``r``, linear in log QPS (recall plateaus do not matter)."""
+    for (r0, q0), (r1, q1) in zip(curve, curve[1:]):
+        if r0 >= r:
+            return q0
+        if r0 < r <= r1:
             t = (r - r0) / (r1 - r0)
             return float(np.exp(np.log(q0) + t * (np.log(q1) - np.log(q0))))
-    for rr, qq in pts:
-        if rr == r:
-            return qq
+    if curve and curve[-1][0] >= r:
+        return curve[-1][1]
     return None
+
+
+def ratios_at_recall(sweep: list[dict[str, Any]], threads: list[int]) -> dict[int, Any]:
+    """Per thread count: QPS of both libraries at recall 0.9 (or the best common recall)."""
+    ratios = {}
+    for nt in threads:
+        rows = sorted((r for r in sweep if r["threads"] == nt), key=lambda r: r["nprobe"])
+        cf = [(r["faiss_recall10"], r["faiss_qps"]) for r in rows]
+        cq = [(r["quanta_recall10"], r["quanta_qps"]) for r in rows]
+        target = 0.9
+        top = min(max(c[0] for c in cf), max(c[0] for c in cq))
+        if top < target:
+            target = round(top - 0.005, 3)
+        qf, qq = interp_qps(cf, target), interp_qps(cq, target)
+        ratios[nt] = {
+            "recall": target,
+            "faiss_qps": qf,
+            "quanta_qps": qq,
+            "ratio": None if not qf or not qq else qq / qf,
+        }
+    return ratios
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -120,22 +142,7 @@ def run_case(
                 f"R={row['quanta_recall10']:.3f}",
                 flush=True,
             )
-    ratios = {}
-    for nt in threads:
-        rows = [r for r in sweep if r["threads"] == nt]
-        cf = [(r["faiss_recall10"], r["faiss_qps"]) for r in rows]
-        cq = [(r["quanta_recall10"], r["quanta_qps"]) for r in rows]
-        target = 0.9
-        top = min(max(c[0] for c in cf), max(c[0] for c in cq))
-        if top < target:
-            target = round(top - 0.005, 3)
-        qf, qq = interp_qps(cf, target), interp_qps(cq, target)
-        ratios[nt] = {
-            "recall": target,
-            "faiss_qps": qf,
-            "quanta_qps": qq,
-            "ratio": None if not qf or not qq else qq / qf,
-        }
+    ratios = ratios_at_recall(sweep, threads)
     return {
         "dataset": name,
         "index": label,
@@ -249,6 +256,27 @@ def to_markdown(cases: list[dict[str, Any]]) -> str:
                 f"| {c['dataset']} | {c['index']} | {c['nb']} | {nt} | {r['recall']:.3f} | "
                 f"{fq} | {qq} | {rs} | {ok} |"
             )
+    fc = [
+        r[f"{lib}_timing"]["foreign_cores_best"]
+        for c in cases
+        for r in c["sweep"]
+        for lib in ("faiss", "quanta")
+        if r[f"{lib}_timing"]["foreign_cores_best"] is not None
+    ]
+    clean = sum(
+        r[f"{lib}_timing"]["best_is_clean"]
+        for c in cases
+        for r in c["sweep"]
+        for lib in ("faiss", "quanta")
+    )
+    if fc:
+        lines += [
+            "",
+            f"Other processes' CPU load during the best timed runs: mean {np.mean(fc):.2f}, max "
+            f"{max(fc):.2f} cores; {clean} of {2 * sum(len(c['sweep']) for c in cases)} best "
+            "runs were clean. On a loaded machine the ratios are indicative only (faiss's "
+            "statically scheduled OpenMP loops suffer most at 2 threads).",
+        ]
     lines += [
         "",
         "Training (coarse + PQ) and add, at the highest thread count:",
