@@ -275,6 +275,7 @@ class IndexIVFPQ(_IndexIVF):
     """
 
     _name = "IndexIVFPQ"
+    _core_cls: Any = _core.IndexIVFPQ
 
     def __init__(
         self,
@@ -311,7 +312,7 @@ class IndexIVFPQ(_IndexIVF):
         if not isinstance(pq, ProductQuantizer):
             raise DTypeError(f"pq must be a quanta.ProductQuantizer, got {type(pq).__name__}")
         obj = cls.__new__(cls)
-        obj._index = _core.IndexIVFPQ.from_parts(
+        obj._index = cls._core_cls.from_parts(
             as_float_matrix(centroids, "centroids", pq.d),
             pq._pq,
             _check_metric(metric),
@@ -375,7 +376,7 @@ class IndexIVFPQ(_IndexIVF):
     @classmethod
     def _read_index(cls, path: str, mmap: bool) -> IndexIVFPQ:
         obj = cls.__new__(cls)
-        obj._index = _core.IndexIVFPQ.read(path, mmap)
+        obj._index = cls._core_cls.read(path, mmap)
         obj.nprobe = 8
         return obj
 
@@ -399,6 +400,7 @@ class IndexIVFPQFastScan(IndexIVFPQ):
     """
 
     _name = "IndexIVFPQFastScan"
+    _core_cls: Any = _core.IndexIVFPQFastScan
 
     def __init__(
         self,
@@ -418,28 +420,6 @@ class IndexIVFPQFastScan(IndexIVFPQ):
         self._index.k_factor = positive_int(k_factor, "k_factor")
         self.nprobe = 8
 
-    @classmethod
-    def from_parts(
-        cls,
-        centroids: Any,
-        pq: ProductQuantizer,
-        metric: str = "l2",
-        by_residual: bool = True,
-    ) -> IndexIVFPQFastScan:
-        """Trained, empty index from coarse centroids ``(nlist, d)`` and a trained 4-bit
-        :class:`~quanta.ProductQuantizer`."""
-        if not isinstance(pq, ProductQuantizer):
-            raise DTypeError(f"pq must be a quanta.ProductQuantizer, got {type(pq).__name__}")
-        obj = cls.__new__(cls)
-        obj._index = _core.IndexIVFPQFastScan.from_parts(
-            as_float_matrix(centroids, "centroids", pq.d),
-            pq._pq,
-            _check_metric(metric),
-            bool(by_residual),
-        )
-        obj.nprobe = 8
-        return obj
-
     @property
     def k_factor(self) -> int:
         """Candidates per result re-ranked by float ADC (1 = no re-ranking)."""
@@ -448,13 +428,6 @@ class IndexIVFPQFastScan(IndexIVFPQ):
     @k_factor.setter
     def k_factor(self, value: int) -> None:
         self._index.k_factor = positive_int(value, "k_factor")
-
-    @classmethod
-    def _read_index(cls, path: str, mmap: bool) -> IndexIVFPQFastScan:
-        obj = cls.__new__(cls)
-        obj._index = _core.IndexIVFPQFastScan.read(path, mmap)
-        obj.nprobe = 8
-        return obj
 
     def __repr__(self) -> str:
         return (
