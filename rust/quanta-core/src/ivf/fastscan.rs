@@ -326,22 +326,24 @@ impl ListScanner for FsScanner<'_> {
         }
         let mut cand = heap.into_sorted();
         cand.sort_unstable_by_key(|&(_, pos)| pos);
-        let lists = self.idx.inner.invlists();
-        let m = self.idx.inner.pq.m();
+        let idx = self.idx;
+        let lists = idx.inner.invlists();
+        let m = idx.inner.pq.m();
         let mut out = TopK::new(k);
         let mut cur = usize::MAX;
         let mut key0 = 0.0;
-        let mut table = Vec::new();
         let mut one = [0f32; 1];
         for (_, pos) in cand {
             let (l, o) = ((pos >> 32) as usize, (pos & 0xFFFF_FFFF) as usize);
             if l != cur {
+                // candidates are grouped by list: one table per distinct list
                 cur = l;
                 let ck = probes.iter().find(|p| p.0 == l).map_or(0.0, |p| p.1);
                 key0 = self.pq.key0(ck);
-                table = self.pq.list_table(l).to_vec();
+                self.pq.list_table(l);
             }
-            adc_block(&table, m, &lists.codes(l)[o * m..(o + 1) * m], &mut one);
+            let table = self.pq.current_table();
+            adc_block(table, m, &lists.codes(l)[o * m..(o + 1) * m], &mut one);
             out.push(one[0] + key0, lists.ids(l)[o]);
         }
         out

@@ -355,6 +355,16 @@ impl PqScanner<'_> {
         &self.table
     }
 
+    /// The table [`list_table`](Self::list_table) built last (the query table without
+    /// precomputed tables).
+    pub(super) fn current_table(&self) -> &[f32] {
+        if self.table.is_empty() {
+            &self.query
+        } else {
+            &self.table
+        }
+    }
+
     /// The coarse term to add for a list at key `coarse_key` (0 without residuals).
     pub(super) fn key0(&self, coarse_key: f32) -> f32 {
         if self.add_coarse {
