@@ -90,19 +90,32 @@ impl QuantizedLuts {
     pub fn new(tables: &[f32], nq: usize, m: usize, row_stride: usize) -> Self {
         let m2 = padded_m(m);
         assert!(m > 0 && m2 <= MAX_M2, "QuantizedLuts: m = {m}");
+        let mut luts = QuantizedLuts {
+            m2,
+            nq,
+            data: vec![0u8; nq * lut_stride(m2)],
+            scale: vec![1f32; nq],
+            bias: vec![0f32; nq],
+        };
+        luts.refill(tables, m, row_stride);
+        luts
+    }
+
+    /// Quantize new float tables (same `nq` and `m`) into these buffers, without allocating
+    /// (IVF re-quantizes one table per probed list). Same result as [`QuantizedLuts::new`].
+    pub fn refill(&mut self, tables: &[f32], m: usize, row_stride: usize) {
+        let nq = self.nq;
+        assert_eq!(padded_m(m), self.m2, "QuantizedLuts: m");
         assert!(row_stride >= 16, "QuantizedLuts: row_stride");
         assert_eq!(
             tables.len(),
             nq * m * row_stride,
             "QuantizedLuts: tables size"
         );
-        let stride = lut_stride(m2);
-        let mut data = vec![0u8; nq * stride];
-        let mut scale = vec![1f32; nq];
-        let mut bias = vec![0f32; nq];
+        let stride = lut_stride(self.m2);
+        let mut mins = [0f32; MAX_M2];
         for q in 0..nq {
             let t = &tables[q * m * row_stride..(q + 1) * m * row_stride];
-            let mut mins = vec![0f32; m];
             let mut span = 0f32;
             for (mm, row) in t.chunks_exact(row_stride).enumerate() {
                 let row = &row[..16];
@@ -112,23 +125,17 @@ impl QuantizedLuts {
                 span = span.max(hi - lo);
             }
             let a = if span > 0.0 { 255.0 / span } else { 1.0 };
-            let lut = &mut data[q * stride..(q + 1) * stride];
+            let lut = &mut self.data[q * stride..(q + 1) * stride];
             let mut b = 0f32;
             for (mm, row) in t.chunks_exact(row_stride).enumerate() {
                 b += mins[mm];
                 for (j, &v) in row[..16].iter().enumerate() {
-                    lut[16 * mm + j] = ((v - mins[mm]) * a + 0.5).floor().clamp(0.0, 255.0) as u8;
+                    // (v − μ)·a + 0.5 >= 0, so the saturating cast is floor + clamp to 255
+                    lut[16 * mm + j] = ((v - mins[mm]) * a + 0.5) as u8;
                 }
             }
-            scale[q] = a;
-            bias[q] = b;
-        }
-        QuantizedLuts {
-            m2,
-            nq,
-            data,
-            scale,
-            bias,
+            self.scale[q] = a;
+            self.bias[q] = b;
         }
     }
 

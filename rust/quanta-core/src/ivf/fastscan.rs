@@ -223,6 +223,7 @@ impl IndexIVFPQFastScan {
                 rerank: kf > 1,
                 k_factor: kf,
                 small: vec![0f32; self.inner.pq.m() * 16],
+                luts: None,
             })
     }
 }
@@ -236,6 +237,8 @@ struct FsScanner<'a> {
     k_factor: usize,
     /// `M × 16` float table of the current list.
     small: Vec<f32>,
+    /// Its quantized form (buffers reused from list to list).
+    luts: Option<QuantizedLuts>,
 }
 
 /// Candidates of one list into the heap: real ids, or `(list << 32) | offset` when re-ranking.
@@ -293,7 +296,13 @@ impl ListScanner for FsScanner<'_> {
         }
         self.small[..16].iter_mut().for_each(|v| *v += key0);
         let m = self.idx.inner.pq.m();
-        let luts = QuantizedLuts::new(&self.small, 1, m, 16);
+        let luts = match &mut self.luts {
+            Some(l) => {
+                l.refill(&self.small, m, 16);
+                l
+            }
+            None => self.luts.insert(QuantizedLuts::new(&self.small, 1, m, 16)),
+        };
         let mut sink = [Sink {
             heap,
             bias: luts.bias(0),
@@ -304,7 +313,7 @@ impl ListScanner for FsScanner<'_> {
         }];
         scan_blocks(
             self.lvl,
-            &luts,
+            luts,
             0,
             &self.idx.packed[list],
             ids.len(),
