@@ -22,6 +22,8 @@ Usage::
     .venv/bin/python benches/compare_faiss.py --only binary      # Hamming search only
     .venv/bin/python benches/compare_faiss.py --only pq          # product quantization only
     .venv/bin/python benches/compare_faiss.py --only lattice     # lattice quantizers only
+    .venv/bin/python benches/compare_faiss.py --only fastscan    # 4-bit PQ fast scan only
+    .venv/bin/python benches/compare_faiss.py --only ivf         # IVFPQ / IVFFlat (bench_ivf.py)
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
+import bench_ivf
 import faiss
 import numpy as np
 import quanta
@@ -47,6 +50,7 @@ BINARY_TARGET = 1.5  # quanta codes/s / faiss codes/s >= this (IndexBinaryFlat, 
 PQ_SCAN_TARGET = 1.5  # quanta codes/s / faiss codes/s >= this (IndexPQ ADC, nbits=8, k=10)
 PQ_ENCODE_TARGET = 1.0  # quanta vectors/s / faiss vectors/s >= this
 PQ_TRAIN_TARGET = 1.0  # quanta training time / faiss training time <= this
+FASTSCAN_TARGET = 1.0  # quanta codes/s / faiss IndexPQFastScan codes/s >= this (k=10)
 ZN_SPEED_TARGET = 2.0  # quanta Zn encode/decode throughput / faiss ZnSphereCodec >= this
 TIE_RTOL = 1e-4  # ids that differ are a tie when their exact distances agree within this
 
@@ -785,6 +789,155 @@ def bench_pq(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------------------------
+# 4-bit PQ fast scan
+
+
+def run_fastscan_case(
+    label: str,
+    base: np.ndarray,
+    train: np.ndarray,
+    m: int,
+    queries: dict[int, np.ndarray],
+    k: int,
+    threads: list[int],
+    reps: int,
+    bandwidth_gbs: float,
+) -> list[dict[str, Any]]:
+    """faiss ``IndexPQFastScan`` (PQ{m}x4fs) and quanta ``IndexPQFastScan`` with the same
+    centroids and codes; quanta scans with ``k_factor=1`` (no re-ranking, like faiss) and is
+    also timed with ``k_factor=4``."""
+    nb, d = base.shape
+    set_threads(max(threads))
+    fi = faiss.IndexPQFastScan(d, m, 4)
+    fi.train(train)
+    fi.add(base)
+    cent = faiss.vector_to_array(fi.pq.centroids).reshape(m, 16, d // m)
+    qi = quanta.IndexPQFastScan.from_pq(quanta.ProductQuantizer.from_centroids(cent))
+    qi.add(base)
+    rows = []
+    for nq, q in queries.items():
+        for nt in threads:
+            set_threads(nt)
+            print(f"  fastscan {label}: nb={nb} PQ{m}x4fs nq={nq} k={k} threads={nt} ...")
+            best, all_t, last = best_of(
+                {
+                    "faiss": lambda q=q: fi.search(q, k),  # type: ignore[misc]
+                    "quanta": lambda q=q: qi.search(q, k, k_factor=1),  # type: ignore[misc]
+                    "quanta_kf4": lambda q=q: qi.search(q, k, k_factor=4),  # type: ignore[misc]
+                },
+                reps,
+            )
+            df, i_f = last["faiss"]
+            dq, iq = last["quanta"]
+            scanned = nb * nq
+            code_bytes = (m + 1) // 2
+            out: dict[str, Any] = {
+                "case": "fastscan",
+                "dataset": label,
+                "nb": nb,
+                "d": d,
+                "M": m,
+                "nq": nq,
+                "k": k,
+                "threads": nt,
+                "reps": reps,
+                "faiss_s": best["faiss"],
+                "quanta_s": best["quanta"],
+                "quanta_kf4_s": best["quanta_kf4"],
+                "faiss_timing": all_t["faiss"],
+                "quanta_timing": all_t["quanta"],
+                "faiss_codes_per_s": scanned / best["faiss"],
+                "quanta_codes_per_s": scanned / best["quanta"],
+                "quanta_kf4_codes_per_s": scanned / best["quanta_kf4"],
+                # bytes of packed codes consumed per second (each query group reads every block;
+                # quanta reads each block once per 4 queries, so memory traffic is a quarter)
+                "quanta_code_gbs": scanned * code_bytes / best["quanta"] / 1e9,
+                "faiss_code_gbs": scanned * code_bytes / best["faiss"] / 1e9,
+                "read_bandwidth_gbs": bandwidth_gbs,
+                "identical_ids": float(np.mean(iq == i_f)),
+                # same approximate distance at each rank (ids may differ on ties)
+                "same_distances": float(np.mean(np.isclose(dq, df, rtol=1e-5, atol=0))),
+            }
+            out["ratio"] = out["quanta_codes_per_s"] / out["faiss_codes_per_s"]
+            out["ok"] = out["ratio"] >= FASTSCAN_TARGET
+            print(
+                f"    faiss {out['faiss_codes_per_s'] / 1e9:.2f} G codes/s, quanta "
+                f"{out['quanta_codes_per_s'] / 1e9:.2f} G codes/s (k_factor=4: "
+                f"{out['quanta_kf4_codes_per_s'] / 1e9:.2f}), ratio {out['ratio']:.2f}; "
+                f"{out['quanta_code_gbs']:.1f} GB/s of codes vs DRAM read {bandwidth_gbs:.1f} "
+                f"GB/s; same distances {out['same_distances']:.4f}; {load_note(out)}",
+                flush=True,
+            )
+            rows.append(out)
+    return rows
+
+
+def fastscan_recall_rows(ds: Any) -> list[dict[str, Any]]:
+    """Recall of 4-bit fast scan (with and without re-ranking) vs 8-bit PQ ADC at equal code
+    size, on a real dataset with ground truth (quanta only; one thread count, untimed)."""
+    rows = []
+    gt1 = ds.gt[:, 0]
+    for m4 in (16, 32):
+        m8 = m4 // 2
+        fs = quanta.IndexPQFastScan(ds.d, m4)
+        pq8 = quanta.IndexPQ(ds.d, m8, 8)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fs.train(ds.base)
+            pq8.train(ds.base)
+        fs.add(ds.base)
+        pq8.add(ds.base)
+        ref = quanta.IndexRefineFlat(quanta.IndexPQFastScan.from_pq(fs.pq), k_factor=4)
+        ref.add(ds.base)
+        res = {
+            "fastscan_kf1": fs.search(ds.queries, 100, k_factor=1)[1],
+            "fastscan_kf4": fs.search(ds.queries, 100, k_factor=4)[1],
+            "refine_flat_kf4": ref.search(ds.queries, 100)[1],
+            "pq8_adc": pq8.search(ds.queries, 100)[1],
+        }
+        row: dict[str, Any] = {
+            "case": "fastscan_recall",
+            "dataset": ds.name,
+            "M4": m4,
+            "M8": m8,
+            "code_bytes": m4 // 2,
+        }
+        for name, ids in res.items():
+            for r in (1, 10, 100):
+                # the PQ paper's recall@R: true nearest neighbour among the first R
+                row[f"{name}_R@{r}"] = float((ids[:, :r] == gt1[:, None]).any(axis=1).mean())
+        rows.append(row)
+        print(
+            f"  fastscan recall {ds.name} {m4 // 2} B codes: "
+            + ", ".join(f"{n} R@1 {row[n + '_R@1']:.3f}" for n in res),
+            flush=True,
+        )
+    return rows
+
+
+def bench_fastscan(args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    nb = 200_000 if args.quick else 1_000_000
+    d, k = 128, 10
+    bw = read_bandwidth_gbs(128 if args.quick else 512)
+    print(f"  single-thread read bandwidth (numpy sum): {bw:.1f} GB/s", flush=True)
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((nb, d), dtype=np.float32)
+    queries = rng.standard_normal((1000, d), dtype=np.float32)
+    qs = {nq: np.ascontiguousarray(queries[:nq]) for nq in (100, 1000)}
+    for m in (16, 32):
+        rows += run_fastscan_case(
+            "gaussian", base, base[:20_000], m, qs, k, args.threads, args.reps, bw
+        )
+    del base
+    if not args.no_real:
+        sift = load_dataset("sift_tiledb10k")
+        if sift is not None:
+            rows += fastscan_recall_rows(sift)
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
 # lattice quantizers
 
 # (d, r2) of the Spreading Vectors paper: 16/32/64-bit codes at d = 24, 32, 40 (+ d=16, 55 bits)
@@ -993,10 +1146,12 @@ def to_markdown(
     bn: list[dict[str, Any]] | None = None,
     pq: list[dict[str, Any]] | None = None,
     la: list[dict[str, Any]] | None = None,
+    fs: list[dict[str, Any]] | None = None,
 ) -> str:
     bn = bn or []
     pq = pq or []
     la = la or []
+    fs = fs or []
     lines = ["# quanta vs faiss-cpu", ""]
     lines += [
         f"- quanta {meta['quanta_version']}, SIMD level `{meta['quanta_simd_level']}` "
@@ -1197,8 +1352,56 @@ def to_markdown(
                     f"{r['quanta_recall1@10']:.2f} |"
                 )
         lines.append("")
-    worst, where = max_foreign(km + fl + bn + pq + la)
-    noisy = sum(1 for r in km + fl + bn + pq + la if not row_clean(r))
+    scans_fs = [r for r in fs if r["case"] == "fastscan"]
+    if scans_fs:
+        lines += [
+            "## 4-bit PQ fast scan (`IndexPQFastScan`, Gaussian d=128, k=10)",
+            "",
+            f"Target: codes/s ratio quanta/faiss >= {FASTSCAN_TARGET} (faiss PQ16x4fs / "
+            "PQ32x4fs, same centroids and codes; quanta with `k_factor=1`, i.e. no re-ranking, "
+            "as faiss; *kf4*: quanta with re-ranking of 4k candidates by float ADC). "
+            "*GB/s codes*: packed code bytes (M/2 per vector) consumed per second by all "
+            "queries together; quanta loads each block once per group of 4 queries, so its "
+            "memory traffic is a quarter of that. *DRAM*: single-thread numpy read bandwidth. "
+            "*same D*: fraction of (query, rank) with the same approximate distance as faiss.",
+            "",
+            "| M | nq | thr | faiss G codes/s | quanta G codes/s | q/f | quanta kf4 G codes/s | "
+            "GB/s codes | DRAM GB/s | same D |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in scans_fs:
+            lines.append(
+                f"| {r['M']} | {r['nq']} | {r['threads']}{mark(r)} | "
+                f"{r['faiss_codes_per_s'] / 1e9:.2f} | {r['quanta_codes_per_s'] / 1e9:.2f} | "
+                f"**{r['ratio']:.2f}** {fmt_ok(r['ok'])} | "
+                f"{r['quanta_kf4_codes_per_s'] / 1e9:.2f} | {r['quanta_code_gbs']:.1f} | "
+                f"{r['read_bandwidth_gbs']:.1f} | {r['same_distances']:.4f} |"
+            )
+        lines.append("")
+    rec_fs = [r for r in fs if r["case"] == "fastscan_recall"]
+    if rec_fs:
+        lines += [
+            "Recall (1-recall@R against the exact nearest neighbour) at equal code size: 4-bit "
+            "fast scan without / with float-ADC re-ranking (`k_factor=4`), `IndexRefineFlat` "
+            "(raw vectors, `k_factor=4`), and 8-bit PQ ADC (`IndexPQ`, M/2 sub-quantizers).",
+            "",
+            "| data | bytes | method | R@1 | R@10 | R@100 |",
+            "|---|---:|---|---:|---:|---:|",
+        ]
+        for r in rec_fs:
+            for name, lab in (
+                ("fastscan_kf1", f"PQ{r['M4']}x4fs"),
+                ("fastscan_kf4", f"PQ{r['M4']}x4fs k_factor=4"),
+                ("refine_flat_kf4", f"PQ{r['M4']}x4fs + RefineFlat k_factor=4"),
+                ("pq8_adc", f"PQ{r['M8']}x8 ADC"),
+            ):
+                lines.append(
+                    f"| {r['dataset']} | {r['code_bytes']} | {lab} | {r[name + '_R@1']:.3f} | "
+                    f"{r[name + '_R@10']:.3f} | {r[name + '_R@100']:.3f} |"
+                )
+        lines.append("")
+    worst, where = max_foreign(km + fl + bn + pq + la + scans_fs)
+    noisy = sum(1 for r in km + fl + bn + pq + la + scans_fs if not row_clean(r))
     lines.append(
         f"Interference check (other processes' CPU use, from /proc/stat, during each best run): "
         f"highest {worst:.2f} cores" + (f" ({where})" if where else "") + f"; {noisy} row(s) "
@@ -1223,7 +1426,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="smaller sizes (smoke test)")
     p.add_argument("--threads", type=parse_threads, default=[1, 2], help="e.g. 1,2")
     p.add_argument(
-        "--only", choices=["kmeans", "flat", "binary", "pq", "lattice"], help="run one case family"
+        "--only",
+        choices=["kmeans", "flat", "binary", "pq", "lattice", "fastscan", "ivf"],
+        help="run one case family",
     )
     p.add_argument(
         "--out", type=Path, default=Path(__file__).resolve().parent / "results", help="output dir"
@@ -1263,12 +1468,20 @@ def main(argv: list[str] | None = None) -> int:
     bn = bench_binary(args) if args.only in (None, "binary") else []
     pq = bench_pq(args) if args.only in (None, "pq") else []
     la = bench_lattice(args) if args.only in (None, "lattice") else []
+    fs = bench_fastscan(args) if args.only in (None, "fastscan") else []
+    iv = (
+        bench_ivf.bench_ivf(args, best_of, set_threads, load_dataset)
+        if args.only in (None, "ivf")
+        else []
+    )
     meta["total_s"] = time.perf_counter() - t0
     meta["dirty_runs"] = GUARD.dirty_runs
     meta["retried_runs"] = GUARD.retried_runs
     meta["waited_s"] = GUARD.waited_s
 
-    md = to_markdown(meta, km, fl, bn, pq, la)
+    md = to_markdown(meta, km, fl, bn, pq, la, fs)
+    if iv:
+        md += "\n" + bench_ivf.to_markdown(iv)
     print()
     print(md)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -1276,7 +1489,16 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / f"{stem}.md").write_text(md)
     with open(args.out / f"{stem}.json", "w") as f:
         json.dump(
-            {"meta": meta, "kmeans": km, "flat": fl, "binary": bn, "pq": pq, "lattice": la},
+            {
+                "meta": meta,
+                "kmeans": km,
+                "flat": fl,
+                "binary": bn,
+                "pq": pq,
+                "lattice": la,
+                "fastscan": fs,
+                "ivf": iv,
+            },
             f,
             indent=2,
         )

@@ -21,8 +21,11 @@ from .exceptions import (
     ShapeError,
     SimdUnavailableError,
 )
+from .factory import index_factory
+from .fastscan import IndexPQFastScan, IndexRefineFlat
 from .index import IndexFlat, IndexFlatIP, IndexFlatL2
 from .io import read_index, write_index
+from .ivf import IndexIVFFlat, IndexIVFPQ, IndexIVFPQFastScan
 from .lattice import E8Lattice, E8ShellCodec, IndexLattice, ZnSphereCodec
 from .pq import IndexPQ, ProductQuantizer
 from .transform import IndexPreTransform, OPQMatrix
@@ -40,9 +43,14 @@ __all__ = [
     "IndexFlat",
     "IndexFlatIP",
     "IndexFlatL2",
+    "IndexIVFFlat",
+    "IndexIVFPQ",
+    "IndexIVFPQFastScan",
     "IndexLattice",
     "IndexPQ",
+    "IndexPQFastScan",
     "IndexPreTransform",
+    "IndexRefineFlat",
     "InvalidArgumentError",
     "KMeans",
     "NotTrainedError",
@@ -57,6 +65,7 @@ __all__ = [
     "available_simd_levels",
     "datasets",
     "get_num_threads",
+    "index_factory",
     "io",
     "metrics",
     "pack_bits",

@@ -15,11 +15,16 @@ use quanta_core::pq::{OpqMatrix, PqTrainParams, ProductQuantizer, SearchMode};
 use quanta_core::Metric;
 use std::path::PathBuf;
 
-fn nonneg(v: i64, arg: &str) -> PyResult<usize> {
+pub(crate) fn nonneg(v: i64, arg: &str) -> PyResult<usize> {
     usize::try_from(v).map_err(|_| new_err(Kind::Value, format!("{arg} must be >= 0, got {v}")))
 }
 
-fn train_params(niter: i64, seed: u64, init: &str, mppc: i64) -> PyResult<PqTrainParams> {
+pub(crate) fn train_params(
+    niter: i64,
+    seed: u64,
+    init: &str,
+    mppc: i64,
+) -> PyResult<PqTrainParams> {
     if niter < 1 {
         return Err(new_err(
             Kind::Value,

@@ -3,10 +3,12 @@
 pub mod binary;
 pub mod flat;
 pub mod pq;
+pub mod pq_fastscan;
 
 pub use binary::IndexBinaryFlat;
 pub use flat::{IndexFlat, SearchResult};
 pub use pq::IndexPQ;
+pub use pq_fastscan::IndexPQFastScan;
 
 use crate::error::{Error, Result};
 

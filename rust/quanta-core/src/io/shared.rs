@@ -204,6 +204,26 @@ impl<T: Element> SharedSlice<T> {
         Self::from_vec(b.chunks_exact(T::SIZE).map(T::from_le).collect())
     }
 
+    /// Elements `start .. start + len` as their own slice: a narrower view of the same file
+    /// bytes when this is a view (no copy), an owned copy otherwise. Used to hand out one
+    /// inverted list of a concatenated section. Panics if the range is out of bounds.
+    pub fn slice(&self, start: usize, len: usize) -> Self {
+        assert!(
+            start.checked_add(len).is_some_and(|e| e <= self.len()),
+            "SharedSlice::slice: range out of bounds"
+        );
+        match &self.repr {
+            Repr::View { bytes, offset, .. } => SharedSlice {
+                repr: Repr::View {
+                    bytes: Arc::clone(bytes),
+                    offset: offset + start * T::SIZE,
+                    len,
+                },
+            },
+            Repr::Owned(v) => Self::from_vec(v[start..start + len].to_vec()),
+        }
+    }
+
     /// Whether this is a view into a loaded file (memory-mapped or read into memory).
     pub fn is_view(&self) -> bool {
         matches!(self.repr, Repr::View { .. })

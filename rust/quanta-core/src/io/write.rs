@@ -123,6 +123,18 @@ impl<'a> FileWriter<'a> {
         self
     }
 
+    /// Add section `name` holding `data`, owned by the writer (for arrays assembled only to be
+    /// written, e.g. inverted lists concatenated into one section).
+    pub fn section_owned<T: Element>(&mut self, name: &str, data: Vec<T>) -> &mut Self {
+        let count = data.len() as u64;
+        let bytes = std::borrow::Cow::Owned(le_bytes(&data).into_owned());
+        self.section(name, &[] as &[T]);
+        let last = self.sections.last_mut().expect("section just pushed");
+        last.bytes = bytes;
+        last.count = count;
+        self
+    }
+
     /// Add a `u8` section.
     pub fn section_u8(&mut self, name: &str, data: &'a [u8]) -> &mut Self {
         self.section(name, data)

@@ -255,7 +255,7 @@ impl ProductQuantizer {
     }
 
     /// Codebooks transposed per sub-quantizer: M × dsub × ksub.
-    fn transposed_centroids(&self) -> Vec<f32> {
+    pub(crate) fn transposed_centroids(&self) -> Vec<f32> {
         let (m, ksub, dsub) = (self.m, self.ksub, self.dsub);
         let mut t = vec![0f32; m * dsub * ksub];
         for q in 0..m {

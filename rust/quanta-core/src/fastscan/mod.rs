@@ -1,0 +1,277 @@
+//! 4-bit PQ "fast scan" (André et al. VLDB 2015 / Quick ADC; faiss `IndexPQFastScan`): the
+//! packed block layout, per-query u8 distance tables, and the scan of a run of blocks into
+//! top-k sinks. The SIMD kernels are in `crate::kernels::fastscan`; the index that stores
+//! blocks is `crate::index::IndexPQFastScan`. IVF reuses [`scan_blocks`] for 4-bit lists.
+//!
+//! # Block layout (quanta-native, ALGORITHMS.md §2.9)
+//! `M` 4-bit sub-codes per vector, padded to `m2 = M + (M odd)` with a dummy sub-quantizer
+//! whose code is 0 and whose table row is all zeros. Vectors are grouped by [`BBS`] = 32
+//! (the last block padded with zero codes, never returned); block `b` is `16·m2` bytes,
+//! sub-quantizer-major: `block[16·m + j] = code[32b + j][m] | code[32b + 16 + j][m] << 4`.
+//!
+//! # Table quantization (faiss `round_uint8_per_column`)
+//! For a float table `L[m, 0..16]` (smaller is closer): `μ_m = min_j L[m,j]`,
+//! `s = max_m (max_j L[m,j] − μ_m)`, `a = 255 / s` (`a = 1` if `s == 0`),
+//! `Q[m,j] = min(255, floor((L[m,j] − μ_m)·a + 0.5))` (round half up, in f32), `β = Σ_m μ_m`.
+//! The approximate distance of a code is `β + acc / a` with `acc = Σ_m Q[m, code_m]` (u16,
+//! exact: see the kernels' overflow note). Each entry is off by at most `0.5/a`, so
+//! `|approx − float ADC| ≤ M / (2a)` (plus float rounding).
+
+use crate::kernels::fastscan::{accumulate_with, block_bytes, filter_le_with, lut_stride};
+use crate::simd::SimdLevel;
+use crate::topk::TopK;
+
+pub use crate::kernels::fastscan::{BBS, MAX_GROUP, MAX_M2};
+
+/// Padded (even) sub-quantizer count for `m` sub-quantizers.
+#[inline]
+pub fn padded_m(m: usize) -> usize {
+    m + (m & 1)
+}
+
+/// Number of blocks holding `n` vectors.
+#[inline]
+pub fn n_blocks(n: usize) -> usize {
+    n.div_ceil(BBS)
+}
+
+/// Bytes of the packed storage of `n` vectors with `m` sub-quantizers.
+#[inline]
+pub fn packed_len(n: usize, m: usize) -> usize {
+    n_blocks(n) * block_bytes(padded_m(m))
+}
+
+/// Write `codes` (rows of `m` bytes, one sub-code `< 16` per byte — the `ProductQuantizer`
+/// layout) into slots `first..first + rows` of `blocks` (already sized, at least
+/// `packed_len(first + rows, m)` bytes). Other slots are left untouched.
+pub fn pack_codes(codes: &[u8], m: usize, first: usize, blocks: &mut [u8]) {
+    let bb = block_bytes(padded_m(m));
+    for (i, code) in codes.chunks_exact(m).enumerate() {
+        let slot = first + i;
+        let base = (slot / BBS) * bb + (slot % 16);
+        let high = slot % BBS >= 16;
+        for (q, &c) in code.iter().enumerate() {
+            debug_assert!(c < 16);
+            let byte = &mut blocks[base + 16 * q];
+            *byte = if high {
+                (*byte & 0x0F) | (c << 4)
+            } else {
+                (*byte & 0xF0) | (c & 0x0F)
+            };
+        }
+    }
+}
+
+/// Read back the `m` sub-codes of slot `slot` into `out` (`out.len() == m`).
+pub fn unpack_code(blocks: &[u8], m: usize, slot: usize, out: &mut [u8]) {
+    let bb = block_bytes(padded_m(m));
+    let base = (slot / BBS) * bb + (slot % 16);
+    let shift = if slot % BBS >= 16 { 4 } else { 0 };
+    for (q, o) in out.iter_mut().enumerate() {
+        *o = (blocks[base + 16 * q] >> shift) & 0x0F;
+    }
+}
+
+/// u8 distance tables of a batch of queries, with the per-query scale `a` and bias `β`
+/// (module docs).
+#[derive(Debug, Clone)]
+pub struct QuantizedLuts {
+    m2: usize,
+    nq: usize,
+    data: Vec<u8>,
+    scale: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl QuantizedLuts {
+    /// Quantize `nq` float tables. `tables` holds `nq × m` rows of `row_stride >= 16` floats,
+    /// of which entries `0..16` are used; smaller must mean closer (negate inner products).
+    /// Entries must be finite. Panics if `m == 0`, `padded_m(m) > MAX_M2` or sizes disagree.
+    pub fn new(tables: &[f32], nq: usize, m: usize, row_stride: usize) -> Self {
+        let m2 = padded_m(m);
+        assert!(m > 0 && m2 <= MAX_M2, "QuantizedLuts: m = {m}");
+        let mut luts = QuantizedLuts {
+            m2,
+            nq,
+            data: vec![0u8; nq * lut_stride(m2)],
+            scale: vec![1f32; nq],
+            bias: vec![0f32; nq],
+        };
+        luts.refill(tables, m, row_stride);
+        luts
+    }
+
+    /// Quantize new float tables (same `nq` and `m`) into these buffers, without allocating
+    /// (IVF re-quantizes one table per probed list). Same result as [`QuantizedLuts::new`].
+    pub fn refill(&mut self, tables: &[f32], m: usize, row_stride: usize) {
+        let nq = self.nq;
+        assert_eq!(padded_m(m), self.m2, "QuantizedLuts: m");
+        assert!(row_stride >= 16, "QuantizedLuts: row_stride");
+        assert_eq!(
+            tables.len(),
+            nq * m * row_stride,
+            "QuantizedLuts: tables size"
+        );
+        let stride = lut_stride(self.m2);
+        let mut mins = [0f32; MAX_M2];
+        for q in 0..nq {
+            let t = &tables[q * m * row_stride..(q + 1) * m * row_stride];
+            let mut span = 0f32;
+            for (mm, row) in t.chunks_exact(row_stride).enumerate() {
+                let row = &row[..16];
+                let lo = row.iter().copied().fold(f32::INFINITY, f32::min);
+                let hi = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                mins[mm] = lo;
+                span = span.max(hi - lo);
+            }
+            let a = if span > 0.0 { 255.0 / span } else { 1.0 };
+            let lut = &mut self.data[q * stride..(q + 1) * stride];
+            let mut b = 0f32;
+            for (mm, row) in t.chunks_exact(row_stride).enumerate() {
+                b += mins[mm];
+                for (j, &v) in row[..16].iter().enumerate() {
+                    // (v − μ)·a + 0.5 >= 0, so the saturating cast is floor + clamp to 255
+                    lut[16 * mm + j] = ((v - mins[mm]) * a + 0.5) as u8;
+                }
+            }
+            self.scale[q] = a;
+            self.bias[q] = b;
+        }
+    }
+
+    /// Padded sub-quantizer count the tables (and blocks) use.
+    pub fn m2(&self) -> usize {
+        self.m2
+    }
+    /// Number of queries.
+    pub fn nq(&self) -> usize {
+        self.nq
+    }
+    /// Query `q`'s table, `16·m2` entries rounded up to a multiple of 64 bytes (zero rows).
+    pub fn lut(&self, q: usize) -> &[u8] {
+        let s = lut_stride(self.m2);
+        &self.data[q * s..(q + 1) * s]
+    }
+    /// Scale `a` of query `q` (accumulator units per distance unit).
+    pub fn scale(&self, q: usize) -> f32 {
+        self.scale[q]
+    }
+    /// Bias `β` of query `q`.
+    pub fn bias(&self, q: usize) -> f32 {
+        self.bias[q]
+    }
+    /// Approximate distance `β + acc / a` of an accumulator value for query `q`.
+    #[inline]
+    pub fn to_distance(&self, q: usize, acc: u16) -> f32 {
+        self.bias[q] + acc as f32 / self.scale[q]
+    }
+}
+
+/// Receives the candidates of a scan for one query.
+pub trait BlockSink {
+    /// Accumulator values above this are never offered (`u16::MAX`: offer everything).
+    /// Re-read once per chunk of blocks, so it may lag: `push` must still check.
+    fn threshold(&self) -> u16;
+    /// Offer vector `i` (position inside the scanned run, `i < n`) with accumulator `acc`.
+    fn push(&mut self, i: usize, acc: u16);
+}
+
+/// A [`TopK`] of float distances fed from accumulators: key `β + acc / a`, id `id_of(i)`.
+/// Heaps filled from different tables (IVF lists) stay comparable because keys are floats.
+pub struct HeapSink<'a, F: Fn(usize) -> i64> {
+    heap: &'a mut TopK,
+    bias: f32,
+    scale: f32,
+    id_of: F,
+}
+
+impl<'a, F: Fn(usize) -> i64> HeapSink<'a, F> {
+    /// Sink for query `q` of `luts`, pushing into `heap` with ids `id_of(i)`.
+    pub fn new(heap: &'a mut TopK, luts: &QuantizedLuts, q: usize, id_of: F) -> Self {
+        HeapSink {
+            heap,
+            bias: luts.bias(q),
+            scale: luts.scale(q),
+            id_of,
+        }
+    }
+}
+
+impl<F: Fn(usize) -> i64> BlockSink for HeapSink<'_, F> {
+    #[inline]
+    fn threshold(&self) -> u16 {
+        let t = self.heap.threshold();
+        if !t.is_finite() {
+            return u16::MAX;
+        }
+        // one accumulator unit of slack covers the float rounding of `β + acc / a`
+        let v = ((t - self.bias) * self.scale).floor() + 1.0;
+        v.clamp(0.0, u16::MAX as f32) as u16
+    }
+
+    #[inline]
+    fn push(&mut self, i: usize, acc: u16) {
+        self.heap
+            .push(self.bias + acc as f32 / self.scale, (self.id_of)(i));
+    }
+}
+
+/// Blocks per kernel call (32 blocks = 1024 vectors: distances 2 KiB per query, in L1).
+const CHUNK: usize = 32;
+
+/// Scan a run of packed blocks for queries `q0 .. q0 + sinks.len()` of `luts`.
+///
+/// `blocks` holds (at least) `n_blocks(n)` blocks of `16·luts.m2()` bytes; only the first `n`
+/// vectors are offered (`sinks[s]` receives `(i, acc)` for query `q0 + s`, `i` in `0..n`, in
+/// increasing `i`). Runs at level `lvl` (results identical at every level). Codes are loaded
+/// once per block for up to [`MAX_GROUP`] queries. Single-threaded: parallelize over queries or
+/// block ranges outside (block ranges: pass `&blocks[b0 * bytes..]` and map `i` to `32·b0 + i`).
+///
+/// Panics if the sizes disagree.
+pub fn scan_blocks<S: BlockSink>(
+    lvl: SimdLevel,
+    luts: &QuantizedLuts,
+    q0: usize,
+    blocks: &[u8],
+    n: usize,
+    sinks: &mut [S],
+) {
+    let m2 = luts.m2;
+    let bb = block_bytes(m2);
+    let stride = lut_stride(m2);
+    let nb = n_blocks(n);
+    assert!(
+        blocks.len() >= nb * bb,
+        "scan_blocks: {n} vectors need {nb} blocks"
+    );
+    assert!(
+        q0 + sinks.len() <= luts.nq,
+        "scan_blocks: queries out of range"
+    );
+    let mut dist = [0u16; MAX_GROUP * CHUNK * BBS];
+    let mut idx = [0u32; CHUNK * BBS];
+    for (g, group) in sinks.chunks_mut(MAX_GROUP).enumerate() {
+        let qa = q0 + g * MAX_GROUP;
+        let ng = group.len();
+        let tables = &luts.data[qa * stride..(qa + ng) * stride];
+        let mut cb = 0;
+        while cb < nb {
+            let ce = (cb + CHUNK).min(nb);
+            let per = (ce - cb) * BBS;
+            let d = &mut dist[..ng * per];
+            accumulate_with(lvl, tables, ng, m2, &blocks[cb * bb..ce * bb], d);
+            let valid = per.min(n - cb * BBS);
+            for (s, sink) in group.iter_mut().enumerate() {
+                let ds = &d[s * per..s * per + valid];
+                let c = filter_le_with(lvl, ds, sink.threshold(), &mut idx);
+                for &i in &idx[..c] {
+                    sink.push(cb * BBS + i as usize, ds[i as usize]);
+                }
+            }
+            cb = ce;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

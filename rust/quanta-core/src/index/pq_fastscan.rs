@@ -1,0 +1,419 @@
+//! `IndexPQFastScan`: 4-bit PQ codes in the packed block layout, scanned with in-register
+//! table shuffles (faiss `IndexPQFastScan`), optional re-ranking with the float ADC tables.
+
+use super::{check_batch, check_k, SearchResult};
+use crate::control::Control;
+use crate::distance::{result_len, Metric};
+use crate::error::{Error, Result};
+use crate::fastscan::{
+    n_blocks, pack_codes, packed_len, padded_m, scan_blocks, unpack_code, HeapSink, QuantizedLuts,
+    BBS, MAX_GROUP, MAX_M2,
+};
+use crate::io::{FileReader, FileWriter, Persist, SharedSlice};
+use crate::kernels::pq::{adc_block, TABLE_STRIDE};
+use crate::pq::{PqTrainParams, PqTrainReport, ProductQuantizer};
+use crate::simd::level;
+use crate::topk::TopK;
+use rayon::prelude::*;
+
+/// Smallest run of blocks worth a separate task when few queries are split over threads.
+const MIN_SPLIT_BLOCKS: usize = 1024;
+
+/// 4-bit product-quantized vectors with sequential ids, stored as packed 32-vector blocks.
+#[derive(Debug, Clone)]
+pub struct IndexPQFastScan {
+    pq: ProductQuantizer,
+    metric: Metric,
+    ntotal: usize,
+    blocks: SharedSlice<u8>,
+}
+
+fn check_pq(pq: &ProductQuantizer) -> Result<()> {
+    if pq.nbits() != 4 {
+        return Err(Error::invalid(format!(
+            "fast scan needs nbits=4 (16 centroids per sub-quantizer), got nbits={}",
+            pq.nbits()
+        )));
+    }
+    if padded_m(pq.m()) > MAX_M2 {
+        return Err(Error::invalid(format!(
+            "fast scan supports M <= {MAX_M2} (u16 accumulators stay exact), got M={}",
+            pq.m()
+        )));
+    }
+    Ok(())
+}
+
+impl IndexPQFastScan {
+    /// Empty, untrained index. Errors: as [`ProductQuantizer::new`], `nbits != 4`, `M > 256`.
+    pub fn new(d: usize, m: usize, nbits: usize, metric: Metric) -> Result<Self> {
+        if nbits != 4 {
+            return Err(Error::invalid(format!(
+                "fast scan needs nbits=4 (16 centroids per sub-quantizer), got nbits={nbits}"
+            )));
+        }
+        Self::from_pq(ProductQuantizer::new(d, m, nbits)?, metric)
+    }
+
+    /// Empty index around an existing 4-bit quantizer (trained or not, e.g. faiss centroids
+    /// loaded with [`ProductQuantizer::from_centroids`]).
+    pub fn from_pq(pq: ProductQuantizer, metric: Metric) -> Result<Self> {
+        check_pq(&pq)?;
+        Ok(IndexPQFastScan {
+            pq,
+            metric,
+            ntotal: 0,
+            blocks: SharedSlice::new(),
+        })
+    }
+
+    /// The codec.
+    pub fn pq(&self) -> &ProductQuantizer {
+        &self.pq
+    }
+    /// Dimension.
+    pub fn d(&self) -> usize {
+        self.pq.d()
+    }
+    /// Metric.
+    pub fn metric(&self) -> Metric {
+        self.metric
+    }
+    /// Number of stored vectors.
+    pub fn ntotal(&self) -> usize {
+        self.ntotal
+    }
+    /// Bytes per vector of the code (faiss: `ceil(M·4/8)`); storage adds block padding.
+    pub fn code_size(&self) -> usize {
+        self.pq.m().div_ceil(2)
+    }
+    /// Padded sub-quantizer count of the blocks (`M` rounded up to even).
+    pub fn m2(&self) -> usize {
+        padded_m(self.pq.m())
+    }
+    /// Packed blocks (`n_blocks(ntotal) × 16·m2` bytes).
+    pub fn blocks(&self) -> &[u8] {
+        &self.blocks
+    }
+    /// Whether the blocks are still a view of a memory-mapped file.
+    pub fn is_mapped(&self) -> bool {
+        self.blocks.is_mapped()
+    }
+    /// Whether the quantizer is trained.
+    pub fn is_trained(&self) -> bool {
+        self.pq.is_trained()
+    }
+
+    /// Train the quantizer. Refused once codes were added.
+    pub fn train(
+        &mut self,
+        x: &[f32],
+        params: &PqTrainParams,
+        ctl: &Control,
+    ) -> Result<PqTrainReport> {
+        if self.ntotal > 0 {
+            return Err(Error::invalid(
+                "cannot train an index that already holds codes: call reset() first",
+            ));
+        }
+        self.pq.train(x, params, ctl)
+    }
+
+    /// Encode and append `x` (n × d); ids continue from `ntotal`.
+    pub fn add(&mut self, x: &[f32], ctl: &Control) -> Result<()> {
+        self.pq
+            .require_trained()
+            .map_err(|_| Error::NotTrained("IndexPQFastScan"))?;
+        let n = check_batch(x, self.d(), "x")?;
+        let codes = self.pq.encode(x, ctl)?;
+        self.append(&codes, n)
+    }
+
+    /// Append unpacked codes (n × M bytes, each `< 16`, the `ProductQuantizer` layout).
+    pub fn add_codes(&mut self, codes: &[u8]) -> Result<()> {
+        self.pq
+            .require_trained()
+            .map_err(|_| Error::NotTrained("IndexPQFastScan"))?;
+        let n = self.pq.check_codes(codes, "codes")?;
+        self.append(codes, n)
+    }
+
+    fn append(&mut self, codes: &[u8], n: usize) -> Result<()> {
+        let m = self.pq.m();
+        let total = self.ntotal + n;
+        let len = packed_len(total, m);
+        let blocks = self.blocks.make_mut();
+        blocks
+            .try_reserve(len.saturating_sub(blocks.len()))
+            .map_err(|_| Error::invalid(format!("cannot allocate codes for {n} vectors")))?;
+        blocks.resize(len, 0);
+        pack_codes(codes, m, self.ntotal, blocks);
+        self.ntotal = total;
+        Ok(())
+    }
+
+    /// Unpacked codes (ntotal × M bytes).
+    pub fn codes(&self) -> Vec<u8> {
+        let m = self.pq.m();
+        let mut out = vec![0u8; self.ntotal * m];
+        for (i, c) in out.chunks_exact_mut(m.max(1)).enumerate() {
+            unpack_code(&self.blocks, m, i, c);
+        }
+        out
+    }
+
+    /// Reconstruction (decoded code) of the vector with id `id`.
+    pub fn reconstruct(&self, id: i64) -> Result<Vec<f32>> {
+        let n = self.ntotal;
+        if id < 0 || id as usize >= n {
+            return Err(Error::invalid(format!("id {id} is out of range [0, {n})")));
+        }
+        let mut code = vec![0u8; self.pq.m()];
+        unpack_code(&self.blocks, self.pq.m(), id as usize, &mut code);
+        self.pq.decode(&code)
+    }
+
+    /// Remove every code (the quantizer stays trained).
+    pub fn reset(&mut self) {
+        self.blocks = SharedSlice::new();
+        self.ntotal = 0;
+    }
+
+    /// k nearest stored vectors of each query. The scan ranks by the quantized-table distance;
+    /// with `k_factor > 1`, the best `k·k_factor` are re-scored with the float ADC tables (the
+    /// distances `IndexPQ` would return) and the best `k` of those returned. With
+    /// `k_factor == 1` the distances are the approximate `β + acc/a` (as faiss returns them).
+    pub fn search(
+        &self,
+        q: &[f32],
+        k: usize,
+        k_factor: usize,
+        ctl: &Control,
+    ) -> Result<SearchResult> {
+        check_k(k)?;
+        if k_factor == 0 {
+            return Err(Error::invalid("k_factor must be >= 1"));
+        }
+        self.pq
+            .require_trained()
+            .map_err(|_| Error::NotTrained("IndexPQFastScan"))?;
+        let nq = check_batch(q, self.d(), "queries")?;
+        let total = result_len(nq, k)?;
+        let mut dist = vec![0f32; total];
+        let mut ids = vec![0i64; total];
+        if nq == 0 {
+            return Ok((dist, ids));
+        }
+        let kk = k.saturating_mul(k_factor);
+        let lvl = level();
+        let (d, m) = (self.d(), self.pq.m());
+        let n = self.ntotal;
+        let nb = n_blocks(n);
+        let bb = 16 * self.m2();
+        let threads = crate::threads::num_threads().max(1);
+        let groups = nq.div_ceil(MAX_GROUP);
+        // few query groups: also split the blocks so every thread has work
+        let splits = if groups >= 2 * threads {
+            1
+        } else {
+            (2 * threads)
+                .div_ceil(groups)
+                .min(nb / MIN_SPLIT_BLOCKS)
+                .max(1)
+        };
+        let run = nb.div_ceil(splits).max(1);
+        let metric = self.metric;
+        let sign = if metric == Metric::InnerProduct {
+            -1.0
+        } else {
+            1.0
+        };
+        ctl.set_total(nq as u64);
+        dist.par_chunks_mut(MAX_GROUP * k)
+            .zip(ids.par_chunks_mut(MAX_GROUP * k))
+            .enumerate()
+            .try_for_each(|(g, (dg, ig))| -> Result<()> {
+                ctl.check()?;
+                let q0 = g * MAX_GROUP;
+                let ng = dg.len() / k;
+                let mut tables = vec![0f32; ng * m * TABLE_STRIDE];
+                for (s, t) in tables.chunks_exact_mut(m * TABLE_STRIDE).enumerate() {
+                    let row = &q[(q0 + s) * d..(q0 + s + 1) * d];
+                    self.pq.scan_table(row, metric, false, t);
+                }
+                let luts = QuantizedLuts::new(&tables, ng, m, TABLE_STRIDE);
+                let scan = |b0: usize, b1: usize| -> Vec<TopK> {
+                    let mut heaps: Vec<TopK> =
+                        (0..ng).map(|_| TopK::with_capacity_hint(kk, n)).collect();
+                    let nrun = (b1 * BBS).min(n).saturating_sub(b0 * BBS);
+                    let id0 = (b0 * BBS) as i64;
+                    let mut sinks: Vec<_> = heaps
+                        .iter_mut()
+                        .enumerate()
+                        .map(|(s, h)| HeapSink::new(h, &luts, s, move |i| id0 + i as i64))
+                        .collect();
+                    scan_blocks(
+                        lvl,
+                        &luts,
+                        0,
+                        &self.blocks[b0 * bb..b1 * bb],
+                        nrun,
+                        &mut sinks,
+                    );
+                    heaps
+                };
+                let heaps = if splits == 1 {
+                    scan(0, nb)
+                } else {
+                    let parts: Vec<Vec<TopK>> = (0..splits)
+                        .into_par_iter()
+                        .map(|s| scan((s * run).min(nb), ((s + 1) * run).min(nb)))
+                        .collect();
+                    let mut it = parts.into_iter();
+                    let mut acc = it.next().expect("splits >= 1");
+                    for p in it {
+                        for (a, h) in acc.iter_mut().zip(&p) {
+                            a.merge(h);
+                        }
+                    }
+                    acc
+                };
+                for (s, heap) in heaps.into_iter().enumerate() {
+                    let (dq, iq) = (&mut dg[s * k..(s + 1) * k], &mut ig[s * k..(s + 1) * k]);
+                    if k_factor == 1 {
+                        heap.write_into(dq, iq, metric.pad(), |key| sign * key);
+                    } else {
+                        let t = &tables[s * m * TABLE_STRIDE..(s + 1) * m * TABLE_STRIDE];
+                        let mut best = TopK::with_capacity_hint(k, kk);
+                        let mut code = vec![0u8; m];
+                        let mut out = [0f32; 1];
+                        for (_, id) in heap.into_sorted() {
+                            unpack_code(&self.blocks, m, id as usize, &mut code);
+                            adc_block(t, m, &code, &mut out);
+                            best.push(out[0], id);
+                        }
+                        best.write_into(dq, iq, metric.pad(), |key| sign * key);
+                    }
+                }
+                ctl.advance(ng as u64);
+                Ok(())
+            })?;
+        Ok((dist, ids))
+    }
+}
+
+impl Persist for IndexPQFastScan {
+    const KIND: &'static str = "IndexPQFastScan";
+
+    fn to_file(&self) -> FileWriter<'_> {
+        let mut w = FileWriter::new(Self::KIND);
+        self.pq.write_meta(&mut w);
+        w.meta_str("metric", self.metric.name())
+            .meta_u64("ntotal", self.ntotal as u64)
+            .meta_u64("bbs", BBS as u64)
+            .section_u8("blocks", &self.blocks);
+        w
+    }
+
+    fn from_file(r: &FileReader) -> Result<Self> {
+        let pq = ProductQuantizer::read_meta(r)?;
+        check_pq(&pq).map_err(|e| r.err(e))?;
+        let metric = r.meta_str("metric")?;
+        let metric = Metric::parse(metric)
+            .map_err(|_| r.err(format!("metadata 'metric' is {metric:?}, not 'l2' or 'ip'")))?;
+        let bbs = r.meta_usize("bbs")?;
+        if bbs != BBS {
+            return Err(r.err(format!("metadata 'bbs' is {bbs}, only {BBS} is supported")));
+        }
+        let n = r.meta_usize("ntotal")?;
+        let blocks = r.section_u8("blocks")?;
+        let want = n
+            .checked_add(BBS)
+            .map(|_| packed_len(n, pq.m()))
+            .ok_or_else(|| r.err(format!("metadata 'ntotal' = {n} is too large")))?;
+        if blocks.len() != want {
+            return Err(r.err(format!(
+                "section 'blocks' holds {} bytes, expected {want} for ntotal={n} and M={}",
+                blocks.len(),
+                pq.m()
+            )));
+        }
+        if n > 0 && !pq.is_trained() {
+            return Err(r.err("the index holds codes but its quantizer is not trained"));
+        }
+        Ok(IndexPQFastScan {
+            pq,
+            metric,
+            ntotal: n,
+            blocks,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::IndexPQ;
+    use crate::pq::SearchMode;
+    use crate::rng::Rng;
+
+    fn data(n: usize, d: usize, seed: u64) -> Vec<f32> {
+        let mut r = Rng::new(seed);
+        (0..n * d).map(|_| r.normal() as f32).collect()
+    }
+
+    #[test]
+    fn full_rerank_equals_index_pq_and_scan_is_close() {
+        let (d, n, nq, k) = (12, 700, 9, 7);
+        let x = data(n, d, 1);
+        let q = data(nq, d, 2);
+        let ctl = Control::new();
+        for (m, metric) in [(3, Metric::L2), (4, Metric::InnerProduct), (6, Metric::L2)] {
+            let mut fs = IndexPQFastScan::new(d, m, 4, metric).unwrap();
+            let params = PqTrainParams {
+                niter: 5,
+                ..PqTrainParams::default()
+            };
+            fs.train(&x, &params, &ctl).unwrap();
+            // added in two pieces: the second starts inside a partial block
+            fs.add(&x[..333 * d], &ctl).unwrap();
+            fs.add(&x[333 * d..], &ctl).unwrap();
+            let mut pq = IndexPQ::from_pq(fs.pq().clone(), metric);
+            pq.add(&x, &ctl).unwrap();
+            assert_eq!(fs.codes(), pq.codes());
+            // re-ranking every candidate = exhaustive float ADC
+            let (dw, iw) = pq.search(&q, k, SearchMode::Adc, false, &ctl).unwrap();
+            let (dg, ig) = fs.search(&q, k, n, &ctl).unwrap();
+            assert_eq!(ig, iw, "M={m}");
+            assert_eq!(dg, dw, "M={m}");
+            // the plain scan: approximate distances within M/(2a) of float ADC for its ids
+            let (da, ia) = fs.search(&q, k, 1, &ctl).unwrap();
+            let same = ia.iter().zip(&iw).filter(|(a, b)| a == b).count();
+            assert!(same * 10 >= ia.len() * 6, "M={m}: {same}/{}", ia.len());
+            for (&dv, &id) in da.iter().zip(&ia) {
+                assert!(id >= 0 && (id as usize) < n && dv.is_finite());
+            }
+        }
+    }
+
+    #[test]
+    fn padding_and_errors() {
+        let ctl = Control::new();
+        let x = data(40, 8, 3);
+        assert!(IndexPQFastScan::new(8, 2, 8, Metric::L2).is_err());
+        let mut fs = IndexPQFastScan::new(8, 2, 4, Metric::L2).unwrap();
+        assert!(matches!(
+            fs.search(&x[..8], 1, 1, &ctl),
+            Err(Error::NotTrained(_))
+        ));
+        fs.train(&x, &PqTrainParams::default(), &ctl).unwrap();
+        fs.add(&x[..3 * 8], &ctl).unwrap();
+        let (dd, ii) = fs.search(&x[..8], 5, 4, &ctl).unwrap();
+        assert_eq!(&ii[3..], &[-1, -1]);
+        assert!(dd[4].is_infinite());
+        assert!(fs.search(&x[..8], 0, 1, &ctl).is_err());
+        assert!(fs.search(&x[..8], 1, 0, &ctl).is_err());
+        assert!(fs.reconstruct(3).is_err());
+        assert_eq!(fs.reconstruct(2).unwrap().len(), 8);
+    }
+}

@@ -1,0 +1,388 @@
+//! `IndexIVFPQFastScan`: IVFPQ with 4-bit codes whose lists are scanned by the fast-scan
+//! kernel (faiss `IndexIVFPQFastScan`).
+//!
+//! Each list keeps its codes twice: one byte per sub-code (the [`IndexIVFPQ`] layout, used for
+//! files, reconstruction and re-ranking) and packed into 32-vector blocks (`crate::fastscan`),
+//! rebuilt for the lists an `add` or `remove_ids` touches and on load (so with `mmap` only the
+//! byte-per-sub-code lists stay mapped).
+//!
+//! Search: per probed list, the float table of [`IndexIVFPQ`] (coarse term folded into the first
+//! row) is quantized to u8 and the list's blocks are scanned with the shuffle kernel. With
+//! `k_factor > 1` the best `k · k_factor` candidates by approximate distance are re-ranked by
+//! their float ADC distance (the distance [`IndexIVFPQ`] returns); `k_factor = 1` returns the
+//! approximate distances (faiss's default behaviour).
+
+use super::pq::PqScanner;
+use super::{IdSelector, IdSet, IvfTrainParams, ListScanner};
+use crate::control::Control;
+use crate::distance::Metric;
+use crate::error::{Error, Result};
+use crate::fastscan::{pack_codes, packed_len, scan_blocks, BlockSink, QuantizedLuts};
+use crate::index::SearchResult;
+use crate::io::{FileReader, FileWriter, Persist};
+use crate::kernels::pq::{adc_block, TABLE_STRIDE};
+use crate::pq::{PqTrainParams, ProductQuantizer};
+use crate::simd::{level, SimdLevel};
+use crate::topk::TopK;
+use rayon::prelude::*;
+
+use super::IndexIVFPQ;
+
+/// IVFPQ with 4-bit codes scanned in packed blocks.
+#[derive(Debug, Clone)]
+pub struct IndexIVFPQFastScan {
+    inner: IndexIVFPQ,
+    /// Packed blocks of every list.
+    packed: Vec<Vec<u8>>,
+    /// Re-ranking factor of `search` (1 = no re-ranking).
+    pub k_factor: usize,
+}
+
+/// Default re-ranking factor (as `IndexPQFastScan`).
+pub const DEFAULT_K_FACTOR: usize = 4;
+
+impl IndexIVFPQFastScan {
+    /// Empty, untrained index with `M` 4-bit sub-quantizers.
+    pub fn new(
+        d: usize,
+        nlist: usize,
+        m: usize,
+        metric: Metric,
+        by_residual: bool,
+    ) -> Result<Self> {
+        let inner = IndexIVFPQ::new(d, nlist, m, 4, metric, by_residual)?;
+        Ok(Self::wrap(inner))
+    }
+
+    /// Trained, empty index from coarse centroids and a trained 4-bit quantizer.
+    pub fn from_parts(
+        coarse: &[f32],
+        nlist: usize,
+        pq: ProductQuantizer,
+        metric: Metric,
+        by_residual: bool,
+    ) -> Result<Self> {
+        if pq.nbits() != 4 {
+            return Err(Error::invalid(format!(
+                "fast scan needs a 4-bit quantizer, got nbits={}",
+                pq.nbits()
+            )));
+        }
+        let inner = IndexIVFPQ::from_parts(coarse, nlist, pq, metric, by_residual)?;
+        Ok(Self::wrap(inner))
+    }
+
+    fn wrap(inner: IndexIVFPQ) -> Self {
+        let mut s = IndexIVFPQFastScan {
+            packed: vec![Vec::new(); inner.nlist()],
+            inner,
+            k_factor: DEFAULT_K_FACTOR,
+        };
+        s.repack(|_| true);
+        s
+    }
+
+    /// Rebuild the packed blocks of the lists `touched` selects.
+    fn repack(&mut self, touched: impl Fn(usize) -> bool + Sync) {
+        let lists = &self.inner.base.lists;
+        let m = self.inner.pq.m();
+        self.packed.par_iter_mut().enumerate().for_each(|(l, p)| {
+            if touched(l) {
+                let n = lists.list_len(l);
+                p.clear();
+                p.resize(packed_len(n, m), 0);
+                pack_codes(lists.codes(l), m, 0, p);
+            }
+        });
+    }
+
+    /// The IVFPQ holding the byte-per-sub-code lists.
+    pub fn ivfpq(&self) -> &IndexIVFPQ {
+        &self.inner
+    }
+    /// Dimension.
+    pub fn d(&self) -> usize {
+        self.inner.d()
+    }
+    /// Number of lists.
+    pub fn nlist(&self) -> usize {
+        self.inner.nlist()
+    }
+    /// Metric.
+    pub fn metric(&self) -> Metric {
+        self.inner.metric()
+    }
+    /// Whether residuals are encoded.
+    pub fn by_residual(&self) -> bool {
+        self.inner.by_residual()
+    }
+    /// The 4-bit codec.
+    pub fn pq(&self) -> &ProductQuantizer {
+        self.inner.pq()
+    }
+    /// Bytes per code in the byte-per-sub-code layout (= M).
+    pub fn code_size(&self) -> usize {
+        self.inner.code_size()
+    }
+    /// Whether trained.
+    pub fn is_trained(&self) -> bool {
+        self.inner.is_trained()
+    }
+    /// Stored entries.
+    pub fn ntotal(&self) -> usize {
+        self.inner.ntotal()
+    }
+    /// Coarse centroids.
+    pub fn centroids(&self) -> &[f32] {
+        self.inner.centroids()
+    }
+    /// The (byte-per-sub-code) inverted lists.
+    pub fn invlists(&self) -> &super::InvertedLists<u8> {
+        self.inner.invlists()
+    }
+    /// Whether some list is still a view of a memory-mapped file.
+    pub fn is_mapped(&self) -> bool {
+        self.inner.is_mapped()
+    }
+
+    /// Train (see [`IndexIVFPQ::train`]).
+    pub fn train(
+        &mut self,
+        x: &[f32],
+        coarse: &IvfTrainParams,
+        pq: &PqTrainParams,
+        ctl: &Control,
+    ) -> Result<Vec<String>> {
+        self.inner.train(x, coarse, pq, ctl)
+    }
+
+    fn changed(&mut self, before: Vec<usize>) {
+        let after = self.inner.invlists().sizes();
+        self.repack(|l| before[l] != after[l]);
+    }
+
+    /// Encode and add `x`; ids continue from `ntotal`.
+    pub fn add(&mut self, x: &[f32], ctl: &Control) -> Result<()> {
+        let before = self.inner.invlists().sizes();
+        let r = self.inner.add(x, ctl);
+        self.changed(before);
+        r
+    }
+
+    /// Encode and add `x` with the given ids.
+    pub fn add_with_ids(&mut self, x: &[f32], ids: &[i64], ctl: &Control) -> Result<()> {
+        let before = self.inner.invlists().sizes();
+        let r = self.inner.add_with_ids(x, ids, ctl);
+        self.changed(before);
+        r
+    }
+
+    /// Remove every entry whose id is listed; returns how many were removed.
+    pub fn remove_ids(&mut self, ids: &IdSet) -> usize {
+        let before = self.inner.invlists().sizes();
+        let n = self.inner.remove_ids(ids);
+        self.changed(before);
+        n
+    }
+
+    /// Approximate vector of id `id`.
+    pub fn reconstruct(&self, id: i64) -> Result<Vec<f32>> {
+        self.inner.reconstruct(id)
+    }
+
+    /// Remove every entry.
+    pub fn reset(&mut self) {
+        self.inner.reset();
+        self.packed.iter_mut().for_each(|p| p.clear());
+    }
+
+    /// k nearest entries of each query among the `nprobe` nearest lists, re-ranked from
+    /// `k · k_factor` fast-scan candidates (see the module docs), filtered by `sel`.
+    pub fn search(
+        &self,
+        q: &[f32],
+        k: usize,
+        nprobe: usize,
+        sel: Option<&IdSelector>,
+        ctl: &Control,
+    ) -> Result<SearchResult> {
+        if !self.inner.pq.is_trained() {
+            return Err(Error::NotTrained("IndexIVFPQFastScan"));
+        }
+        if self.k_factor == 0 {
+            return Err(Error::invalid("k_factor must be >= 1"));
+        }
+        let lvl = level();
+        let kf = self.k_factor;
+        self.inner
+            .base
+            .search(q, k, nprobe, sel, ctl, |x| FsScanner {
+                idx: self,
+                pq: self.inner.scanner(x, lvl),
+                lvl,
+                rerank: kf > 1,
+                k_factor: kf,
+                small: vec![0f32; self.inner.pq.m() * 16],
+                luts: None,
+            })
+    }
+}
+
+#[derive(Clone)]
+struct FsScanner<'a> {
+    idx: &'a IndexIVFPQFastScan,
+    pq: PqScanner<'a>,
+    lvl: SimdLevel,
+    rerank: bool,
+    k_factor: usize,
+    /// `M × 16` float table of the current list.
+    small: Vec<f32>,
+    /// Its quantized form (buffers reused from list to list).
+    luts: Option<QuantizedLuts>,
+}
+
+/// Candidates of one list into the heap: real ids, or `(list << 32) | offset` when re-ranking.
+struct Sink<'a> {
+    heap: &'a mut TopK,
+    bias: f32,
+    scale: f32,
+    ids: &'a [i64],
+    sel: Option<&'a IdSelector>,
+    tag: Option<i64>,
+}
+
+impl BlockSink for Sink<'_> {
+    #[inline]
+    fn threshold(&self) -> u16 {
+        let t = self.heap.threshold();
+        if !t.is_finite() {
+            return u16::MAX;
+        }
+        // one unit of slack covers the float rounding of `β + acc / a` (as `HeapSink`)
+        let v = ((t - self.bias) * self.scale).floor() + 1.0;
+        v.clamp(0.0, u16::MAX as f32) as u16
+    }
+
+    #[inline]
+    fn push(&mut self, i: usize, acc: u16) {
+        let id = self.ids[i];
+        if self.sel.is_none_or(|s| s.accepts(id)) {
+            let key = self.bias + acc as f32 / self.scale;
+            self.heap.push(key, self.tag.map_or(id, |t| t | i as i64));
+        }
+    }
+}
+
+impl ListScanner for FsScanner<'_> {
+    fn scan_list(
+        &mut self,
+        list: usize,
+        coarse_key: f32,
+        sel: Option<&IdSelector>,
+        heap: &mut TopK,
+    ) {
+        let ids = self.idx.inner.invlists().ids(list);
+        if ids.is_empty() {
+            return;
+        }
+        let key0 = self.pq.key0(coarse_key);
+        let table = self.pq.list_table(list);
+        for (dst, src) in self
+            .small
+            .chunks_exact_mut(16)
+            .zip(table.chunks_exact(TABLE_STRIDE))
+        {
+            dst.copy_from_slice(&src[..16]);
+        }
+        self.small[..16].iter_mut().for_each(|v| *v += key0);
+        let m = self.idx.inner.pq.m();
+        let luts = match &mut self.luts {
+            Some(l) => {
+                l.refill(&self.small, m, 16);
+                l
+            }
+            None => self.luts.insert(QuantizedLuts::new(&self.small, 1, m, 16)),
+        };
+        let mut sink = [Sink {
+            heap,
+            bias: luts.bias(0),
+            scale: luts.scale(0),
+            ids,
+            sel,
+            tag: self.rerank.then_some((list as i64) << 32),
+        }];
+        scan_blocks(
+            self.lvl,
+            luts,
+            0,
+            &self.idx.packed[list],
+            ids.len(),
+            &mut sink,
+        );
+    }
+
+    fn heap_k(&self, k: usize) -> usize {
+        if self.rerank {
+            k.saturating_mul(self.k_factor)
+        } else {
+            k
+        }
+    }
+
+    fn finish(&mut self, heap: TopK, probes: &[(usize, f32)], k: usize) -> TopK {
+        if !self.rerank {
+            return heap;
+        }
+        let mut cand = heap.into_sorted();
+        cand.sort_unstable_by_key(|&(_, pos)| pos);
+        let idx = self.idx;
+        let lists = idx.inner.invlists();
+        let m = idx.inner.pq.m();
+        let mut out = TopK::new(k);
+        let mut cur = usize::MAX;
+        let mut key0 = 0.0;
+        let mut one = [0f32; 1];
+        for (_, pos) in cand {
+            let (l, o) = ((pos >> 32) as usize, (pos & 0xFFFF_FFFF) as usize);
+            if l != cur {
+                // candidates are grouped by list: one table per distinct list
+                cur = l;
+                let ck = probes.iter().find(|p| p.0 == l).map_or(0.0, |p| p.1);
+                key0 = self.pq.key0(ck);
+                self.pq.list_table(l);
+            }
+            let table = self.pq.current_table();
+            adc_block(table, m, &lists.codes(l)[o * m..(o + 1) * m], &mut one);
+            out.push(one[0] + key0, lists.ids(l)[o]);
+        }
+        out
+    }
+}
+
+impl Persist for IndexIVFPQFastScan {
+    const KIND: &'static str = "IndexIVFPQFastScan";
+
+    fn to_file(&self) -> FileWriter<'_> {
+        let mut w = FileWriter::new(Self::KIND);
+        self.inner.write_parts(&mut w);
+        w.meta_u64("k_factor", self.k_factor as u64);
+        w
+    }
+
+    fn from_file(r: &FileReader) -> Result<Self> {
+        let inner = IndexIVFPQ::read_parts(r, "IndexIVFPQFastScan")?;
+        if inner.pq().nbits() != 4 {
+            return Err(r.err(format!(
+                "metadata 'nbits' is {}, a fast-scan index has 4",
+                inner.pq().nbits()
+            )));
+        }
+        let kf = r.meta_usize("k_factor")?;
+        if kf == 0 {
+            return Err(r.err("metadata 'k_factor' is 0"));
+        }
+        let mut s = Self::wrap(inner);
+        s.k_factor = kf;
+        Ok(s)
+    }
+}

@@ -1,0 +1,458 @@
+//! Inverted-file indexes (Jégou et al., IVFADC; faiss `IndexIVFFlat` / `IndexIVFPQ`).
+//!
+//! A coarse quantizer (a flat index over `nlist` k-means centroids) assigns every vector to one
+//! inverted list; a search visits the `nprobe` lists whose centroids are nearest to the query and
+//! scans their entries with one top-k collector per query.
+//!
+//! # Ids
+//! Ids are arbitrary int64 values chosen by the caller (`add_with_ids`) or `ntotal ..` (`add`,
+//! as faiss; after a removal these may repeat ids still present — pass explicit ids then).
+//! Duplicates are allowed; `remove_ids` removes every entry with a listed id.
+//!
+//! # Filtered search
+//! An [`IdSelector`] (allow-list or deny-list, given as ids or as a bitmap) is applied inside
+//! the scan: a candidate that would enter the top-k is checked against the filter first and
+//! skipped if rejected, so rejected entries never take a slot. Every allowed entry of the
+//! probed lists is a candidate, hence the result holds `min(k, allowed entries in the probed
+//! lists)` hits (the rest is `-1` padding). The filter does not change which lists are probed.
+
+mod fastscan;
+mod flat;
+mod lists;
+mod pq;
+#[cfg(test)]
+mod tests;
+
+pub use fastscan::IndexIVFPQFastScan;
+pub use flat::IndexIVFFlat;
+pub use lists::InvertedLists;
+pub use pq::IndexIVFPQ;
+
+use crate::control::Control;
+use crate::distance::{assign_nearest, result_len, row_norms, Metric};
+use crate::error::{Error, Result};
+use crate::index::{check_batch, check_k, IndexFlat, SearchResult};
+use crate::io::{Element, FileReader, FileWriter};
+use crate::kernels::l2::find_below_with;
+use crate::kmeans::{self, KMeansParams};
+use crate::simd::SimdLevel;
+use crate::topk::TopK;
+use rayon::prelude::*;
+
+/// Entries per scan block: the block's distances (1 KiB) stay in L1 until offered.
+pub(crate) const SCAN_BLOCK: usize = 256;
+/// Rows encoded per batch in `add` (bounds the temporary residuals).
+const ADD_BATCH: usize = 1 << 16;
+
+/// A set of ids: a bitmap when the ids are dense enough, else a sorted array.
+#[derive(Debug, Clone)]
+pub enum IdSet {
+    /// Bit `id` of the words (LSB first) is set for members; ids past the end are not members.
+    Bitmap(Vec<u64>),
+    /// Sorted, deduplicated ids (binary search).
+    Sorted(Vec<i64>),
+}
+
+impl IdSet {
+    /// The set of `ids` (any order, duplicates allowed). Stored as a bitmap when every id is
+    /// non-negative and the bitmap is at most about 8 bytes per id (+ 8 KiB), else sorted.
+    pub fn from_ids(ids: &[i64]) -> Self {
+        let max = ids.iter().copied().max().unwrap_or(-1);
+        let min = ids.iter().copied().min().unwrap_or(0);
+        if min >= 0 && (max as u64) / 64 <= ids.len() as u64 + 1024 {
+            let mut words = vec![0u64; (max + 1) as usize / 64 + 1];
+            for &id in ids {
+                words[id as usize / 64] |= 1 << (id % 64);
+            }
+            IdSet::Bitmap(words)
+        } else {
+            let mut v = ids.to_vec();
+            v.sort_unstable();
+            v.dedup();
+            IdSet::Sorted(v)
+        }
+    }
+
+    /// The set `{i : mask[i]}`.
+    pub fn from_mask(mask: &[bool]) -> Self {
+        let mut words = vec![0u64; mask.len().div_ceil(64)];
+        for (i, _) in mask.iter().enumerate().filter(|(_, &b)| b) {
+            words[i / 64] |= 1 << (i % 64);
+        }
+        IdSet::Bitmap(words)
+    }
+
+    /// Whether `id` is a member.
+    #[inline]
+    pub fn contains(&self, id: i64) -> bool {
+        match self {
+            IdSet::Bitmap(w) => {
+                id >= 0
+                    && w.get(id as usize / 64)
+                        .is_some_and(|x| x >> (id % 64) & 1 == 1)
+            }
+            IdSet::Sorted(v) => v.binary_search(&id).is_ok(),
+        }
+    }
+}
+
+/// Which ids a filtered search may return.
+#[derive(Debug, Clone)]
+pub enum IdSelector {
+    /// Only these ids.
+    Allow(IdSet),
+    /// Every id except these.
+    Deny(IdSet),
+}
+
+impl IdSelector {
+    /// Whether `id` may be returned.
+    #[inline]
+    pub fn accepts(&self, id: i64) -> bool {
+        match self {
+            IdSelector::Allow(s) => s.contains(id),
+            IdSelector::Deny(s) => !s.contains(id),
+        }
+    }
+}
+
+/// Training parameters of the coarse quantizer (faiss `IndexIVF::cp`: 10 iterations).
+#[derive(Debug, Clone)]
+pub struct IvfTrainParams {
+    /// Lloyd iterations of the coarse k-means.
+    pub niter: usize,
+    /// Seed of the coarse k-means (the PQ uses its own parameters).
+    pub seed: u64,
+    /// Subsample the coarse training set to `nlist · max_points_per_centroid` rows.
+    pub max_points_per_centroid: usize,
+}
+
+impl Default for IvfTrainParams {
+    fn default() -> Self {
+        IvfTrainParams {
+            niter: 10,
+            seed: 1234,
+            max_points_per_centroid: 256,
+        }
+    }
+}
+
+/// Offer the keys of one scanned block (`ids[j]` for `out[j]`) to `heap`, skipping rejected
+/// ids before they reach it. Ids are arbitrary, so a key equal to the threshold may still win on
+/// its id: keys up to and including the threshold are offered.
+#[inline]
+pub(crate) fn offer(
+    lvl: SimdLevel,
+    out: &[f32],
+    ids: &[i64],
+    sel: Option<&IdSelector>,
+    heap: &mut TopK,
+) {
+    let mut j = 0;
+    loop {
+        j = find_below_with(lvl, out, j, heap.threshold().next_up());
+        if j >= out.len() {
+            break;
+        }
+        let id = ids[j];
+        if sel.is_none_or(|s| s.accepts(id)) {
+            heap.push(out[j], id);
+        }
+        j += 1;
+    }
+}
+
+/// Scans the entries of one list for one query (holding the query's tables).
+pub(crate) trait ListScanner: Clone + Send + Sync {
+    /// Offer every entry of list `list` to `heap`; `coarse_key` is the query's key to the list
+    /// centroid (squared L2, or the negated inner product), added by scanners that need it.
+    fn scan_list(
+        &mut self,
+        list: usize,
+        coarse_key: f32,
+        sel: Option<&IdSelector>,
+        heap: &mut TopK,
+    );
+
+    /// Size of the collector the scan fills (more than `k` when `finish` re-ranks).
+    fn heap_k(&self, k: usize) -> usize {
+        k
+    }
+
+    /// Turn the scan's collector into the final top-`k` (re-ranking hook; `probes` are the
+    /// probed `(list, coarse_key)` pairs).
+    fn finish(&mut self, heap: TopK, _probes: &[(usize, f32)], _k: usize) -> TopK {
+        heap
+    }
+}
+
+/// What IVF indexes share: coarse quantizer, metric, lists.
+#[derive(Debug, Clone)]
+pub(crate) struct IvfBase<T: Element> {
+    pub d: usize,
+    pub nlist: usize,
+    pub metric: Metric,
+    /// Flat index over the centroids; empty until trained.
+    pub quantizer: IndexFlat,
+    pub lists: InvertedLists<T>,
+    /// Type name for errors ("IndexIVFPQ is not trained").
+    pub name: &'static str,
+}
+
+impl<T: Element> IvfBase<T> {
+    pub fn new(
+        d: usize,
+        nlist: usize,
+        metric: Metric,
+        code_len: usize,
+        name: &'static str,
+    ) -> Result<Self> {
+        if d == 0 {
+            return Err(Error::invalid("d must be >= 1"));
+        }
+        if nlist == 0 {
+            return Err(Error::invalid("nlist must be >= 1"));
+        }
+        Ok(IvfBase {
+            d,
+            nlist,
+            metric,
+            quantizer: IndexFlat::new(d, metric)?,
+            lists: InvertedLists::new(nlist, code_len),
+            name,
+        })
+    }
+
+    pub fn is_trained(&self) -> bool {
+        self.quantizer.ntotal() == self.nlist
+    }
+
+    pub fn centroids(&self) -> &[f32] {
+        self.quantizer.data()
+    }
+
+    pub fn centroid(&self, l: usize) -> &[f32] {
+        &self.quantizer.data()[l * self.d..(l + 1) * self.d]
+    }
+
+    /// Set the coarse centroids (nlist × d).
+    pub fn set_centroids(&mut self, c: &[f32]) -> Result<()> {
+        if c.len() != self.nlist * self.d {
+            return Err(Error::shape(format!(
+                "coarse centroids hold {} values, expected nlist x d = {} x {}",
+                c.len(),
+                self.nlist,
+                self.d
+            )));
+        }
+        let mut q = IndexFlat::new(self.d, self.metric)?;
+        q.add(c)?;
+        self.quantizer = q;
+        Ok(())
+    }
+
+    /// Train the coarse centroids with k-means on `x` (squared L2 k-means for both metrics).
+    pub fn train_coarse(
+        &mut self,
+        x: &[f32],
+        params: &IvfTrainParams,
+        ctl: &Control,
+    ) -> Result<Vec<String>> {
+        let n = check_batch(x, self.d, "x")?;
+        if n < self.nlist {
+            return Err(Error::invalid(format!(
+                "x has {n} rows, fewer than nlist={}: cannot train {} coarse centroids",
+                self.nlist, self.nlist
+            )));
+        }
+        let mut p = KMeansParams::new(self.nlist);
+        p.niter = params.niter.max(1);
+        p.seed = params.seed;
+        p.max_points_per_centroid = params.max_points_per_centroid.max(1);
+        let r = kmeans::train(x, self.d, &p, None, ctl)?;
+        self.set_centroids(&r.centroids)?;
+        Ok(r.warnings)
+    }
+
+    /// List of every row of `x` (nearest centroid, lowest index on ties; largest inner
+    /// product for that metric).
+    pub fn assign(&self, x: &[f32], ctl: &Control) -> Result<Vec<usize>> {
+        if self.metric == Metric::InnerProduct {
+            let (_, ids) = self.quantizer.search(x, 1, ctl)?;
+            return Ok(ids.into_iter().map(|i| i as usize).collect());
+        }
+        // the fused GEMM + argmin of k-means, cheaper than a top-1 search
+        let c = self.centroids();
+        let (labels, _) = assign_nearest(
+            x,
+            &row_norms(x, self.d),
+            c,
+            &row_norms(c, self.d),
+            self.d,
+            ctl,
+        )?;
+        Ok(labels.into_iter().map(|l| l as usize).collect())
+    }
+
+    /// Checks shared by `add` / `add_with_ids`: trained, batch shape, ids length.
+    pub fn check_add(&self, x: &[f32], ids: Option<&[i64]>, what: &'static str) -> Result<usize> {
+        if !self.is_trained() {
+            return Err(Error::NotTrained(what));
+        }
+        let n = check_batch(x, self.d, "x")?;
+        if let Some(ids) = ids {
+            if ids.len() != n {
+                return Err(Error::shape(format!(
+                    "ids has {} entries, expected one per row of x ({n})",
+                    ids.len()
+                )));
+            }
+        }
+        Ok(n)
+    }
+
+    /// Add `x` in batches: `encode(rows, lists, out)` writes the codes of a batch.
+    pub fn add_batched(
+        &mut self,
+        x: &[f32],
+        ids: Option<&[i64]>,
+        ctl: &Control,
+        encode: impl Fn(&[f32], &[usize], &mut [T], &Control) -> Result<()>,
+    ) -> Result<()> {
+        let d = self.d;
+        let n = x.len() / d;
+        let start = self.lists.ntotal() as i64;
+        let cl = self.lists.code_len();
+        for b0 in (0..n).step_by(ADD_BATCH) {
+            let b1 = (b0 + ADD_BATCH).min(n);
+            let xb = &x[b0 * d..b1 * d];
+            let assign = self.assign(xb, ctl)?;
+            let mut codes = vec![T::default(); (b1 - b0) * cl];
+            encode(xb, &assign, &mut codes, ctl)?;
+            let bid: Vec<i64> = match ids {
+                Some(ids) => ids[b0..b1].to_vec(),
+                None => (b0..b1).map(|i| start + i as i64).collect(),
+            };
+            self.lists.append(&assign, &codes, &bid);
+        }
+        Ok(())
+    }
+
+    /// `(list, offset)` of id `id`, or an error naming it.
+    pub fn locate(&self, id: i64) -> Result<(usize, usize)> {
+        self.lists
+            .find(id)
+            .ok_or_else(|| Error::invalid(format!("id {id} is not in the index")))
+    }
+
+    /// Search driver: coarse search, then `scanner` over the probed lists of every query.
+    /// Parallel over queries, and over lists when there are fewer queries than threads.
+    pub fn search<S: ListScanner>(
+        &self,
+        q: &[f32],
+        k: usize,
+        nprobe: usize,
+        sel: Option<&IdSelector>,
+        ctl: &Control,
+        make_scanner: impl Fn(&[f32]) -> S + Sync,
+    ) -> Result<SearchResult> {
+        check_k(k)?;
+        if nprobe == 0 {
+            return Err(Error::invalid("nprobe must be >= 1, got 0"));
+        }
+        if !self.is_trained() {
+            return Err(Error::NotTrained(self.name));
+        }
+        let nq = check_batch(q, self.d, "queries")?;
+        let nprobe = nprobe.min(self.nlist);
+        let total = result_len(nq, k)?;
+        let (cd, ci) = self.quantizer.search(q, nprobe, ctl)?;
+        let ip = self.metric == Metric::InnerProduct;
+        let sign = if ip { -1.0 } else { 1.0 };
+        let mut dist = vec![0f32; total];
+        let mut ids = vec![0i64; total];
+        let threads = crate::threads::num_threads().max(1);
+        let split = nq < threads && nprobe > 1;
+        let d = self.d;
+        ctl.set_total(nq as u64);
+        dist.par_chunks_mut(k)
+            .zip(ids.par_chunks_mut(k))
+            .enumerate()
+            .try_for_each(|(i, (dq, iq))| -> Result<()> {
+                ctl.check()?;
+                let mut scanner = make_scanner(&q[i * d..(i + 1) * d]);
+                let hk = scanner.heap_k(k);
+                let probes: Vec<(usize, f32)> = (0..nprobe)
+                    .filter(|&p| ci[i * nprobe + p] >= 0)
+                    .map(|p| (ci[i * nprobe + p] as usize, sign * cd[i * nprobe + p]))
+                    .collect();
+                let cand: usize = probes.iter().map(|&(l, _)| self.lists.list_len(l)).sum();
+                let heap = if split {
+                    let per = probes.len().div_ceil(2 * threads).max(1);
+                    let parts: Vec<TopK> = probes
+                        .par_chunks(per)
+                        .map(|chunk| {
+                            let mut s = scanner.clone();
+                            let mut h = TopK::with_capacity_hint(hk, cand);
+                            for &(l, key) in chunk {
+                                s.scan_list(l, key, sel, &mut h);
+                            }
+                            h
+                        })
+                        .collect();
+                    let mut heap = TopK::with_capacity_hint(hk, cand);
+                    for p in &parts {
+                        heap.merge(p);
+                    }
+                    heap
+                } else {
+                    let mut heap = TopK::with_capacity_hint(hk, cand);
+                    for &(l, key) in &probes {
+                        scanner.scan_list(l, key, sel, &mut heap);
+                    }
+                    heap
+                };
+                let heap = scanner.finish(heap, &probes, k);
+                heap.write_into(dq, iq, self.metric.pad(), |key| sign * key);
+                ctl.advance(1);
+                Ok(())
+            })?;
+        Ok((dist, ids))
+    }
+
+    /// Metadata and sections shared by IVF files.
+    pub fn write_meta<'a>(&'a self, w: &mut FileWriter<'a>) {
+        w.meta_u64("d", self.d as u64)
+            .meta_u64("nlist", self.nlist as u64)
+            .meta_str("metric", self.metric.name())
+            .meta_u64("ntotal", self.lists.ntotal() as u64)
+            .section_f32("coarse", self.quantizer.data());
+        self.lists.write(w);
+    }
+
+    /// Read what [`write_meta`](Self::write_meta) wrote.
+    pub fn read_meta(
+        r: &FileReader,
+        code_len: impl Fn(usize) -> usize,
+        name: &'static str,
+    ) -> Result<Self> {
+        let d = r.meta_usize("d")?;
+        let nlist = r.meta_usize("nlist")?;
+        let metric = r.meta_str("metric")?;
+        let metric = Metric::parse(metric)
+            .map_err(|_| r.err(format!("metadata 'metric' is {metric:?}, not 'l2' or 'ip'")))?;
+        let mut base = IvfBase::new(d, nlist, metric, code_len(d), name).map_err(|e| r.err(e))?;
+        let coarse = r.section_f32("coarse")?;
+        if !coarse.is_empty() {
+            base.set_centroids(&coarse).map_err(|e| r.err(e))?;
+        }
+        base.lists = InvertedLists::read(r, nlist, code_len(d))?;
+        if base.lists.ntotal() != r.meta_usize("ntotal")? {
+            return Err(r.err("metadata 'ntotal' does not match the inverted lists"));
+        }
+        if base.lists.ntotal() > 0 && !base.is_trained() {
+            return Err(r.err("the index holds entries but its coarse quantizer is not trained"));
+        }
+        Ok(base)
+    }
+}

@@ -1,0 +1,283 @@
+//! Unit tests of the IVF indexes: search equals brute force over the probed lists, filters,
+//! removal, persistence. Comparisons with faiss are in the Python suite.
+
+use super::*;
+use crate::control::Control;
+use crate::distance::Metric;
+use crate::io::Persist;
+use crate::pq::PqTrainParams;
+use crate::rng::Rng;
+
+fn data(n: usize, d: usize, seed: u64) -> Vec<f32> {
+    let mut r = Rng::new(seed);
+    (0..n * d).map(|_| r.normal() as f32).collect()
+}
+
+fn small_params() -> (IvfTrainParams, PqTrainParams) {
+    (
+        IvfTrainParams {
+            niter: 5,
+            ..Default::default()
+        },
+        PqTrainParams {
+            niter: 5,
+            ..Default::default()
+        },
+    )
+}
+
+fn trained_ivfpq(metric: Metric, by_residual: bool, nbits: usize) -> (IndexIVFPQ, Vec<f32>) {
+    let (n, d) = (3000, 16);
+    let x = data(n, d, 1);
+    let mut idx = IndexIVFPQ::new(d, 16, 4, nbits, metric, by_residual).unwrap();
+    let (cp, pp) = small_params();
+    idx.train(&x, &cp, &pp, &Control::new()).unwrap();
+    idx.add(&x, &Control::new()).unwrap();
+    (idx, x)
+}
+
+/// Brute-force reference: f64 direct-form distances of every entry of the probed lists.
+fn brute(idx: &IndexIVFPQ, q: &[f32], nprobe: usize, k: usize) -> Vec<(f64, i64)> {
+    let d = idx.d();
+    let c = idx.centroids();
+    let ip = idx.metric() == Metric::InnerProduct;
+    let score = |a: &[f32], b: &[f32]| -> f64 {
+        if ip {
+            -a.iter()
+                .zip(b)
+                .map(|(x, y)| (*x as f64) * (*y as f64))
+                .sum::<f64>()
+        } else {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| ((*x - *y) as f64).powi(2))
+                .sum()
+        }
+    };
+    let mut lists: Vec<(f64, usize)> = (0..idx.nlist())
+        .map(|l| (score(q, &c[l * d..(l + 1) * d]), l))
+        .collect();
+    lists.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let mut cand = Vec::new();
+    for &(_, l) in lists.iter().take(nprobe) {
+        let il = idx.invlists();
+        for (o, &id) in il.ids(l).iter().enumerate() {
+            let code = &il.codes(l)[o * 4..(o + 1) * 4];
+            let mut rec = idx.pq().decode(code).unwrap();
+            if idx.by_residual() {
+                for (a, b) in rec.iter_mut().zip(&c[l * d..(l + 1) * d]) {
+                    *a += b;
+                }
+            }
+            cand.push((score(q, &rec), id));
+        }
+    }
+    cand.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    cand.truncate(k);
+    cand
+}
+
+#[test]
+fn search_matches_brute_force_over_probed_lists() {
+    for (metric, res, nbits) in [
+        (Metric::L2, true, 8),
+        (Metric::L2, false, 8),
+        (Metric::InnerProduct, true, 8),
+        (Metric::L2, true, 5),
+    ] {
+        let (idx, _) = trained_ivfpq(metric, res, nbits);
+        let q = data(20, 16, 7);
+        let (k, nprobe) = (10, 3);
+        let (dist, ids) = idx.search(&q, k, nprobe, None, &Control::new()).unwrap();
+        for i in 0..20 {
+            let want = brute(&idx, &q[i * 16..(i + 1) * 16], nprobe, k);
+            for j in 0..k {
+                let got = dist[i * k + j] as f64;
+                let w = if metric == Metric::InnerProduct {
+                    -want[j].0
+                } else {
+                    want[j].0
+                };
+                assert!(
+                    (got - w).abs() <= 1e-4 * w.abs().max(1.0),
+                    "{metric:?} res={res} q{i} rank {j}: {got} vs {w}"
+                );
+                // ids agree unless the reference has a near-tie there
+                if ids[i * k + j] != want[j].1 {
+                    let near = want
+                        .iter()
+                        .any(|&(v, id)| id == ids[i * k + j] && (v - want[j].0).abs() < 1e-3);
+                    assert!(
+                        near,
+                        "{metric:?} q{i} rank {j}: id {} vs {}",
+                        ids[i * k + j],
+                        want[j].1
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn few_queries_split_over_lists_give_the_same_results() {
+    let (idx, _) = trained_ivfpq(Metric::L2, true, 8);
+    let q = data(64, 16, 9);
+    let all = idx.search(&q, 5, 16, None, &Control::new()).unwrap();
+    for i in 0..3 {
+        let one = idx
+            .search(&q[i * 16..(i + 1) * 16], 5, 16, None, &Control::new())
+            .unwrap();
+        assert_eq!(one.1, all.1[i * 5..(i + 1) * 5]);
+        // coarse distances come from a GEMM whose blocking depends on the batch: last-bit
+        // differences only
+        for (a, b) in one.0.iter().zip(&all.0[i * 5..(i + 1) * 5]) {
+            assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn filters_return_k_allowed_hits() {
+    let (idx, _) = trained_ivfpq(Metric::L2, true, 8);
+    let q = data(10, 16, 3);
+    let allowed: Vec<i64> = (0..3000).filter(|i| i % 7 == 0).collect();
+    for sel in [
+        IdSelector::Allow(IdSet::from_ids(&allowed)),
+        IdSelector::Allow(IdSet::Sorted(allowed.clone())),
+        IdSelector::Deny(IdSet::from_mask(
+            &(0..3000).map(|i| i % 7 != 0).collect::<Vec<_>>(),
+        )),
+    ] {
+        let (_, ids) = idx.search(&q, 20, 16, Some(&sel), &Control::new()).unwrap();
+        assert!(ids.iter().all(|&i| i >= 0 && i % 7 == 0), "{ids:?}");
+        // same as an unfiltered search restricted afterwards, with a k large enough
+        let (_, full) = idx.search(&q, 3000, 16, None, &Control::new()).unwrap();
+        for i in 0..10 {
+            let want: Vec<i64> = full[i * 3000..(i + 1) * 3000]
+                .iter()
+                .copied()
+                .filter(|&x| x >= 0 && x % 7 == 0)
+                .take(20)
+                .collect();
+            assert_eq!(ids[i * 20..(i + 1) * 20], want[..]);
+        }
+    }
+}
+
+#[test]
+fn add_with_ids_remove_reconstruct() {
+    let d = 8;
+    let x = data(500, d, 4);
+    let mut idx = IndexIVFFlat::new(d, 8, Metric::L2).unwrap();
+    assert!(matches!(
+        idx.add(&x, &Control::new()),
+        Err(Error::NotTrained(_))
+    ));
+    idx.train(&x, &IvfTrainParams::default(), &Control::new())
+        .unwrap();
+    let ids: Vec<i64> = (0..500).map(|i| 1000 + 3 * i).collect();
+    idx.add_with_ids(&x, &ids, &Control::new()).unwrap();
+    assert_eq!(idx.ntotal(), 500);
+    assert_eq!(idx.reconstruct(1003).unwrap(), x[d..2 * d].to_vec());
+    assert!(idx.reconstruct(1001).is_err());
+    // exact search with all lists probed finds each vector itself
+    let (dist, got) = idx
+        .search(&x[..10 * d], 1, 8, None, &Control::new())
+        .unwrap();
+    assert_eq!(got, ids[..10].to_vec());
+    assert!(dist.iter().all(|&v| v.abs() < 1e-4));
+    let removed = idx.remove_ids(&IdSet::from_ids(&[1000, 1003, 5, 1003]));
+    assert_eq!(removed, 2);
+    assert_eq!(idx.ntotal(), 498);
+    let (_, got) = idx.search(&x[..d], 1, 8, None, &Control::new()).unwrap();
+    assert_ne!(got[0], 1000);
+    assert!(idx.add_with_ids(&x[..d], &[1, 2], &Control::new()).is_err());
+    assert!(idx.search(&x[..d], 1, 0, None, &Control::new()).is_err());
+    assert!(idx.search(&x[..d], 0, 1, None, &Control::new()).is_err());
+    assert!(idx
+        .search(&x[..d - 1], 1, 1, None, &Control::new())
+        .is_err());
+    let s = idx.invlists().sizes();
+    assert_eq!(s.iter().sum::<usize>(), 498);
+    assert!(idx.invlists().imbalance_factor() >= 1.0);
+    idx.reset();
+    assert_eq!(idx.ntotal(), 0);
+    assert!(idx.is_trained());
+}
+
+#[test]
+fn persist_round_trip() {
+    let (mut idx, x) = trained_ivfpq(Metric::L2, true, 8);
+    idx.remove_ids(&IdSet::from_ids(&[3, 4, 5]));
+    let bytes = idx.to_bytes().unwrap();
+    let back = IndexIVFPQ::from_bytes(&bytes).unwrap();
+    assert_eq!(back.ntotal(), idx.ntotal());
+    let q = &x[..16 * 5];
+    let a = idx.search(q, 7, 4, None, &Control::new()).unwrap();
+    let b = back.search(q, 7, 4, None, &Control::new()).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(idx.reconstruct(10).unwrap(), back.reconstruct(10).unwrap());
+
+    let d = 8;
+    let xf = data(300, d, 2);
+    let mut f = IndexIVFFlat::new(d, 4, Metric::InnerProduct).unwrap();
+    f.train(&xf, &IvfTrainParams::default(), &Control::new())
+        .unwrap();
+    f.add(&xf, &Control::new()).unwrap();
+    let mut g = IndexIVFFlat::from_bytes(&f.to_bytes().unwrap()).unwrap();
+    assert_eq!(
+        f.search(&xf[..d * 3], 5, 2, None, &Control::new()).unwrap(),
+        g.search(&xf[..d * 3], 5, 2, None, &Control::new()).unwrap()
+    );
+    // add after load copies the touched lists
+    g.add(&xf[..d], &Control::new()).unwrap();
+    assert_eq!(g.ntotal(), 301);
+    // a corrupted offsets section is a format error, not a panic
+    let untrained = IndexIVFFlat::new(d, 4, Metric::L2).unwrap();
+    let u = IndexIVFFlat::from_bytes(&untrained.to_bytes().unwrap()).unwrap();
+    assert!(!u.is_trained());
+}
+
+#[test]
+fn fastscan_reranked_equals_ivfpq_4bit_and_approx_is_close() {
+    let (pq4, x) = trained_ivfpq(Metric::L2, true, 4);
+    let coarse = pq4.centroids().to_vec();
+    let mut fs =
+        IndexIVFPQFastScan::from_parts(&coarse, pq4.nlist(), pq4.pq().clone(), Metric::L2, true)
+            .unwrap();
+    let ids: Vec<i64> = (0..3000).collect();
+    fs.add_with_ids(&x, &ids, &Control::new()).unwrap();
+    assert_eq!(fs.invlists().sizes(), pq4.invlists().sizes());
+    let q = data(15, 16, 21);
+    let (k, nprobe) = (10, 4);
+    let want = pq4.search(&q, k, nprobe, None, &Control::new()).unwrap();
+    // re-ranking every candidate of the probed lists gives the float ADC result exactly
+    fs.k_factor = 3000;
+    let got = fs.search(&q, k, nprobe, None, &Control::new()).unwrap();
+    assert_eq!(got.1, want.1);
+    assert_eq!(got.0, want.0);
+    // without re-ranking: approximate distances within the quantization bound of the table
+    fs.k_factor = 1;
+    let (da, ia) = fs.search(&q, k, nprobe, None, &Control::new()).unwrap();
+    assert!(ia.iter().all(|&i| i >= 0));
+    let overlap = ia.iter().filter(|i| want.1.contains(i)).count();
+    assert!(overlap * 10 >= 8 * ia.len(), "overlap {overlap}");
+    assert!(da.iter().all(|v| v.is_finite()));
+    // filters and removal keep the packed lists in sync
+    fs.k_factor = 4;
+    let sel = IdSelector::Allow(IdSet::from_ids(&(0..3000).step_by(3).collect::<Vec<_>>()));
+    let (_, fi) = fs
+        .search(&q, k, nprobe, Some(&sel), &Control::new())
+        .unwrap();
+    assert!(fi.iter().all(|&i| i >= 0 && i % 3 == 0));
+    let removed = fs.remove_ids(&IdSet::from_ids(&want.1));
+    assert!(removed > 0);
+    let (_, after) = fs.search(&q, k, nprobe, None, &Control::new()).unwrap();
+    assert!(after.iter().all(|i| !want.1.contains(i)));
+    let back = IndexIVFPQFastScan::from_bytes(&fs.to_bytes().unwrap()).unwrap();
+    assert_eq!(
+        back.search(&q, k, nprobe, None, &Control::new()).unwrap(),
+        fs.search(&q, k, nprobe, None, &Control::new()).unwrap()
+    );
+}

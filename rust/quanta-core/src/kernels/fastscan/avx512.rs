@@ -1,0 +1,138 @@
+//! AVX-512BW fast scan: one 512-bit `vpshufb` serves 64 lookups (two pairs of sub-quantizers
+//! × 16 vectors); the same accumulator scheme as the AVX2 variant with four 128-bit lanes, which
+//! are summed at the end of each block. An odd number of pairs ends with a 256-bit load of the
+//! codes, zero-extended: its upper lanes index the zero padding rows of the table.
+
+use super::avx2::tail;
+use super::{block_bytes, lut_stride, BBS};
+use std::arch::x86_64::*;
+
+/// Queries per pass: 4 × 4 accumulators of 32 zmm registers.
+const GROUP: usize = 4;
+
+/// # Safety
+/// The CPU must support AVX-512 F/BW (and AVX2); sizes as checked by
+/// `kernels::fastscan::accumulate_with`.
+#[target_feature(enable = "avx512f,avx512bw,avx2")]
+pub unsafe fn accumulate(luts: &[u8], nq: usize, m2: usize, blocks: &[u8], out: &mut [u16]) {
+    let stride = lut_stride(m2);
+    let per_q = blocks.len() / block_bytes(m2) * BBS;
+    let mut q0 = 0;
+    while q0 < nq {
+        let g = (nq - q0).min(GROUP);
+        let l = &luts[q0 * stride..(q0 + g) * stride];
+        let o = &mut out[q0 * per_q..(q0 + g) * per_q];
+        match g {
+            1 => run::<1>(l, m2, blocks, o),
+            2 => run::<2>(l, m2, blocks, o),
+            3 => run::<3>(l, m2, blocks, o),
+            _ => run::<4>(l, m2, blocks, o),
+        }
+        q0 += g;
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx2")]
+unsafe fn run<const Q: usize>(luts: &[u8], m2: usize, blocks: &[u8], out: &mut [u16]) {
+    let bb = block_bytes(m2);
+    let stride = lut_stride(m2);
+    let nb = blocks.len() / bb;
+    debug_assert!(luts.len() == Q * stride && out.len() == Q * nb * BBS);
+    let lp = luts.as_ptr();
+    let op = out.as_mut_ptr();
+    let mask = _mm512_set1_epi8(0x0F);
+    let quads = m2 / 4;
+    let perm = store_perm();
+    let half = !m2.is_multiple_of(4);
+    for b in 0..nb {
+        let blk = blocks.as_ptr().add(b * bb);
+        let mut acc = [[_mm512_setzero_si512(); 4]; Q];
+        for g in 0..quads + half as usize {
+            let c = if g < quads {
+                _mm512_loadu_si512(blk.add(64 * g) as *const _)
+            } else {
+                _mm512_zextsi256_si512(_mm256_loadu_si256(blk.add(64 * g) as *const __m256i))
+            };
+            let lo = _mm512_and_si512(c, mask);
+            let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(c), mask);
+            for (q, a) in acc.iter_mut().enumerate() {
+                // rows past m2 are zero padding inside the table (lut_stride)
+                let t = _mm512_loadu_si512(lp.add(q * stride + 64 * g) as *const _);
+                let rl = _mm512_shuffle_epi8(t, lo);
+                let rh = _mm512_shuffle_epi8(t, hi);
+                a[0] = _mm512_add_epi16(a[0], rl);
+                a[1] = _mm512_add_epi16(a[1], _mm512_srli_epi16::<8>(rl));
+                a[2] = _mm512_add_epi16(a[2], rh);
+                a[3] = _mm512_add_epi16(a[3], _mm512_srli_epi16::<8>(rh));
+            }
+        }
+        for (q, a) in acc.iter().enumerate() {
+            store32(op.add((q * nb + b) * BBS), a, perm);
+        }
+    }
+}
+
+/// Output permutation of [`store32`]: vector `j` of the block from the reduced register
+/// `[A_lo, B_lo, A_hi, B_hi]` (u16 lanes of 8): even `j` from `A`, odd `j` from `B`.
+#[target_feature(enable = "avx512f,avx512bw,avx2")]
+#[inline]
+unsafe fn store_perm() -> __m512i {
+    let mut idx = [0i16; 32];
+    for (j, v) in idx.iter_mut().enumerate() {
+        let half = j / 16; // vectors 0-15 (lo nibbles) or 16-31 (hi nibbles)
+        let r = j % 16;
+        *v = (16 * half + 8 * (r % 2) + r / 2) as i16;
+    }
+    _mm512_loadu_si512(idx.as_ptr() as *const _)
+}
+
+/// Reduce the four accumulators `[A_lo, B_lo, A_hi, B_hi]` of a block (each 4 lanes, one per
+/// sub-quantizer residue mod 4) and store the 32 distances in vector order.
+///
+/// Lane sums by a transposition tree (u16 adds are linear mod 2^16, so summing `A` and `B`
+/// before the `A - (B << 8)` recovery gives the same result), then one `vpermw`.
+///
+/// # Safety
+/// `dst` must be valid for 32 u16 writes.
+#[target_feature(enable = "avx512f,avx512bw,avx2")]
+#[inline]
+unsafe fn store32(dst: *mut u16, a: &[__m512i; 4], perm: __m512i) {
+    // [a0 l0, a0 l1, a1 l0, a1 l1] + [a0 l2, a0 l3, a1 l2, a1 l3]
+    let s01 = _mm512_add_epi16(
+        _mm512_shuffle_i32x4::<0b01_00_01_00>(a[0], a[1]),
+        _mm512_shuffle_i32x4::<0b11_10_11_10>(a[0], a[1]),
+    );
+    let s23 = _mm512_add_epi16(
+        _mm512_shuffle_i32x4::<0b01_00_01_00>(a[2], a[3]),
+        _mm512_shuffle_i32x4::<0b11_10_11_10>(a[2], a[3]),
+    );
+    // lanes: [sum A_lo, sum B_lo, sum A_hi, sum B_hi]
+    let r = _mm512_add_epi16(
+        _mm512_shuffle_i32x4::<0b10_00_10_00>(s01, s23),
+        _mm512_shuffle_i32x4::<0b11_01_11_01>(s01, s23),
+    );
+    // even = A - (B << 8) in lanes 0 and 2
+    let b_in_a = _mm512_shuffle_i32x4::<0b11_11_01_01>(r, r);
+    let even = _mm512_mask_sub_epi16(r, 0x00FF_00FF, r, _mm512_slli_epi16::<8>(b_in_a));
+    _mm512_storeu_si512(dst as *mut _, _mm512_permutexvar_epi16(perm, even));
+}
+
+/// # Safety
+/// The CPU must support AVX-512 F/BW; `idx.len() >= d.len()`.
+#[target_feature(enable = "avx512f,avx512bw,avx2")]
+pub unsafe fn filter_le(d: &[u16], thr: u16, idx: &mut [u32]) -> usize {
+    let t = _mm512_set1_epi16(thr as i16);
+    let mut n = 0;
+    let mut i = 0;
+    while i + 32 <= d.len() {
+        let v = _mm512_loadu_si512(d.as_ptr().add(i) as *const _);
+        let mut mask: u32 = _mm512_cmple_epu16_mask(v, t);
+        while mask != 0 {
+            idx[n] = i as u32 + mask.trailing_zeros();
+            n += 1;
+            mask &= mask - 1;
+        }
+        i += 32;
+    }
+    n + tail(&d[i..], i, thr, &mut idx[n..])
+}

@@ -1,0 +1,141 @@
+//! Fast-scan kernels × every SIMD level × tail lengths: accumulators bit-identical to the
+//! scalar twin and to a plain reference sum, for random tables (including the extreme 0 / 255
+//! entries) and codes; the candidate filter and the run scan identical at every level.
+
+use quanta_core::fastscan::{
+    n_blocks, pack_codes, packed_len, padded_m, scan_blocks, BlockSink, QuantizedLuts, BBS,
+};
+use quanta_core::kernels::fastscan::{accumulate_with, filter_le_with, lut_stride};
+use quanta_core::rng::Rng;
+use quanta_core::SimdLevel;
+
+fn levels() -> Vec<SimdLevel> {
+    let lv = SimdLevel::available();
+    for l in [SimdLevel::Avx2, SimdLevel::Avx512] {
+        if !lv.contains(&l) {
+            eprintln!("SKIPPED: SIMD level {} not supported by this CPU", l.name());
+        }
+    }
+    lv
+}
+
+/// Random u8 table rows for `m` sub-quantizers, padded as the kernels expect; a third of the
+/// entries are 255 so the sums reach the top of the u16 range for large M.
+fn random_luts(r: &mut Rng, nq: usize, m: usize) -> Vec<u8> {
+    let m2 = padded_m(m);
+    let stride = lut_stride(m2);
+    let mut luts = vec![0u8; nq * stride];
+    for q in 0..nq {
+        for e in &mut luts[q * stride..q * stride + 16 * m] {
+            *e = match r.below(3) {
+                0 => 255,
+                _ => r.below(256) as u8,
+            };
+        }
+    }
+    luts
+}
+
+fn random_codes(r: &mut Rng, n: usize, m: usize) -> Vec<u8> {
+    (0..n * m).map(|_| r.below(16) as u8).collect()
+}
+
+#[test]
+fn accumulate_matches_reference_at_every_level() {
+    let mut r = Rng::new(5);
+    for m in [
+        1usize, 2, 3, 4, 5, 7, 8, 15, 16, 17, 24, 32, 33, 48, 64, 127, 256,
+    ] {
+        let m2 = padded_m(m);
+        for nb in [0usize, 1, 2, 3, 5] {
+            let n = nb * BBS;
+            let codes = random_codes(&mut r, n, m);
+            let mut blocks = vec![0u8; packed_len(n, m)];
+            pack_codes(&codes, m, 0, &mut blocks);
+            for nq in 1..=4 {
+                let luts = random_luts(&mut r, nq, m);
+                let stride = lut_stride(m2);
+                // reference: the plain sum over the unpacked codes
+                let mut want = vec![0u16; nq * n];
+                for q in 0..nq {
+                    for i in 0..n {
+                        let s: u32 = (0..m)
+                            .map(|j| luts[q * stride + 16 * j + codes[i * m + j] as usize] as u32)
+                            .sum();
+                        want[q * n + i] = u16::try_from(s).expect("sum fits u16");
+                    }
+                }
+                for &lvl in &levels() {
+                    let mut got = vec![7u16; nq * n];
+                    accumulate_with(lvl, &luts, nq, m2, &blocks, &mut got);
+                    assert_eq!(got, want, "level {} m={m} nb={nb} nq={nq}", lvl.name());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn filter_matches_scalar_for_every_length() {
+    let mut r = Rng::new(8);
+    for len in 0..=67usize {
+        let d: Vec<u16> = (0..len).map(|_| r.below(1000) as u16).collect();
+        for thr in [0u16, 1, 250, 500, 999, u16::MAX] {
+            let mut want = vec![0u32; len];
+            let nw = filter_le_with(SimdLevel::Scalar, &d, thr, &mut want);
+            let expect: Vec<u32> = (0..len as u32).filter(|&i| d[i as usize] <= thr).collect();
+            assert_eq!(&want[..nw], &expect[..]);
+            for &lvl in &levels() {
+                let mut got = vec![0u32; len];
+                let ng = filter_le_with(lvl, &d, thr, &mut got);
+                assert_eq!(&got[..ng], &expect[..], "level {} len={len}", lvl.name());
+            }
+        }
+    }
+}
+
+/// Collects every offer above nothing: the full accumulator row.
+struct All(Vec<(usize, u16)>);
+impl BlockSink for All {
+    fn threshold(&self) -> u16 {
+        u16::MAX
+    }
+    fn push(&mut self, i: usize, acc: u16) {
+        self.0.push((i, acc));
+    }
+}
+
+#[test]
+fn scan_blocks_every_tail_length() {
+    let mut r = Rng::new(13);
+    for m in [1usize, 3, 8, 16, 31, 32] {
+        for n in 0..=67usize {
+            let codes = random_codes(&mut r, n, m);
+            let mut blocks = vec![0u8; packed_len(n, m)];
+            pack_codes(&codes, m, 0, &mut blocks);
+            assert_eq!(blocks.len(), n_blocks(n) * 16 * padded_m(m));
+            let nq = 1 + r.below(6);
+            let tables: Vec<f32> = (0..nq * m * 16).map(|_| r.normal() as f32).collect();
+            let luts = QuantizedLuts::new(&tables, nq, m, 16);
+            let mut want: Option<Vec<Vec<(usize, u16)>>> = None;
+            for &lvl in &levels() {
+                let mut sinks: Vec<All> = (0..nq).map(|_| All(Vec::new())).collect();
+                scan_blocks(lvl, &luts, 0, &blocks, n, &mut sinks);
+                let got: Vec<Vec<(usize, u16)>> = sinks.into_iter().map(|s| s.0).collect();
+                for (q, g) in got.iter().enumerate() {
+                    assert_eq!(g.len(), n);
+                    for &(i, acc) in g {
+                        let s: u32 = (0..m)
+                            .map(|j| luts.lut(q)[16 * j + codes[i * m + j] as usize] as u32)
+                            .sum();
+                        assert_eq!(acc as u32, s, "m={m} n={n} q={q} i={i}");
+                    }
+                }
+                match &want {
+                    None => want = Some(got),
+                    Some(w) => assert_eq!(&got, w, "level {}", lvl.name()),
+                }
+            }
+        }
+    }
+}
