@@ -11,7 +11,6 @@ exact distances to the raw vectors it keeps.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
@@ -22,7 +21,7 @@ from ._progress import make_progress
 from ._validation import as_float_matrix, as_int, positive_int
 from .exceptions import DTypeError, InvalidArgumentError, NotTrainedError, ShapeError
 from .io import register_index_kind
-from .pq import ProductQuantizer, _check_m
+from .pq import ProductQuantizer, _check_m, _train
 
 __all__ = ["IndexPQFastScan", "IndexRefineFlat"]
 
@@ -147,21 +146,17 @@ class IndexPQFastScan:
         verbose: bool = False,
     ) -> None:
         """Train the quantizer on ``x`` (see :meth:`ProductQuantizer.train`)."""
-        xs = as_float_matrix(x, "x", self.d)
-        if init not in ("random", "kmeans++"):
-            raise InvalidArgumentError(f"init must be 'random' or 'kmeans++', got {init!r}")
-        _, warns = self._index.train(
-            xs,
-            niter=positive_int(niter, "niter"),
-            seed=as_int(seed, "seed", 0, 2**64 - 1),
-            init=init,
-            max_points_per_centroid=positive_int(
-                max_points_per_centroid, "max_points_per_centroid"
-            ),
-            progress=make_progress(verbose, "IndexPQFastScan training"),
+        _train(
+            self._index,
+            x,
+            self.d,
+            niter,
+            seed,
+            init,
+            max_points_per_centroid,
+            verbose,
+            "IndexPQFastScan training",
         )
-        for w in warns:
-            warnings.warn(w, stacklevel=2)
 
     def add(self, x: Any) -> None:
         """Encode and append ``x`` ``(n, d)``; ids continue from ``ntotal``."""
