@@ -312,23 +312,26 @@ class IndexRefineFlat:
             _, cand = self.base_index.search(qs, kk, k_factor=1)
         else:
             _, cand = self.base_index.search(qs, kk)
-        nq = qs.shape[0]
         valid = cand >= 0
-        vecs = self._xb[np.where(valid, cand, 0)]  # (nq, kk, d)
         ip = self.metric == "ip"
-        if ip:
-            score = np.einsum("qkd,qd->qk", vecs, qs, dtype=np.float32)
-            key = np.where(valid, -score, np.inf).astype(np.float32)
-        else:
-            diff = vecs - qs[:, None, :]
-            key = np.where(valid, np.einsum("qkd,qkd->qk", diff, diff), np.inf)
-            key = key.astype(np.float32)
-        big = np.iinfo(np.int64).max
-        ids = np.where(valid, cand, big)
-        order = np.lexsort((ids, key), axis=-1)[:, :k]
-        rows = np.arange(nq)[:, None]
-        out_key = key[rows, order]
-        out_ids = np.where(valid[rows, order], cand[rows, order], -1).astype(np.int64)
+        key = np.empty(cand.shape, dtype=np.float32)
+        # exact distances of the candidates, a slab of queries at a time (bounded memory)
+        step = max(1, (1 << 22) // max(1, kk * self.d))
+        for a in range(0, qs.shape[0], step):
+            c, v, q = cand[a : a + step], valid[a : a + step], qs[a : a + step]
+            vecs = self._xb[np.where(v, c, 0)]  # (slab, kk, d)
+            if ip:
+                kq = -np.einsum("qkd,qd->qk", vecs, q)
+            else:
+                diff = vecs - q[:, None, :]
+                kq = np.einsum("qkd,qkd->qk", diff, diff)
+            key[a : a + step] = np.where(v, kq, np.inf)
+        ids = np.where(valid, cand, np.iinfo(np.int64).max)
+        order = np.lexsort((ids, key), axis=-1)[:, :k]  # (distance, id) ascending
+        out_key = np.take_along_axis(key, order, 1)
+        out_ids = np.where(
+            np.take_along_axis(valid, order, 1), np.take_along_axis(cand, order, 1), -1
+        ).astype(np.int64)
         dist = (-out_key if ip else out_key).astype(np.float32)
         return np.ascontiguousarray(dist), np.ascontiguousarray(out_ids)
 
