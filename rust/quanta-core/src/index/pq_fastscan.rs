@@ -424,4 +424,37 @@ mod tests {
         assert!(fs.reconstruct(3).is_err());
         assert_eq!(fs.reconstruct(2).unwrap().len(), 8);
     }
+
+    #[test]
+    fn persist_round_trip_and_inconsistent_files() {
+        let ctl = Control::new();
+        let x = data(100, 10, 4);
+        let mut fs = IndexPQFastScan::new(10, 5, 4, Metric::InnerProduct).unwrap();
+        fs.train(&x, &PqTrainParams::default(), &ctl).unwrap();
+        fs.add(&x[..45 * 10], &ctl).unwrap();
+        let back = IndexPQFastScan::from_bytes(&fs.to_bytes().unwrap()).unwrap();
+        assert_eq!(back.ntotal(), 45);
+        assert_eq!(back.metric(), Metric::InnerProduct);
+        assert_eq!(back.codes(), fs.codes());
+        assert_eq!(
+            back.search(&x[..30], 4, 2, &ctl).unwrap(),
+            fs.search(&x[..30], 4, 2, &ctl).unwrap()
+        );
+        // a file whose blocks do not match ntotal, or with another block size, is refused
+        let bad = |ntotal: u64, bbs: u64| {
+            let mut w = FileWriter::new(IndexPQFastScan::KIND);
+            fs.pq.write_meta(&mut w);
+            w.meta_str("metric", "ip")
+                .meta_u64("ntotal", ntotal)
+                .meta_u64("bbs", bbs)
+                .section_u8("blocks", fs.blocks());
+            let e = IndexPQFastScan::from_bytes(&w.to_bytes().unwrap()).unwrap_err();
+            assert!(matches!(e, Error::Format(_)), "{e}");
+            e.to_string()
+        };
+        let m = bad(70, 32);
+        assert!(m.contains("section 'blocks'"), "{m}");
+        let m = bad(45, 64);
+        assert!(m.contains("bbs"), "{m}");
+    }
 }
