@@ -266,3 +266,21 @@ def test_recall_matches_faiss_fastscan_sift(shared_data: Path, M: int) -> None:
 @pytest.mark.parametrize("M", [16, 49])
 def test_recall_matches_faiss_fastscan_fashion(shared_data: Path, M: int) -> None:
     _faiss_fastscan_vs_quanta(quanta.datasets.load("fashion-mnist"), M)
+
+
+def test_refine_with_every_candidate_is_exact_search() -> None:
+    # k * k_factor >= ntotal: the re-ranked list is the exact one (queries in several slabs)
+    d, n = 1024, 600
+    x = _gauss(n, d, 15)
+    q = _gauss(20, d, 16)
+    base = quanta.IndexPQFastScan(d, 64)
+    with pytest.warns(UserWarning):
+        base.train(x, niter=2)
+    ref = quanta.IndexRefineFlat(base, k_factor=120)
+    ref.add(x)
+    flat = quanta.IndexFlat(d)
+    flat.add(x)
+    dw, iw = flat.search(q, 5)
+    dg, ig = ref.search(q, 5)
+    np.testing.assert_array_equal(ig, iw)
+    np.testing.assert_allclose(dg, dw, rtol=1e-4)

@@ -11,7 +11,6 @@ exact distances to the raw vectors it keeps.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
@@ -22,7 +21,7 @@ from ._progress import make_progress
 from ._validation import as_float_matrix, as_int, positive_int
 from .exceptions import DTypeError, InvalidArgumentError, NotTrainedError, ShapeError
 from .io import register_index_kind
-from .pq import ProductQuantizer, _check_m
+from .pq import ProductQuantizer, _check_m, _train
 
 __all__ = ["IndexPQFastScan", "IndexRefineFlat"]
 
@@ -147,21 +146,17 @@ class IndexPQFastScan:
         verbose: bool = False,
     ) -> None:
         """Train the quantizer on ``x`` (see :meth:`ProductQuantizer.train`)."""
-        xs = as_float_matrix(x, "x", self.d)
-        if init not in ("random", "kmeans++"):
-            raise InvalidArgumentError(f"init must be 'random' or 'kmeans++', got {init!r}")
-        _, warns = self._index.train(
-            xs,
-            niter=positive_int(niter, "niter"),
-            seed=as_int(seed, "seed", 0, 2**64 - 1),
-            init=init,
-            max_points_per_centroid=positive_int(
-                max_points_per_centroid, "max_points_per_centroid"
-            ),
-            progress=make_progress(verbose, "IndexPQFastScan training"),
+        _train(
+            self._index,
+            x,
+            self.d,
+            niter,
+            seed,
+            init,
+            max_points_per_centroid,
+            verbose,
+            "IndexPQFastScan training",
         )
-        for w in warns:
-            warnings.warn(w, stacklevel=2)
 
     def add(self, x: Any) -> None:
         """Encode and append ``x`` ``(n, d)``; ids continue from ``ntotal``."""
@@ -317,23 +312,26 @@ class IndexRefineFlat:
             _, cand = self.base_index.search(qs, kk, k_factor=1)
         else:
             _, cand = self.base_index.search(qs, kk)
-        nq = qs.shape[0]
         valid = cand >= 0
-        vecs = self._xb[np.where(valid, cand, 0)]  # (nq, kk, d)
         ip = self.metric == "ip"
-        if ip:
-            score = np.einsum("qkd,qd->qk", vecs, qs, dtype=np.float32)
-            key = np.where(valid, -score, np.inf).astype(np.float32)
-        else:
-            diff = vecs - qs[:, None, :]
-            key = np.where(valid, np.einsum("qkd,qkd->qk", diff, diff), np.inf)
-            key = key.astype(np.float32)
-        big = np.iinfo(np.int64).max
-        ids = np.where(valid, cand, big)
-        order = np.lexsort((ids, key), axis=-1)[:, :k]
-        rows = np.arange(nq)[:, None]
-        out_key = key[rows, order]
-        out_ids = np.where(valid[rows, order], cand[rows, order], -1).astype(np.int64)
+        key = np.empty(cand.shape, dtype=np.float32)
+        # exact distances of the candidates, a slab of queries at a time (bounded memory)
+        step = max(1, (1 << 22) // max(1, kk * self.d))
+        for a in range(0, qs.shape[0], step):
+            c, v, q = cand[a : a + step], valid[a : a + step], qs[a : a + step]
+            vecs = self._xb[np.where(v, c, 0)]  # (slab, kk, d)
+            if ip:
+                kq = -np.einsum("qkd,qd->qk", vecs, q)
+            else:
+                diff = vecs - q[:, None, :]
+                kq = np.einsum("qkd,qkd->qk", diff, diff)
+            key[a : a + step] = np.where(v, kq, np.inf)
+        ids = np.where(valid, cand, np.iinfo(np.int64).max)
+        order = np.lexsort((ids, key), axis=-1)[:, :k]  # (distance, id) ascending
+        out_key = np.take_along_axis(key, order, 1)
+        out_ids = np.where(
+            np.take_along_axis(valid, order, 1), np.take_along_axis(cand, order, 1), -1
+        ).astype(np.int64)
         dist = (-out_key if ip else out_key).astype(np.float32)
         return np.ascontiguousarray(dist), np.ascontiguousarray(out_ids)
 

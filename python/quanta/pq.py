@@ -49,6 +49,34 @@ def _check_mode(mode: str) -> str:
     return mode
 
 
+def _train(
+    core: Any,
+    x: Any,
+    d: int,
+    niter: int,
+    seed: int,
+    init: str,
+    max_points_per_centroid: int,
+    verbose: bool,
+    label: str,
+) -> None:
+    """Shared ``train`` of the PQ codec and the PQ indexes: validate, run, re-emit warnings (at
+    the caller's caller, the user's line)."""
+    xs = as_float_matrix(x, "x", d)
+    if init not in ("random", "kmeans++"):
+        raise InvalidArgumentError(f"init must be 'random' or 'kmeans++', got {init!r}")
+    _, warns = core.train(
+        xs,
+        niter=positive_int(niter, "niter"),
+        seed=as_int(seed, "seed", 0, 2**64 - 1),
+        init=init,
+        max_points_per_centroid=positive_int(max_points_per_centroid, "max_points_per_centroid"),
+        progress=make_progress(verbose, label),
+    )
+    for w in warns:
+        warnings.warn(w, stacklevel=3)
+
+
 class ProductQuantizer:
     """Product quantizer (faiss ``ProductQuantizer``): ``M`` sub-quantizers of ``2**nbits``
     centroids over ``dsub = d / M`` dimensions each.
@@ -152,21 +180,17 @@ class ProductQuantizer:
     ) -> None:
         """Learn the codebooks from ``x`` ``(n, d)``, n >= ksub (faiss defaults: 25 iterations,
         subsampling to ``256 * ksub`` points per sub-space)."""
-        xs = as_float_matrix(x, "x", self.d)
-        if init not in ("random", "kmeans++"):
-            raise InvalidArgumentError(f"init must be 'random' or 'kmeans++', got {init!r}")
-        _, warns = self._pq.train(
-            xs,
-            niter=positive_int(niter, "niter"),
-            seed=as_int(seed, "seed", 0, 2**64 - 1),
-            init=init,
-            max_points_per_centroid=positive_int(
-                max_points_per_centroid, "max_points_per_centroid"
-            ),
-            progress=make_progress(verbose, f"PQ{self.M}x{self.nbits} training"),
+        _train(
+            self._pq,
+            x,
+            self.d,
+            niter,
+            seed,
+            init,
+            max_points_per_centroid,
+            verbose,
+            f"PQ{self.M}x{self.nbits} training",
         )
-        for w in warns:
-            warnings.warn(w, stacklevel=2)
 
     def encode(self, x: Any) -> npt.NDArray[np.uint8]:
         """Codes ``(n, M)`` uint8 of the rows of ``x`` (nearest centroid, lowest index on ties)."""
@@ -294,21 +318,17 @@ class IndexPQ:
         verbose: bool = False,
     ) -> None:
         """Train the quantizer on ``x`` (see :meth:`ProductQuantizer.train`)."""
-        xs = as_float_matrix(x, "x", self.d)
-        if init not in ("random", "kmeans++"):
-            raise InvalidArgumentError(f"init must be 'random' or 'kmeans++', got {init!r}")
-        _, warns = self._index.train(
-            xs,
-            niter=positive_int(niter, "niter"),
-            seed=as_int(seed, "seed", 0, 2**64 - 1),
-            init=init,
-            max_points_per_centroid=positive_int(
-                max_points_per_centroid, "max_points_per_centroid"
-            ),
-            progress=make_progress(verbose, "IndexPQ training"),
+        _train(
+            self._index,
+            x,
+            self.d,
+            niter,
+            seed,
+            init,
+            max_points_per_centroid,
+            verbose,
+            "IndexPQ training",
         )
-        for w in warns:
-            warnings.warn(w, stacklevel=2)
 
     def add(self, x: Any) -> None:
         """Encode and append ``x`` ``(n, d)``; ids continue from ``ntotal``."""

@@ -4,7 +4,7 @@ use crate::arrays::{check_dim, f32_matrix, matrix_f32, matrix_i64, matrix_u8, u8
 use crate::errors::{new_err, CoreResultExt, Kind};
 use crate::gil::run_released;
 use crate::indexes::{positive_k, SearchOut};
-use crate::pq::{nonneg, train_params, PyProductQuantizer};
+use crate::pq::{nonneg, train_released, PyProductQuantizer};
 use numpy::{PyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use quanta_core::index::IndexPQFastScan;
@@ -85,13 +85,19 @@ impl PyIndexPQFastScan {
         max_points_per_centroid: i64,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<(Vec<f64>, Vec<String>)> {
-        let params = train_params(niter, seed, init, max_points_per_centroid)?;
-        let x = f32_matrix(x, "x")?;
-        check_dim(&x, self.inner.d(), "x")?;
-        let xs = x.as_slice()?;
+        let d = self.inner.d();
         let inner = &mut self.inner;
-        let r = run_released(py, progress, |ctl| inner.train(xs, &params, ctl))?;
-        Ok((r.objectives, r.warnings))
+        train_released(
+            py,
+            x,
+            d,
+            niter,
+            seed,
+            init,
+            max_points_per_centroid,
+            progress,
+            |xs, p, ctl| inner.train(xs, p, ctl),
+        )
     }
 
     fn add(&mut self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {

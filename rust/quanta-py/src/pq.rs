@@ -11,7 +11,8 @@ use pyo3::prelude::*;
 use quanta_core::index::IndexPQ;
 use quanta_core::io::Persist;
 use quanta_core::kmeans::Init;
-use quanta_core::pq::{OpqMatrix, PqTrainParams, ProductQuantizer, SearchMode};
+use quanta_core::pq::{OpqMatrix, PqTrainParams, PqTrainReport, ProductQuantizer, SearchMode};
+use quanta_core::Control;
 use quanta_core::Metric;
 use std::path::PathBuf;
 
@@ -44,6 +45,31 @@ pub(crate) fn train_params(
         max_points_per_centroid: mppc as usize,
         warm_start: false,
     })
+}
+
+/// The shared body of the PQ `train` bindings: parameters checked, `x` converted and checked
+/// against `d`, then `train` run with the GIL released. Returns (objectives, warnings).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn train_released<F>(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    d: usize,
+    niter: i64,
+    seed: u64,
+    init: &str,
+    max_points_per_centroid: i64,
+    progress: Option<Py<PyAny>>,
+    train: F,
+) -> PyResult<(Vec<f64>, Vec<String>)>
+where
+    F: FnOnce(&[f32], &PqTrainParams, &Control) -> quanta_core::Result<PqTrainReport> + Send,
+{
+    let params = train_params(niter, seed, init, max_points_per_centroid)?;
+    let x = f32_matrix(x, "x")?;
+    check_dim(&x, d, "x")?;
+    let xs = x.as_slice()?;
+    let r = run_released(py, progress, |ctl| train(xs, &params, ctl))?;
+    Ok((r.objectives, r.warnings))
 }
 
 /// Product quantizer codec.
@@ -137,13 +163,19 @@ impl PyProductQuantizer {
         max_points_per_centroid: i64,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<(Vec<f64>, Vec<String>)> {
-        let params = train_params(niter, seed, init, max_points_per_centroid)?;
-        let x = f32_matrix(x, "x")?;
-        check_dim(&x, self.inner.d(), "x")?;
-        let xs = x.as_slice()?;
+        let d = self.inner.d();
         let inner = &mut self.inner;
-        let r = run_released(py, progress, |ctl| inner.train(xs, &params, ctl))?;
-        Ok((r.objectives, r.warnings))
+        train_released(
+            py,
+            x,
+            d,
+            niter,
+            seed,
+            init,
+            max_points_per_centroid,
+            progress,
+            |xs, p, ctl| inner.train(xs, p, ctl),
+        )
     }
 
     fn encode<'py>(
@@ -291,13 +323,19 @@ impl PyIndexPQ {
         max_points_per_centroid: i64,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<(Vec<f64>, Vec<String>)> {
-        let params = train_params(niter, seed, init, max_points_per_centroid)?;
-        let x = f32_matrix(x, "x")?;
-        check_dim(&x, self.inner.d(), "x")?;
-        let xs = x.as_slice()?;
+        let d = self.inner.d();
         let inner = &mut self.inner;
-        let r = run_released(py, progress, |ctl| inner.train(xs, &params, ctl))?;
-        Ok((r.objectives, r.warnings))
+        train_released(
+            py,
+            x,
+            d,
+            niter,
+            seed,
+            init,
+            max_points_per_centroid,
+            progress,
+            |xs, p, ctl| inner.train(xs, p, ctl),
+        )
     }
 
     fn add(&mut self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {

@@ -223,8 +223,10 @@ const CHUNK: usize = 32;
 ///
 /// `blocks` holds (at least) `n_blocks(n)` blocks of `16·luts.m2()` bytes; only the first `n`
 /// vectors are offered (`sinks[s]` receives `(i, acc)` for query `q0 + s`, `i` in `0..n`, in
-/// increasing `i`). Runs at level `lvl` (results identical at every level). Codes are loaded
-/// once per block for up to [`MAX_GROUP`] queries. Single-threaded: parallelize over queries or
+/// increasing `i`). Runs at level `lvl` (results identical at every level). The kernels load a
+/// block once for up to [`MAX_GROUP`] queries, and the run is walked in chunks of 32 blocks that
+/// every query scans before the next chunk, so passing many queries at once (16–32) reads the
+/// codes from memory once for all of them. Single-threaded: parallelize over queries or
 /// block ranges outside (block ranges: pass `&blocks[b0 * bytes..]` and map `i` to `32·b0 + i`).
 ///
 /// Panics if the sizes disagree.
@@ -250,17 +252,20 @@ pub fn scan_blocks<S: BlockSink>(
     );
     let mut dist = [0u16; MAX_GROUP * CHUNK * BBS];
     let mut idx = [0u32; CHUNK * BBS];
-    for (g, group) in sinks.chunks_mut(MAX_GROUP).enumerate() {
-        let qa = q0 + g * MAX_GROUP;
-        let ng = group.len();
-        let tables = &luts.data[qa * stride..(qa + ng) * stride];
-        let mut cb = 0;
-        while cb < nb {
-            let ce = (cb + CHUNK).min(nb);
-            let per = (ce - cb) * BBS;
+    // chunk-major: a chunk of blocks (at most 32 × 16·m2 bytes) stays in L1/L2 while every
+    // query group scans it, so the codes come from memory once per call, not once per group
+    let mut cb = 0;
+    while cb < nb {
+        let ce = (cb + CHUNK).min(nb);
+        let per = (ce - cb) * BBS;
+        let valid = per.min(n - cb * BBS);
+        let chunk = &blocks[cb * bb..ce * bb];
+        for (g, group) in sinks.chunks_mut(MAX_GROUP).enumerate() {
+            let qa = q0 + g * MAX_GROUP;
+            let ng = group.len();
+            let tables = &luts.data[qa * stride..(qa + ng) * stride];
             let d = &mut dist[..ng * per];
-            accumulate_with(lvl, tables, ng, m2, &blocks[cb * bb..ce * bb], d);
-            let valid = per.min(n - cb * BBS);
+            accumulate_with(lvl, tables, ng, m2, chunk, d);
             for (s, sink) in group.iter_mut().enumerate() {
                 let ds = &d[s * per..s * per + valid];
                 let c = filter_le_with(lvl, ds, sink.threshold(), &mut idx);
@@ -268,8 +273,8 @@ pub fn scan_blocks<S: BlockSink>(
                     sink.push(cb * BBS + i as usize, ds[i as usize]);
                 }
             }
-            cb = ce;
         }
+        cb = ce;
     }
 }
 

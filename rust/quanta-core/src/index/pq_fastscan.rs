@@ -18,6 +18,8 @@ use rayon::prelude::*;
 
 /// Smallest run of blocks worth a separate task when few queries are split over threads.
 const MIN_SPLIT_BLOCKS: usize = 1024;
+/// Most queries one task scans together (their u8 tables: 32 × 16·M bytes, in L1/L2).
+const MAX_TASK_QUERIES: usize = 32;
 
 /// 4-bit product-quantized vectors with sequential ids, stored as packed 32-vector blocks.
 #[derive(Debug, Clone)]
@@ -211,7 +213,13 @@ impl IndexPQFastScan {
         let nb = n_blocks(n);
         let bb = 16 * self.m2();
         let threads = crate::threads::num_threads().max(1);
-        let groups = nq.div_ceil(MAX_GROUP);
+        // queries per task: a multiple of the kernel group, up to 32 (the run is read from
+        // memory once per task), with about 8 tasks per thread for load balance
+        let per_task = nq
+            .div_ceil(8 * threads)
+            .next_multiple_of(MAX_GROUP)
+            .clamp(MAX_GROUP, MAX_TASK_QUERIES);
+        let groups = nq.div_ceil(per_task);
         // few query groups: also split the blocks so every thread has work
         let splits = if groups >= 2 * threads {
             1
@@ -229,12 +237,12 @@ impl IndexPQFastScan {
             1.0
         };
         ctl.set_total(nq as u64);
-        dist.par_chunks_mut(MAX_GROUP * k)
-            .zip(ids.par_chunks_mut(MAX_GROUP * k))
+        dist.par_chunks_mut(per_task * k)
+            .zip(ids.par_chunks_mut(per_task * k))
             .enumerate()
             .try_for_each(|(g, (dg, ig))| -> Result<()> {
                 ctl.check()?;
-                let q0 = g * MAX_GROUP;
+                let q0 = g * per_task;
                 let ng = dg.len() / k;
                 let mut tables = vec![0f32; ng * m * TABLE_STRIDE];
                 for (s, t) in tables.chunks_exact_mut(m * TABLE_STRIDE).enumerate() {
@@ -415,5 +423,38 @@ mod tests {
         assert!(fs.search(&x[..8], 1, 0, &ctl).is_err());
         assert!(fs.reconstruct(3).is_err());
         assert_eq!(fs.reconstruct(2).unwrap().len(), 8);
+    }
+
+    #[test]
+    fn persist_round_trip_and_inconsistent_files() {
+        let ctl = Control::new();
+        let x = data(100, 10, 4);
+        let mut fs = IndexPQFastScan::new(10, 5, 4, Metric::InnerProduct).unwrap();
+        fs.train(&x, &PqTrainParams::default(), &ctl).unwrap();
+        fs.add(&x[..45 * 10], &ctl).unwrap();
+        let back = IndexPQFastScan::from_bytes(&fs.to_bytes().unwrap()).unwrap();
+        assert_eq!(back.ntotal(), 45);
+        assert_eq!(back.metric(), Metric::InnerProduct);
+        assert_eq!(back.codes(), fs.codes());
+        assert_eq!(
+            back.search(&x[..30], 4, 2, &ctl).unwrap(),
+            fs.search(&x[..30], 4, 2, &ctl).unwrap()
+        );
+        // a file whose blocks do not match ntotal, or with another block size, is refused
+        let bad = |ntotal: u64, bbs: u64| {
+            let mut w = FileWriter::new(IndexPQFastScan::KIND);
+            fs.pq.write_meta(&mut w);
+            w.meta_str("metric", "ip")
+                .meta_u64("ntotal", ntotal)
+                .meta_u64("bbs", bbs)
+                .section_u8("blocks", fs.blocks());
+            let e = IndexPQFastScan::from_bytes(&w.to_bytes().unwrap()).unwrap_err();
+            assert!(matches!(e, Error::Format(_)), "{e}");
+            e.to_string()
+        };
+        let m = bad(70, 32);
+        assert!(m.contains("section 'blocks'"), "{m}");
+        let m = bad(45, 64);
+        assert!(m.contains("bbs"), "{m}");
     }
 }
