@@ -284,3 +284,26 @@ def test_refine_with_every_candidate_is_exact_search() -> None:
     dg, ig = ref.search(q, 5)
     np.testing.assert_array_equal(ig, iw)
     np.testing.assert_allclose(dg, dw, rtol=1e-4)
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip"])
+def test_refine_on_empty_index_pads_and_reconstruct_checks_the_id(metric: str) -> None:
+    d = 8
+    base = quanta.IndexPQ(d, 2, 4, metric=metric)
+    base.train(_gauss(700, d, 17), niter=3)
+    ref = quanta.IndexRefineFlat(base)
+    dd, ii = ref.search(_gauss(3, d, 18), 4)
+    assert dd.shape == (3, 4) and dd.dtype == np.float32 and ii.dtype == np.int64
+    assert (ii == -1).all()
+    assert (np.isneginf(dd) if metric == "ip" else np.isposinf(dd)).all()
+    dd, ii = ref.search(np.zeros((0, d), np.float32), 2)
+    assert dd.shape == (0, 2) and ii.shape == (0, 2)
+    with pytest.raises(quanta.InvalidArgumentError, match="i="):
+        ref.reconstruct(0)
+    ref.add(_gauss(2, d, 19))
+    with pytest.raises(quanta.InvalidArgumentError, match="i must be in"):
+        ref.reconstruct(2)
+    with pytest.raises(quanta.DTypeError, match="i must be an int"):
+        ref.reconstruct(1.0)  # type: ignore[arg-type]
+    ref.reset()
+    assert (ref.search(_gauss(1, d, 18), 1)[1] == -1).all()

@@ -293,7 +293,10 @@ class IndexRefineFlat:
 
     def reconstruct(self, i: int) -> npt.NDArray[np.float32]:
         """The stored raw vector of id ``i``."""
-        row: npt.NDArray[np.float32] = self._xb[as_int(i, "i", 0, max(self.ntotal - 1, 0))]
+        if self.ntotal == 0:
+            as_int(i, "i", 0, 2**63 - 1)  # type check first: a bad type is a DTypeError
+            raise InvalidArgumentError(f"i={i} is out of range: the index is empty (ntotal=0)")
+        row: npt.NDArray[np.float32] = self._xb[as_int(i, "i", 0, self.ntotal - 1)]
         return row.copy()
 
     def reset(self) -> None:
@@ -308,12 +311,16 @@ class IndexRefineFlat:
         kf = self._k_factor if k_factor is None else _k_factor(k_factor)
         qs = as_float_matrix(q, "queries", self.d, allow_1d=True, allow_empty=True)
         kk = k * kf
+        ip = self.metric == "ip"
+        if self.ntotal == 0:  # nothing stored: all padding, like faiss
+            nq = qs.shape[0]
+            pad = np.full((nq, k), -np.inf if ip else np.inf, dtype=np.float32)
+            return pad, np.full((nq, k), -1, dtype=np.int64)
         if isinstance(self.base_index, IndexPQFastScan):
             _, cand = self.base_index.search(qs, kk, k_factor=1)
         else:
             _, cand = self.base_index.search(qs, kk)
         valid = cand >= 0
-        ip = self.metric == "ip"
         key = np.empty(cand.shape, dtype=np.float32)
         # exact distances of the candidates, a slab of queries at a time (bounded memory)
         step = max(1, (1 << 22) // max(1, kk * self.d))
