@@ -307,3 +307,35 @@ def test_refine_on_empty_index_pads_and_reconstruct_checks_the_id(metric: str) -
         ref.reconstruct(1.0)  # type: ignore[arg-type]
     ref.reset()
     assert (ref.search(_gauss(1, d, 18), 1)[1] == -1).all()
+
+
+def test_factory_opq_refine_ip_reranks_by_inner_product() -> None:
+    d = 16
+    x = _gauss(1000, d, 20)
+    q = _gauss(7, d, 21)
+    idx = quanta.index_factory(d, "OPQ4,PQ4x4,RFlat", metric="ip")
+    assert isinstance(idx, quanta.IndexRefineFlat) and idx.metric == "ip"
+    assert idx.base_index.metric == "ip"
+    idx.train(x)
+    idx.add(x[:50])
+    idx.k_factor = 50  # every stored vector is a candidate: the exact inner-product ranking
+    dd, ii = idx.search(q, 5)
+    exact = q @ x[:50].T
+    want = np.argsort(-exact, axis=1, kind="stable")[:, :5]
+    np.testing.assert_array_equal(ii, want)
+    np.testing.assert_allclose(dd, np.take_along_axis(exact, want, 1), rtol=1e-5, atol=1e-5)
+
+
+def test_refine_needs_a_base_index_with_a_metric() -> None:
+    class NoMetric:
+        d, ntotal = 8, 0
+
+        def add(self, x: np.ndarray) -> None: ...
+
+        def search(self, q: np.ndarray, k: int) -> None: ...
+
+    with pytest.raises(quanta.DTypeError, match="metric"):
+        quanta.IndexRefineFlat(NoMetric())
+    opq = quanta.OPQMatrix(8, 2)
+    with pytest.raises(quanta.DTypeError, match="no metric"):
+        quanta.IndexRefineFlat(quanta.IndexPreTransform(opq, NoMetric()))

@@ -243,7 +243,18 @@ class IndexRefineFlat:
                 "base_index must be empty: IndexRefineFlat needs the raw vectors of every "
                 f"stored id, got an index with ntotal={base_index.ntotal}"
             )
+        metric = getattr(base_index, "metric", None)
+        if not isinstance(metric, str):
+            raise DTypeError(
+                "base_index must have a metric ('l2' or 'ip') to re-rank by, "
+                f"got {type(base_index).__name__} without one"
+            )
+        if metric not in ("l2", "ip"):
+            raise InvalidArgumentError(
+                f"base_index metric must be 'l2' or 'ip' to re-rank by, got {metric!r}"
+            )
         self.base_index = base_index
+        self._metric = metric
         self._k_factor = _k_factor(k_factor)
         self._xb = np.zeros((0, int(base_index.d)), dtype=np.float32)
 
@@ -255,7 +266,7 @@ class IndexRefineFlat:
     @property
     def metric(self) -> str:
         """The base index's metric ('l2' or 'ip')."""
-        return str(getattr(self.base_index, "metric", "l2"))
+        return self._metric
 
     @property
     def ntotal(self) -> int:

@@ -142,6 +142,14 @@ class IndexPreTransform:
         return self.transform.d_in
 
     @property
+    def metric(self) -> str:
+        """The wrapped index's metric ('l2' or 'ip'; an orthogonal transform preserves both)."""
+        metric = getattr(self.index, "metric", None)
+        if metric is None:
+            raise DTypeError(f"the wrapped index {type(self.index).__name__} has no metric")
+        return str(metric)
+
+    @property
     def ntotal(self) -> int:
         """Vectors in the wrapped index."""
         return int(self.index.ntotal)
