@@ -30,7 +30,8 @@ pub struct IndexPQFastScan {
     blocks: SharedSlice<u8>,
 }
 
-fn check_pq(pq: &ProductQuantizer) -> Result<()> {
+/// The quantizer constraints of every fast-scan index: 4-bit codes, `padded_m(M) <= MAX_M2`.
+pub(crate) fn check_pq(pq: &ProductQuantizer) -> Result<()> {
     if pq.nbits() != 4 {
         return Err(Error::invalid(format!(
             "fast scan needs nbits=4 (16 centroids per sub-quantizer), got nbits={}",

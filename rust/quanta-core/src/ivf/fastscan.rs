@@ -18,6 +18,7 @@ use crate::control::Control;
 use crate::distance::Metric;
 use crate::error::{Error, Result};
 use crate::fastscan::{pack_codes, packed_len, scan_blocks, BlockSink, QuantizedLuts};
+use crate::index::pq_fastscan::check_pq;
 use crate::index::SearchResult;
 use crate::io::{FileReader, FileWriter, Persist};
 use crate::kernels::pq::{adc_block, TABLE_STRIDE};
@@ -51,6 +52,7 @@ impl IndexIVFPQFastScan {
         by_residual: bool,
     ) -> Result<Self> {
         let inner = IndexIVFPQ::new(d, nlist, m, 4, metric, by_residual)?;
+        check_pq(inner.pq())?;
         Ok(Self::wrap(inner))
     }
 
@@ -62,12 +64,7 @@ impl IndexIVFPQFastScan {
         metric: Metric,
         by_residual: bool,
     ) -> Result<Self> {
-        if pq.nbits() != 4 {
-            return Err(Error::invalid(format!(
-                "fast scan needs a 4-bit quantizer, got nbits={}",
-                pq.nbits()
-            )));
-        }
+        check_pq(&pq)?;
         let inner = IndexIVFPQ::from_parts(coarse, nlist, pq, metric, by_residual)?;
         Ok(Self::wrap(inner))
     }
@@ -371,12 +368,8 @@ impl Persist for IndexIVFPQFastScan {
 
     fn from_file(r: &FileReader) -> Result<Self> {
         let inner = IndexIVFPQ::read_parts(r, "IndexIVFPQFastScan")?;
-        if inner.pq().nbits() != 4 {
-            return Err(r.err(format!(
-                "metadata 'nbits' is {}, a fast-scan index has 4",
-                inner.pq().nbits()
-            )));
-        }
+        // a file must never reach the kernels' size asserts: same checks as the constructors
+        check_pq(inner.pq()).map_err(|e| r.err(e))?;
         let kf = r.meta_usize("k_factor")?;
         if kf == 0 {
             return Err(r.err("metadata 'k_factor' is 0"));

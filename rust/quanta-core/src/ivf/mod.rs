@@ -441,6 +441,14 @@ impl<T: Element> IvfBase<T> {
         let metric = r.meta_str("metric")?;
         let metric = Metric::parse(metric)
             .map_err(|_| r.err(format!("metadata 'metric' is {metric:?}, not 'l2' or 'ip'")))?;
+        // bound the nlist-sized allocations by what the file really holds before making them
+        let n_offsets = r.section_u64("list_offsets")?.len();
+        if nlist.checked_add(1) != Some(n_offsets) {
+            return Err(r.err(format!(
+                "metadata 'nlist' is {nlist} but section 'list_offsets' holds {n_offsets} \
+                 entries (expected nlist + 1)"
+            )));
+        }
         let mut base = IvfBase::new(d, nlist, metric, code_len(d), name).map_err(|e| r.err(e))?;
         let coarse = r.section_f32("coarse")?;
         if !coarse.is_empty() {

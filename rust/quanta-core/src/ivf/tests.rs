@@ -281,3 +281,30 @@ fn fastscan_reranked_equals_ivfpq_4bit_and_approx_is_close() {
         fs.search(&q, k, nprobe, None, &Control::new()).unwrap()
     );
 }
+
+#[test]
+fn a_checksummed_file_with_a_huge_nlist_is_a_format_error() {
+    // every CRC is valid: only the nlist-vs-sections check stands between this file and an
+    // nlist-sized allocation (or an `nlist + 1` overflow)
+    use crate::io::FileWriter;
+    for nlist in [1u64 << 40, u64::MAX] {
+        let mut w = FileWriter::new("IndexIVFFlat");
+        w.meta_u64("d", 4)
+            .meta_u64("nlist", nlist)
+            .meta_str("metric", "l2")
+            .meta_u64("ntotal", 0)
+            .section_f32("coarse", &[])
+            .section_owned("list_offsets", vec![0u64])
+            .section_owned("list_codes", Vec::<f32>::new())
+            .section_owned("list_ids", Vec::<i64>::new());
+        let bytes = w.to_bytes().unwrap();
+        let err = IndexIVFFlat::from_bytes(&bytes).unwrap_err().to_string();
+        assert!(err.contains("nlist"), "{err}");
+    }
+}
+
+#[test]
+fn fastscan_ivf_rejects_more_than_max_m2_subquantizers() {
+    let err = IndexIVFPQFastScan::new(512, 4, 512, Metric::L2, true).unwrap_err();
+    assert!(err.to_string().contains("M <="), "{err}");
+}
