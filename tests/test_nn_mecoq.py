@@ -432,3 +432,47 @@ def test_bad_input_raises_typed_errors(tmp_path: Path) -> None:
     quanta.nn.save_checkpoint(other, "greedyhash", {}, {})
     with pytest.raises(quanta.FormatError, match="expected 'mecoq'"):
         MeCoQ.load(other)
+
+
+def test_image_model_accepts_4d_numpy_and_tensor_images() -> None:
+    torch.manual_seed(0)
+    cfg: dict[str, Any] = {
+        "encoder": "cnn",
+        "input": "image",
+        "d_in": 784,
+        "enc_dim": 8,
+        "hidden": 16,
+        "n_hidden": 1,
+        "feat_dim": 4,
+        "M": 2,
+        "ksub": 4,
+        "alpha": 10.0,
+        "learn_codebooks": True,
+        "pixel_scale": 1 / 255,
+    }
+    model = MeCoQ(cfg).eval()
+    imgs = np.random.default_rng(0).integers(0, 256, size=(5, 1, 28, 28)).astype(np.uint8)
+    flat = imgs.reshape(5, 784)
+    want = model.encode(flat)
+    np.testing.assert_array_equal(model.encode(imgs), want)
+    np.testing.assert_array_equal(model.encode(torch.from_numpy(imgs)), want)
+    assert tuple(model.check_input(imgs.tolist()).shape) == (5, 784)
+    with pytest.raises(quanta.ShapeError, match="x has 812 columns, expected d=784"):
+        model.check_input(np.zeros((2, 1, 28, 29), np.float32))
+    vec = _vector_model()  # vector input: 4-D stays an error
+    with pytest.raises(quanta.ShapeError, match="2-D"):
+        vec.check_input(np.zeros((2, 1, 3, 4), np.float32))
+
+
+def test_as_float_tensor_rejects_non_real_and_empty_tensors() -> None:
+    from quanta.nn._common import as_float_tensor
+
+    for bad in (torch.zeros(3, 4, dtype=torch.complex64), torch.zeros(3, 4, dtype=torch.bool)):
+        with pytest.raises(quanta.DTypeError, match="x must hold real numbers"):
+            as_float_tensor(bad, "x")
+    with pytest.raises(quanta.ShapeError, match="x has 0 columns"):
+        as_float_tensor(torch.zeros(3, 0), "x")
+    with pytest.raises(quanta.ShapeError, match="x is empty"):
+        as_float_tensor(torch.zeros(0, 4), "x")
+    t = as_float_tensor(torch.arange(6, dtype=torch.int16).reshape(2, 3), "x", 3)
+    assert t.dtype == torch.float32 and t.tolist() == [[0, 1, 2], [3, 4, 5]]

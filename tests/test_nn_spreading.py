@@ -361,3 +361,11 @@ def test_training_runs_on_cuda() -> None:
     cat = train_catalyzer(x, 8, device="cuda", **TINY)
     z = cat.embed(x)
     np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_mining_helpers_accept_cuda_tensors() -> None:
+    x = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
+    xc = torch.from_numpy(x).cuda()
+    np.testing.assert_array_equal(knn_positives(xc, 3), knn_positives(x, 3))
+    np.testing.assert_array_equal(rank_negatives(xc, xc, 5), rank_negatives(x, x, 5))

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .._validation import as_float_matrix
-from ..exceptions import FormatError, InvalidArgumentError
+from ..exceptions import DTypeError, FormatError, InvalidArgumentError
 
 __all__ = [
     "as_float_tensor",
@@ -65,13 +65,23 @@ def seed_everything(seed: int) -> torch.Generator:
     return g
 
 
+_INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
 def as_float_tensor(
     x: Any, name: str, d: int | None = None, *, device: torch.device | None = None
 ) -> torch.Tensor:
-    """``x`` (numpy array or tensor) as a float32 ``(n, d)`` tensor, NaN/Inf rejected by name."""
+    """``x`` (numpy array or tensor) as a float32 ``(n, d)`` tensor, NaN/Inf rejected by name.
+
+    A tensor stays on its device (use ``.cpu()`` before ``.numpy()``). Tensors must hold real
+    numbers (floating or integer): complex, bool and other dtypes are a ``DTypeError``.
+    """
     if isinstance(x, torch.Tensor):
         t = x.detach()
-        if t.dim() != 2 or (d is not None and t.shape[1] != d) or t.shape[0] == 0:
+        if not (t.is_floating_point() or t.dtype in _INTEGER_DTYPES):  # complex, bool, ...
+            raise DTypeError(f"{name} must hold real numbers, got tensor dtype {t.dtype}")
+        bad_shape = t.dim() != 2 or (d is not None and t.shape[1] != d)
+        if bad_shape or t.shape[0] == 0 or t.shape[1] == 0:
             as_float_matrix(t.cpu(), name, d)  # raises the policy's ShapeError
         t = t.to(torch.float32)
     else:

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import metrics
+from .._validation import _to_numpy
 from ..exceptions import DTypeError, InvalidArgumentError, ShapeError
 from ..pq import IndexPQ, ProductQuantizer
 from ._common import (
@@ -425,9 +426,14 @@ class MeCoQ(nn.Module):
         return self.pq.raw_codebooks.device
 
     def check_input(self, x: Any, name: str = "x") -> torch.Tensor:
-        """``x`` as a float32 tensor on the CPU with the model's input width (typed errors)."""
-        if isinstance(x, torch.Tensor) and x.dim() == 4 and self.config["input"] == "image":
-            x = x.reshape(x.shape[0], -1)
+        """``x`` as a float32 ``(n, d_in)`` tensor (typed errors). A tensor stays on its device;
+        anything else (numpy, lists) becomes a CPU tensor. For ``input="image"`` 4-D input
+        ``(n, 1, 28, 28)`` (tensor or array-like) is flattened to ``(n, 784)``."""
+        if self.config["input"] == "image":
+            if not isinstance(x, torch.Tensor):
+                x = _to_numpy(x, name)
+            if x.ndim == 4:
+                x = x.reshape(x.shape[0], -1)
         return as_float_tensor(x, name, self.config["d_in"])
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:

@@ -263,7 +263,7 @@ def knn_positives(x: Any, k: int = 10, include_self: bool = False) -> I64:
     ``include_self=False`` (quanta default) drops each row's own id (the released code keeps it:
     rank 0 is then usually the anchor itself, ``include_self=True`` reproduces that).
     """
-    xs = as_float_tensor(x, "x").numpy()
+    xs = as_float_tensor(x, "x").cpu().numpy()
     n = xs.shape[0]
     k = positive_int(k, "k")
     kk = k if include_self else k + 1
@@ -291,8 +291,8 @@ def rank_negatives(z: Any, z_db: Any | None = None, rank: int = 50) -> I64:
     ``z_db`` may be the quantized outputs (negatives mined against the codes). With fewer than
     ``rank`` database rows the last one found is used.
     """
-    zs = as_float_tensor(z, "z").numpy()
-    db = zs if z_db is None else as_float_tensor(z_db, "z_db", zs.shape[1]).numpy()
+    zs = as_float_tensor(z, "z").cpu().numpy()
+    db = zs if z_db is None else as_float_tensor(z_db, "z_db", zs.shape[1]).cpu().numpy()
     rank = positive_int(rank, "rank")
     index = IndexFlat(zs.shape[1])
     index.add(db)
