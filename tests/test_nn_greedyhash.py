@@ -313,3 +313,26 @@ def test_bad_input_errors() -> None:
         HashRetriever("model")  # type: ignore[arg-type]
     with pytest.raises(quanta.InvalidArgumentError, match="classifier"):
         GreedyHash(12, 16).logits(torch.ones(1, 16))
+
+
+@pytest.mark.parametrize("backbone", ["none", "mlp"])
+def test_unfitted_input_statistics_are_not_trained_errors(backbone: str) -> None:
+    x, _ = _blobs()
+    kwargs = {"feat_dim": 8, "hidden": 8, "n_hidden": 1} if backbone != "none" else {}
+    model = GreedyHash(12, 16, backbone=backbone, **kwargs)
+    for call in (model.project, model.encode):
+        with pytest.raises(quanta.NotTrainedError, match="input statistics were never fitted"):
+            call(x)
+    model.fit_input_stats(torch.from_numpy(x))
+    assert model.encode(x).shape == (len(x), 2)
+    # the trainers fit the statistics themselves
+    fresh = GreedyHash(12, 16, backbone=backbone, **kwargs)
+    train_greedyhash_unsupervised(fresh, x, epochs=1, batch_size=16, seed=0, device="cpu")
+    assert fresh.encode(x).shape == (len(x), 2)
+
+
+def test_cnn_model_needs_no_input_statistics() -> None:
+    seed_everything(0)
+    model = GreedyHash(784, 8, backbone="cnn", feat_dim=8)
+    x = np.random.default_rng(0).integers(0, 256, (3, 784)).astype(np.float32)
+    assert model.encode(x).shape == (3, 1)

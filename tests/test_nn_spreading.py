@@ -155,6 +155,8 @@ def test_rank_negatives_take_the_kth_output_neighbour() -> None:
 def test_catalyzer_outputs_unit_rows_and_checks_input() -> None:
     cat = Catalyzer(12, 8, hidden=16)
     x = blobs(50)
+    with pytest.raises(quanta.NotTrainedError, match="input normalization was never fitted"):
+        cat.embed(x)
     cat.fit_input_normalization(x)
     out = cat(torch.from_numpy(x))  # train mode
     np.testing.assert_allclose(out.norm(dim=1).detach().numpy(), 1.0, atol=1e-5)

@@ -281,7 +281,16 @@ class GreedyHash(nn.Module):
 
     @torch.no_grad()
     def project(self, x: Any, batch_size: int = 4096) -> npt.NDArray[np.float32]:
-        """Pre-sign activations ``h`` of ``x`` ``(n, d_in)`` (eval mode) as float32 numpy."""
+        """Pre-sign activations ``h`` of ``x`` ``(n, d_in)`` (eval mode) as float32 numpy.
+
+        ``"mlp"``/``"none"`` models need their input statistics (fitted by the trainers or
+        :meth:`fit_input_stats`, or loaded): otherwise a :class:`~quanta.NotTrainedError`."""
+        if self.backbone_name != "cnn" and not bool(self.stats_fitted):
+            raise NotTrainedError(
+                f"GreedyHash (backbone={self.backbone_name!r}): input statistics were never "
+                "fitted; train it (train_greedyhash, train_greedyhash_unsupervised) or call "
+                "fit_input_stats first"
+            )
         t = as_float_tensor(x, "x", self.d_in)
         batch_size = positive_int(batch_size, "batch_size")
         was_training = self.training

@@ -162,7 +162,16 @@ class Catalyzer(nn.Module):
 
     @torch.no_grad()
     def embed(self, x: Any, batch_size: int = 4096) -> F32:
-        """Unit rows ``(n, d_out)`` float32 of ``x`` (checked: shape, NaN/Inf), in eval mode."""
+        """Unit rows ``(n, d_out)`` float32 of ``x`` (checked: shape, NaN/Inf), in eval mode.
+
+        Needs the input normalization (fitted by :func:`train_catalyzer` or
+        :meth:`fit_input_normalization`, or loaded): otherwise a :class:`~quanta.NotTrainedError`.
+        """
+        if not self.is_fitted:
+            raise NotTrainedError(
+                "Catalyzer.embed: the input normalization was never fitted; train the "
+                "catalyzer (train_catalyzer) or call fit_input_normalization first"
+            )
         t = as_float_tensor(x, "x", self.d_in)
         batch_size = positive_int(batch_size, "batch_size")
         was_training = self.training
