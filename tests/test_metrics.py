@@ -141,9 +141,9 @@ def test_bad_input() -> None:
     ids = np.array([[0, 1]])
     with pytest.raises(quanta.ShapeError):
         metrics.recall_at(ids, np.array([[0], [1]]), 1)
-    with pytest.raises(quanta.InvalidArgumentError, match="r"):
+    with pytest.raises(quanta.InvalidArgumentError, match=r"^r must be in 1\.\.=2, got 3$"):
         metrics.recall_at(ids, ids, 3)
-    with pytest.raises(quanta.InvalidArgumentError, match="n"):
+    with pytest.raises(quanta.InvalidArgumentError, match=r"^n must be in 1\.\.=1, got 2$"):
         metrics.recall_at(ids, ids, 1, n=2)
     with pytest.raises(quanta.DTypeError):
         metrics.recall_at(ids.astype(np.float32), ids, 1)
@@ -153,7 +153,7 @@ def test_bad_input() -> None:
         metrics.precision_at(np.array([[10]]), np.array([0]), DB_LABELS, 1)
     with pytest.raises(quanta.ShapeError, match="query_labels"):
         metrics.precision_at(ids, np.array([0, 1]), DB_LABELS, 1)
-    with pytest.raises(quanta.InvalidArgumentError, match="k"):
+    with pytest.raises(quanta.InvalidArgumentError, match=r"^k must be in 1\.\.=2, got 0$"):
         metrics.mean_average_precision(ids, np.array([0]), DB_LABELS, 0)
 
 
@@ -170,8 +170,11 @@ def test_named_recall_functions() -> None:
     assert metrics.recall_at_r(ids, gt, 3) == 1.0
     # k-recall@k is the intersection recall: 2-recall@2 = (2 + 1) / 4
     assert metrics.k_recall_at_k(ids, gt, 2) == pytest.approx(0.75)
-    assert metrics.k_recall_at_k(ids, gt, 1) == metrics.recall_at_r(ids, gt, 1)
-    assert metrics.k_recall_at_k(ids, gt, 3) == metrics.recall_at(ids, gt, 3, n=3)
+    # 1-recall@1: neither first result is the first neighbour
+    assert metrics.k_recall_at_k(ids, gt, 1) == 0.0
+    # 3-recall@3: {3, 1, 9} ∩ {1, 3, 2} = 2 and {0, 5, 4} ∩ {4, 0, 6} = 2, out of 6
+    assert metrics.k_recall_at_k(ids, gt, 3) == pytest.approx(4 / 6)
+    assert metrics.recall_at(ids, gt, 3, n=3) == pytest.approx(4 / 6)
 
 
 def test_padded_ground_truth_never_matches_padded_results() -> None:
@@ -188,14 +191,13 @@ def test_map_at_k_none_is_map_at_all_and_matches_old_name() -> None:
     ap0 = (1 + 2 / 3 + 3 / 5) / 3
     ap1 = (1 / 2 + 2 / 3 + 3 / 5) / 3
     assert metrics.map_at_k(ids, ql, DB_LABELS) == pytest.approx((ap0 + ap1 + 1) / 3)
-    assert metrics.map_at_k(ids, ql, DB_LABELS, None) == metrics.mean_average_precision(
-        ids, ql, DB_LABELS
-    )
+    assert metrics.map_at_k(ids, ql, DB_LABELS, None) == pytest.approx((ap0 + ap1 + 1) / 3)
+    assert metrics.mean_average_precision(ids, ql, DB_LABELS) == pytest.approx((ap0 + ap1 + 1) / 3)
     assert metrics.map_at_k(ids, ql, DB_LABELS, 2) == pytest.approx((1 + 0.5 + 1) / 3)
-    assert metrics.precision_at_k(ids, ql, DB_LABELS, 3) == metrics.precision_at(
-        ids, ql, DB_LABELS, 3
-    )
-    with pytest.raises(quanta.InvalidArgumentError, match="k"):
+    # P@3: labels of the first 3 results [0, 1, 0], [1, 0, 0], [2, 1, 1] -> 2/3, 2/3, 1/3
+    assert metrics.precision_at_k(ids, ql, DB_LABELS, 3) == pytest.approx(5 / 9)
+    assert metrics.precision_at(ids, ql, DB_LABELS, 3) == pytest.approx(5 / 9)
+    with pytest.raises(quanta.InvalidArgumentError, match=r"^k must be in 1\.\.=5, got 6$"):
         metrics.map_at_k(ids, ql, DB_LABELS, 6)  # never silently mAP@all (§7.4 pitfall 4)
 
 

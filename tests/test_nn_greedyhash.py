@@ -210,7 +210,8 @@ def test_encode_then_pack_matches_the_sign_rule(backbone: str) -> None:
     codes = model.encode(x, batch_size=4)  # several batches
     assert codes.dtype == np.uint8 and codes.shape == (9, 3)
     h = model.project(x)
-    np.testing.assert_array_equal(codes, quanta.pack_bits(h > 0))
+    # packed by hand: bit = h > 0, code bit 8i + j is bit j (LSB first) of byte i
+    np.testing.assert_array_equal(codes, np.packbits(h > 0, axis=1, bitorder="little"))
     with torch.no_grad():
         _, b = model(torch.from_numpy(x))
     np.testing.assert_array_equal(quanta.unpack_bits(codes, 24), b.numpy())
