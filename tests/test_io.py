@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 import zlib
 from pathlib import Path
 
@@ -228,3 +229,23 @@ def test_core_entry_points_accept_pathlike(tmp_path: Path) -> None:
     back = _core.IndexFlat.read(tmp_path / "core.qnt", mmap=True)
     assert back.ntotal == 4 and back.is_mapped
     assert _core.read_index_kind(str(tmp_path / "core.qnt")) == "IndexFlat"
+
+
+def test_fastscan_k_factor_is_saved_with_the_index(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((600, 16)).astype(np.float32)
+    idx = quanta.IndexPQFastScan(16, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idx.train(x, niter=3)
+    idx.add(x)
+    idx.k_factor = 7
+    path = tmp_path / "fs.qnt"
+    quanta.write_index(idx, path)
+    for mmap in (False, True):
+        back = quanta.read_index(path, mmap=mmap)
+        assert isinstance(back, quanta.IndexPQFastScan)
+        assert back.k_factor == 7
+        np.testing.assert_array_equal(back.search(x[:5], 3)[1], idx.search(x[:5], 3)[1])
+    with pytest.raises(quanta.InvalidArgumentError, match="k_factor"):
+        idx.k_factor = 0

@@ -71,7 +71,6 @@ class IndexPQFastScan:
                 f"fast scan needs nbits=4 (16 centroids per sub-quantizer), got nbits={nbits}"
             )
         self._index = _core.IndexPQFastScan(d, M, nbits, _check_metric(metric))
-        self._k_factor = DEFAULT_K_FACTOR
 
     @classmethod
     def from_pq(cls, pq: ProductQuantizer, metric: str = "l2") -> IndexPQFastScan:
@@ -82,7 +81,6 @@ class IndexPQFastScan:
             raise DTypeError(f"pq must be a quanta.ProductQuantizer, got {type(pq).__name__}")
         obj = cls.__new__(cls)
         obj._index = _core.IndexPQFastScan.from_pq(pq._pq, _check_metric(metric))
-        obj._k_factor = DEFAULT_K_FACTOR
         return obj
 
     @property
@@ -125,12 +123,13 @@ class IndexPQFastScan:
 
     @property
     def k_factor(self) -> int:
-        """Re-ranking factor used when :meth:`search` gets none (1: no re-ranking)."""
-        return self._k_factor
+        """Re-ranking factor used when :meth:`search` gets none (1: no re-ranking); saved
+        with the index by :func:`quanta.write_index`."""
+        return self._index.k_factor
 
     @k_factor.setter
     def k_factor(self, value: Any) -> None:
-        self._k_factor = _k_factor(value)
+        self._index.k_factor = _k_factor(value)
 
     def __len__(self) -> int:
         return self._index.ntotal
@@ -183,7 +182,7 @@ class IndexPQFastScan:
         """k nearest codes of each query (a 1-D query is one query); ``k_factor`` overrides
         :attr:`k_factor` for this call."""
         k = positive_int(k, "k")
-        kf = self._k_factor if k_factor is None else _k_factor(k_factor)
+        kf = self._index.k_factor if k_factor is None else _k_factor(k_factor)
         qs = as_float_matrix(q, "queries", self.d, allow_1d=True, allow_empty=True)
         return self._index.search(
             qs, k, kf, progress=make_progress(verbose, "IndexPQFastScan search")
@@ -209,7 +208,6 @@ class IndexPQFastScan:
     def _read_index(cls, path: str, mmap: bool) -> IndexPQFastScan:
         obj = cls.__new__(cls)
         obj._index = _core.IndexPQFastScan.read(path, mmap)
-        obj._k_factor = DEFAULT_K_FACTOR
         return obj
 
     def __repr__(self) -> str:

@@ -6,20 +6,13 @@ use crate::arrays::{
 };
 use crate::errors::{new_err, CoreResultExt, Kind};
 use crate::gil::run_released;
-use crate::indexes::positive_k;
+use crate::indexes::{positive, positive_k};
 use numpy::{PyArray1, PyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use quanta_core::binary::{self, Itq, Lsh, Projection};
 use quanta_core::index::IndexBinaryFlat;
 use quanta_core::io::Persist;
 use std::path::PathBuf;
-
-fn positive(v: i64, arg: &str) -> PyResult<usize> {
-    if v < 1 {
-        return Err(new_err(Kind::Value, format!("{arg} must be >= 1, got {v}")));
-    }
-    Ok(v as usize)
-}
 
 /// (distances (nq, k) int32, ids (nq, k) int64).
 type BinarySearchOut<'py> = (Bound<'py, PyArray2<i32>>, Bound<'py, PyArray2<i64>>);

@@ -3,16 +3,10 @@
 use crate::arrays::{check_dim, f32_matrix, f32_vector, matrix_f32};
 use crate::errors::{new_err, CoreResultExt, Kind};
 use crate::gil::run_released;
+use crate::indexes::positive;
 use numpy::{PyArray1, PyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use quanta_core::kmeans::{self, Init, KMeansParams};
-
-fn positive(v: i64, arg: &str) -> PyResult<usize> {
-    if v < 1 {
-        return Err(new_err(Kind::Value, format!("{arg} must be >= 1, got {v}")));
-    }
-    Ok(v as usize)
-}
 
 type KMeansOut<'py> = (
     Bound<'py, PyArray2<f32>>,

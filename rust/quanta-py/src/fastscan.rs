@@ -3,7 +3,7 @@
 use crate::arrays::{check_dim, f32_matrix, matrix_f32, matrix_i64, matrix_u8, u8_matrix};
 use crate::errors::{new_err, CoreResultExt, Kind};
 use crate::gil::run_released;
-use crate::indexes::{positive_k, SearchOut};
+use crate::indexes::{positive, positive_k, SearchOut};
 use crate::pq::{nonneg, train_released, PyProductQuantizer};
 use numpy::{PyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -63,6 +63,16 @@ impl PyIndexPQFastScan {
     #[getter]
     fn is_trained(&self) -> bool {
         self.inner.is_trained()
+    }
+    /// Re-ranking factor used when `search` gets none; saved with the index.
+    #[getter]
+    fn k_factor(&self) -> usize {
+        self.inner.k_factor
+    }
+    #[setter(k_factor)]
+    fn set_k_factor(&mut self, v: i64) -> PyResult<()> {
+        self.inner.k_factor = positive(v, "k_factor")?;
+        Ok(())
     }
 
     /// A copy of the codec.
@@ -143,18 +153,13 @@ impl PyIndexPQFastScan {
         progress: Option<Py<PyAny>>,
     ) -> PyResult<SearchOut<'py>> {
         let k = positive_k(k)?;
-        if k_factor < 1 {
-            return Err(new_err(
-                Kind::Value,
-                format!("k_factor must be >= 1, got {k_factor}"),
-            ));
-        }
+        let k_factor = positive(k_factor, "k_factor")?;
         let q = f32_matrix(queries, "queries")?;
         check_dim(&q, self.inner.d(), "queries")?;
         let nq = q.shape()[0];
         let qs = q.as_slice()?;
         let inner = &self.inner;
-        let kf = k_factor as usize;
+        let kf = k_factor;
         let (d, i) = run_released(py, progress, |ctl| inner.search(qs, k, kf, ctl))?;
         Ok((matrix_f32(py, d, nq, k)?, matrix_i64(py, i, nq, k)?))
     }

@@ -13,11 +13,16 @@ use std::path::PathBuf;
 /// Result of a search: (distances (nq, k) float32, ids (nq, k) int64).
 pub type SearchOut<'py> = (Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<i64>>);
 
-pub fn positive_k(k: i64) -> PyResult<usize> {
-    if k < 1 {
-        return Err(new_err(Kind::Value, format!("k must be >= 1, got {k}")));
+/// `v` as a count `>= 1`, or a ValueError naming `arg`.
+pub fn positive(v: i64, arg: &str) -> PyResult<usize> {
+    if v < 1 {
+        return Err(new_err(Kind::Value, format!("{arg} must be >= 1, got {v}")));
     }
-    Ok(k as usize)
+    Ok(v as usize)
+}
+
+pub fn positive_k(k: i64) -> PyResult<usize> {
+    positive(k, "k")
 }
 
 /// Exact search over stored float vectors (faiss IndexFlatL2 / IndexFlatIP).

@@ -3,7 +3,7 @@
 use crate::arrays::{check_dim, f32_matrix, i64_vector, matrix_f32, matrix_i64};
 use crate::errors::{new_err, CoreResultExt, Kind};
 use crate::gil::run_released;
-use crate::indexes::{positive_k, SearchOut};
+use crate::indexes::{positive, positive_k, SearchOut};
 use crate::pq::PyProductQuantizer;
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -14,13 +14,6 @@ use quanta_core::ivf::{
 use quanta_core::pq::{PqTrainParams, ProductQuantizer};
 use quanta_core::Metric;
 use std::path::PathBuf;
-
-fn positive(v: i64, arg: &str) -> PyResult<usize> {
-    if v < 1 {
-        return Err(new_err(Kind::Value, format!("{arg} must be >= 1, got {v}")));
-    }
-    Ok(v as usize)
-}
 
 fn bool_vector<'py>(obj: &Bound<'py, PyAny>, arg: &str) -> PyResult<PyReadonlyArray1<'py, bool>> {
     let arr = obj

@@ -28,7 +28,12 @@ pub struct IndexPQFastScan {
     metric: Metric,
     ntotal: usize,
     blocks: SharedSlice<u8>,
+    /// Re-ranking factor callers use when they pass none (saved with the index; 1 = none).
+    pub k_factor: usize,
 }
+
+/// Default re-ranking factor: re-score the best `4·k` with the float ADC tables.
+pub const DEFAULT_K_FACTOR: usize = 4;
 
 /// The quantizer constraints of every fast-scan index: 4-bit codes, `padded_m(M) <= MAX_M2`.
 pub(crate) fn check_pq(pq: &ProductQuantizer) -> Result<()> {
@@ -67,6 +72,7 @@ impl IndexPQFastScan {
             metric,
             ntotal: 0,
             blocks: SharedSlice::new(),
+            k_factor: DEFAULT_K_FACTOR,
         })
     }
 
@@ -320,6 +326,7 @@ impl Persist for IndexPQFastScan {
         w.meta_str("metric", self.metric.name())
             .meta_u64("ntotal", self.ntotal as u64)
             .meta_u64("bbs", BBS as u64)
+            .meta_u64("k_factor", self.k_factor as u64)
             .section_u8("blocks", &self.blocks);
         w
     }
@@ -350,11 +357,16 @@ impl Persist for IndexPQFastScan {
         if n > 0 && !pq.is_trained() {
             return Err(r.err("the index holds codes but its quantizer is not trained"));
         }
+        let k_factor = r.meta_usize("k_factor")?;
+        if k_factor == 0 {
+            return Err(r.err("metadata 'k_factor' is 0"));
+        }
         Ok(IndexPQFastScan {
             pq,
             metric,
             ntotal: n,
             blocks,
+            k_factor,
         })
     }
 }

@@ -39,8 +39,7 @@ pub struct IndexIVFPQFastScan {
     pub k_factor: usize,
 }
 
-/// Default re-ranking factor (as `IndexPQFastScan`).
-pub const DEFAULT_K_FACTOR: usize = 4;
+pub use crate::index::pq_fastscan::DEFAULT_K_FACTOR;
 
 impl IndexIVFPQFastScan {
     /// Empty, untrained index with `M` 4-bit sub-quantizers.
