@@ -244,99 +244,123 @@ impl IndexIVFPQFastScan {
             .for_each(|(i, t)| self.inner.query_rows(&q[i * d..(i + 1) * d], lvl, t, 16));
         let shared = self.inner.precomputed_rows(0).is_none() && !self.by_residual();
         let shared_luts = shared.then(|| QuantizedLuts::new(&qt, nq, m, 16));
-        // invert the probes: for each list, its (query, coarse key) pairs in query order
-        let mut start = vec![0usize; nlist + 1];
-        for &l in probes.ids.iter().filter(|&&l| l >= 0) {
-            start[l as usize + 1] += 1;
-        }
-        for l in 0..nlist {
-            start[l + 1] += start[l];
-        }
-        let mut fill = start.clone();
-        let mut by_list = vec![(0u32, 0f32); start[nlist]];
-        for (p, (&l, &key)) in probes.ids.iter().zip(&probes.dist).enumerate() {
-            if l >= 0 {
-                let l = l as usize;
-                by_list[fill[l]] = ((p / np) as u32, sign * key);
-                fill[l] += 1;
-            }
-        }
-        // runs of consecutive lists of about equal work (codes × queries), a few per thread
-        let lists = self.invlists();
-        let work = |l: usize| (start[l + 1] - start[l]) * (lists.list_len(l) + BBS);
-        let total: usize = (0..nlist).map(work).sum();
-        let threads = crate::threads::num_threads().max(1);
-        let target = total.div_ceil(4 * threads).max(1);
-        let mut runs = Vec::new();
-        let (mut r0, mut acc) = (0, 0);
-        for l in 0..nlist {
-            acc += work(l);
-            if acc >= target {
-                runs.push(r0..l + 1);
-                (r0, acc) = (l + 1, 0);
-            }
-        }
-        if r0 < nlist {
-            runs.push(r0..nlist);
-        }
-        let parts: Vec<Vec<Option<TopK>>> = runs
-            .into_par_iter()
-            .map(|run| -> Result<Vec<Option<TopK>>> {
-                ctl.check()?;
-                let mut heaps: Vec<Option<TopK>> = (0..nq).map(|_| None).collect();
-                let mut luts = QuantizedLuts::new(&qt[..tw], 1, m, 16);
-                let mut small = vec![0f32; tw];
-                let mut sinks: Vec<Sink> = Vec::with_capacity(GROUP);
-                for l in run {
-                    let ids = lists.ids(l);
-                    if ids.is_empty() {
-                        continue;
+        // one pass over the probes `p` with `take(p % np)`: invert them (for each list, its
+        // (query, coarse key) pairs in query order) and scan every list once for its queries
+        let pass =
+            |take: &dyn Fn(usize) -> bool, bounds: &[f32]| -> Result<Vec<Vec<Option<TopK>>>> {
+                let mut start = vec![0usize; nlist + 1];
+                for (p, &l) in probes.ids.iter().enumerate() {
+                    if l >= 0 && take(p % np) {
+                        start[l as usize + 1] += 1;
                     }
-                    let pre = self.inner.precomputed_rows(l);
-                    let tag = rerank.then_some((l as i64) << 32);
-                    for group in by_list[start[l]..start[l + 1]].chunks(GROUP) {
-                        luts.clear();
-                        for &(qi, ck) in group {
-                            let qi = qi as usize;
-                            match &shared_luts {
-                                Some(sl) => luts.push_copy(sl, qi),
-                                None => {
-                                    let t = &qt[qi * tw..(qi + 1) * tw];
-                                    match pre {
-                                        Some(p) => small
-                                            .iter_mut()
-                                            .zip(t.iter().zip(p))
-                                            .for_each(|(a, (b, c))| *a = b + c),
-                                        None => small.copy_from_slice(t),
+                }
+                for l in 0..nlist {
+                    start[l + 1] += start[l];
+                }
+                let mut fill = start.clone();
+                let mut by_list = vec![(0u32, 0f32); start[nlist]];
+                for (p, (&l, &key)) in probes.ids.iter().zip(&probes.dist).enumerate() {
+                    if l >= 0 && take(p % np) {
+                        let l = l as usize;
+                        by_list[fill[l]] = ((p / np) as u32, sign * key);
+                        fill[l] += 1;
+                    }
+                }
+                // runs of consecutive lists of about equal work (codes × queries), a few per thread
+                let lists = self.invlists();
+                let work = |l: usize| (start[l + 1] - start[l]) * (lists.list_len(l) + BBS);
+                let total: usize = (0..nlist).map(work).sum();
+                let threads = crate::threads::num_threads().max(1);
+                let target = total.div_ceil(4 * threads).max(1);
+                let mut runs = Vec::new();
+                let (mut r0, mut acc) = (0, 0);
+                for l in 0..nlist {
+                    acc += work(l);
+                    if acc >= target {
+                        runs.push(r0..l + 1);
+                        (r0, acc) = (l + 1, 0);
+                    }
+                }
+                if r0 < nlist {
+                    runs.push(r0..nlist);
+                }
+                runs.into_par_iter()
+                    .map(|run| -> Result<Vec<Option<TopK>>> {
+                        ctl.check()?;
+                        let mut heaps: Vec<Option<TopK>> = (0..nq).map(|_| None).collect();
+                        let mut luts = QuantizedLuts::new(&qt[..tw], 1, m, 16);
+                        let mut small = vec![0f32; tw];
+                        let mut sinks: Vec<Sink> = Vec::with_capacity(GROUP);
+                        for l in run {
+                            let ids = lists.ids(l);
+                            if ids.is_empty() {
+                                continue;
+                            }
+                            let pre = self.inner.precomputed_rows(l);
+                            let tag = rerank.then_some((l as i64) << 32);
+                            for group in by_list[start[l]..start[l + 1]].chunks(GROUP) {
+                                luts.clear();
+                                for &(qi, ck) in group {
+                                    let qi = qi as usize;
+                                    match &shared_luts {
+                                        Some(sl) => luts.push_copy(sl, qi),
+                                        None => {
+                                            let t = &qt[qi * tw..(qi + 1) * tw];
+                                            match pre {
+                                                Some(p) => small
+                                                    .iter_mut()
+                                                    .zip(t.iter().zip(p))
+                                                    .for_each(|(a, (b, c))| *a = b + c),
+                                                None => small.copy_from_slice(t),
+                                            }
+                                            let key0 = if self.by_residual() { ck } else { 0.0 };
+                                            small[..16].iter_mut().for_each(|v| *v += key0);
+                                            luts.push_table(&small, 16);
+                                        }
                                     }
-                                    let key0 = if self.by_residual() { ck } else { 0.0 };
-                                    small[..16].iter_mut().for_each(|v| *v += key0);
-                                    luts.push_table(&small, 16);
+                                }
+                                for (s, &(qi, _)) in group.iter().enumerate() {
+                                    let heap = heaps[qi as usize].take().unwrap_or_else(|| {
+                                        TopK::with_capacity_hint(hk, usize::MAX)
+                                    });
+                                    sinks.push(Sink {
+                                        heap,
+                                        bound: bounds
+                                            .get(qi as usize)
+                                            .copied()
+                                            .unwrap_or(f32::INFINITY),
+                                        bias: luts.bias(s),
+                                        scale: luts.scale(s),
+                                        ids,
+                                        sel,
+                                        tag,
+                                    });
+                                }
+                                scan_blocks(lvl, &luts, 0, &self.packed[l], ids.len(), &mut sinks);
+                                for (sink, &(qi, _)) in sinks.drain(..).zip(group) {
+                                    heaps[qi as usize] = Some(sink.heap);
                                 }
                             }
                         }
-                        for (s, &(qi, _)) in group.iter().enumerate() {
-                            let heap = heaps[qi as usize]
-                                .take()
-                                .unwrap_or_else(|| TopK::with_capacity_hint(hk, usize::MAX));
-                            sinks.push(Sink {
-                                heap,
-                                bias: luts.bias(s),
-                                scale: luts.scale(s),
-                                ids,
-                                sel,
-                                tag,
-                            });
-                        }
-                        scan_blocks(lvl, &luts, 0, &self.packed[l], ids.len(), &mut sinks);
-                        for (sink, &(qi, _)) in sinks.drain(..).zip(group) {
-                            heaps[qi as usize] = Some(sink.heap);
-                        }
-                    }
-                }
-                Ok(heaps)
+                        Ok(heaps)
+                    })
+                    .collect::<Result<_>>()
+            };
+        // first each query's nearest list (a tight bound early: the batched pass visits a
+        // query's lists in list order, not nearest first), then the others under that bound
+        let mut parts = pass(&|p| p == 0, &[])?;
+        let bounds: Vec<f32> = (0..nq)
+            .map(|i| {
+                parts
+                    .iter()
+                    .filter_map(|h| h[i].as_ref())
+                    .map(|h| h.threshold())
+                    .fold(f32::INFINITY, f32::min)
             })
-            .collect::<Result<_>>()?;
+            .collect();
+        if np > 1 {
+            parts.extend(pass(&|p| p > 0, &bounds)?);
+        }
         let mut dist = vec![0f32; nq * k];
         let mut out_ids = vec![0i64; nq * k];
         dist.par_chunks_mut(k)
@@ -462,6 +486,9 @@ struct FsScanner<'a> {
 /// Candidates of one list into the heap: real ids, or `(list << 32) | offset` when re-ranking.
 struct Sink<'a> {
     heap: TopK,
+    /// Known upper bound on the final threshold (the same query's collector from an earlier
+    /// pass, merged at the end): keys above it can never be returned.
+    bound: f32,
     bias: f32,
     scale: f32,
     ids: &'a [i64],
@@ -472,7 +499,7 @@ struct Sink<'a> {
 impl BlockSink for Sink<'_> {
     #[inline]
     fn threshold(&self) -> u16 {
-        let t = self.heap.threshold();
+        let t = self.heap.threshold().min(self.bound);
         if !t.is_finite() {
             return u16::MAX;
         }
@@ -523,6 +550,7 @@ impl ListScanner for FsScanner<'_> {
         };
         let mut sink = [Sink {
             heap: std::mem::replace(heap, TopK::new(0)),
+            bound: f32::INFINITY,
             bias: luts.bias(0),
             scale: luts.scale(0),
             ids,
