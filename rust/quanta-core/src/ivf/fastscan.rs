@@ -288,8 +288,8 @@ impl IndexIVFPQFastScan {
                     .map(|run| -> Result<Vec<Option<TopK>>> {
                         ctl.check()?;
                         let mut heaps: Vec<Option<TopK>> = (0..nq).map(|_| None).collect();
-                        let mut luts = QuantizedLuts::new(&qt[..tw], 1, m, 16);
                         let mut small = vec![0f32; tw];
+                        let mut luts = QuantizedLuts::new(&small, 1, m, 16);
                         let mut sinks: Vec<Sink> = Vec::with_capacity(GROUP);
                         for l in run {
                             let ids = lists.ids(l);

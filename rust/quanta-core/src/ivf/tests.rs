@@ -315,5 +315,7 @@ fn fastscan_grouped_search_equals_per_query() {
                 assert_eq!(a.0, b.0, "{metric:?} res={by_residual} kf={kf} np={nprobe}");
             }
         }
+        let empty = fs.search(&[], 5, 3, None, &Control::new()).unwrap();
+        assert!(empty.0.is_empty() && empty.1.is_empty());
     }
 }
