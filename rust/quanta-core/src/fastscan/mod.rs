@@ -113,30 +113,48 @@ impl QuantizedLuts {
             "QuantizedLuts: tables size"
         );
         let stride = lut_stride(self.m2);
-        let mut mins = [0f32; MAX_M2];
         for q in 0..nq {
             let t = &tables[q * m * row_stride..(q + 1) * m * row_stride];
-            let mut span = 0f32;
-            for (mm, row) in t.chunks_exact(row_stride).enumerate() {
-                let row = &row[..16];
-                let lo = row.iter().copied().fold(f32::INFINITY, f32::min);
-                let hi = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                mins[mm] = lo;
-                span = span.max(hi - lo);
-            }
-            let a = if span > 0.0 { 255.0 / span } else { 1.0 };
-            let lut = &mut self.data[q * stride..(q + 1) * stride];
-            let mut b = 0f32;
-            for (mm, row) in t.chunks_exact(row_stride).enumerate() {
-                b += mins[mm];
-                for (j, &v) in row[..16].iter().enumerate() {
-                    // (v − μ)·a + 0.5 >= 0, so the saturating cast is floor + clamp to 255
-                    lut[16 * mm + j] = ((v - mins[mm]) * a + 0.5) as u8;
-                }
-            }
+            let (a, b) = quantize_one(t, row_stride, &mut self.data[q * stride..(q + 1) * stride]);
             self.scale[q] = a;
             self.bias[q] = b;
         }
+    }
+
+    /// Drop every table, keeping the buffers (then [`push_table`](Self::push_table) /
+    /// [`push_copy`](Self::push_copy) build a batch table by table).
+    pub fn clear(&mut self) {
+        self.nq = 0;
+        self.data.clear();
+        self.scale.clear();
+        self.bias.clear();
+    }
+
+    /// Quantize one more float table (`m` rows of `row_stride >= 16` floats, as
+    /// [`QuantizedLuts::new`]); it becomes query `nq()`.
+    pub fn push_table(&mut self, table: &[f32], row_stride: usize) {
+        assert!(row_stride >= 16, "QuantizedLuts: row_stride");
+        assert_eq!(
+            padded_m(table.len() / row_stride),
+            self.m2,
+            "QuantizedLuts: m"
+        );
+        let stride = lut_stride(self.m2);
+        let at = self.data.len();
+        self.data.resize(at + stride, 0);
+        let (a, b) = quantize_one(table, row_stride, &mut self.data[at..]);
+        self.scale.push(a);
+        self.bias.push(b);
+        self.nq += 1;
+    }
+
+    /// Append a copy of query `q`'s table of `other` (same `m2`).
+    pub fn push_copy(&mut self, other: &QuantizedLuts, q: usize) {
+        assert_eq!(other.m2, self.m2, "QuantizedLuts: m");
+        self.data.extend_from_slice(other.lut(q));
+        self.scale.push(other.scale[q]);
+        self.bias.push(other.bias[q]);
+        self.nq += 1;
     }
 
     /// Padded sub-quantizer count the tables (and blocks) use.
@@ -167,10 +185,34 @@ impl QuantizedLuts {
     }
 }
 
+/// Quantize one float table `t` (rows of `row_stride` floats, entries `0..16` used) into `lut`
+/// (zeroed past the rows); returns `(a, β)` (module docs).
+fn quantize_one(t: &[f32], row_stride: usize, lut: &mut [u8]) -> (f32, f32) {
+    let mut mins = [0f32; MAX_M2];
+    let mut span = 0f32;
+    for (mm, row) in t.chunks_exact(row_stride).enumerate() {
+        let row = &row[..16];
+        let lo = row.iter().copied().fold(f32::INFINITY, f32::min);
+        let hi = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        mins[mm] = lo;
+        span = span.max(hi - lo);
+    }
+    let a = if span > 0.0 { 255.0 / span } else { 1.0 };
+    let mut b = 0f32;
+    for (mm, row) in t.chunks_exact(row_stride).enumerate() {
+        b += mins[mm];
+        for (j, &v) in row[..16].iter().enumerate() {
+            // (v − μ)·a + 0.5 >= 0, so the saturating cast is floor + clamp to 255
+            lut[16 * mm + j] = ((v - mins[mm]) * a + 0.5) as u8;
+        }
+    }
+    (a, b)
+}
+
 /// Receives the candidates of a scan for one query.
 pub trait BlockSink {
     /// Accumulator values above this are never offered (`u16::MAX`: offer everything).
-    /// Re-read once per chunk of blocks, so it may lag: `push` must still check.
+    /// Re-read once per block, so it may lag: `push` must still check.
     fn threshold(&self) -> u16;
     /// Offer vector `i` (position inside the scanned run, `i < n`) with accumulator `acc`.
     fn push(&mut self, i: usize, acc: u16);
@@ -251,7 +293,7 @@ pub fn scan_blocks<S: BlockSink>(
         "scan_blocks: queries out of range"
     );
     let mut dist = [0u16; MAX_GROUP * CHUNK * BBS];
-    let mut idx = [0u32; CHUNK * BBS];
+    let mut idx = [0u32; BBS];
     // chunk-major: a chunk of blocks (at most 32 × 16·m2 bytes) stays in L1/L2 while every
     // query group scans it, so the codes come from memory once per call, not once per group
     let mut cb = 0;
@@ -268,9 +310,14 @@ pub fn scan_blocks<S: BlockSink>(
             accumulate_with(lvl, tables, ng, m2, chunk, d);
             for (s, sink) in group.iter_mut().enumerate() {
                 let ds = &d[s * per..s * per + valid];
-                let c = filter_le_with(lvl, ds, sink.threshold(), &mut idx);
-                for &i in &idx[..c] {
-                    sink.push(cb * BBS + i as usize, ds[i as usize]);
+                // the threshold is re-read per block: a collector that is still filling (the
+                // first list an IVF query scans) tightens within the chunk
+                for (b, db) in ds.chunks(BBS).enumerate() {
+                    let c = filter_le_with(lvl, db, sink.threshold(), &mut idx);
+                    for &i in &idx[..c] {
+                        let i = b * BBS + i as usize;
+                        sink.push(cb * BBS + i, ds[i]);
+                    }
                 }
             }
         }

@@ -17,7 +17,7 @@ use super::{IdSelector, IdSet, IvfTrainParams, ListScanner};
 use crate::control::Control;
 use crate::distance::Metric;
 use crate::error::{Error, Result};
-use crate::fastscan::{pack_codes, packed_len, scan_blocks, BlockSink, QuantizedLuts};
+use crate::fastscan::{pack_codes, packed_len, scan_blocks, BlockSink, QuantizedLuts, BBS};
 use crate::index::pq_fastscan::check_pq;
 use crate::index::SearchResult;
 use crate::io::{FileReader, FileWriter, Persist};
@@ -28,6 +28,9 @@ use crate::topk::TopK;
 use rayon::prelude::*;
 
 use super::IndexIVFPQ;
+
+/// Queries scanned together per list (a list's chunk of blocks is read once for all of them).
+const GROUP: usize = 32;
 
 /// IVFPQ with 4-bit codes scanned in packed blocks.
 #[derive(Debug, Clone)]
@@ -194,7 +197,246 @@ impl IndexIVFPQFastScan {
 
     /// k nearest entries of each query among the `nprobe` nearest lists, re-ranked from
     /// `k · k_factor` fast-scan candidates (see the module docs), filtered by `sel`.
+    ///
+    /// The batch is scanned list by list: each probed list's blocks are read once for all the
+    /// queries probing it (the kernel shares block loads between queries), in parallel over
+    /// runs of lists; each run keeps its own collectors, merged per query at the end. The
+    /// float table of each query is built once; it is quantized once per query when it does
+    /// not depend on the list (`by_residual = false`), else once per (query, list). Same
+    /// results as [`search_per_query`](Self::search_per_query).
     pub fn search(
+        &self,
+        q: &[f32],
+        k: usize,
+        nprobe: usize,
+        sel: Option<&IdSelector>,
+        ctl: &Control,
+    ) -> Result<SearchResult> {
+        if !self.inner.pq.is_trained() {
+            return Err(Error::NotTrained("IndexIVFPQFastScan"));
+        }
+        if self.k_factor == 0 {
+            return Err(Error::invalid("k_factor must be >= 1"));
+        }
+        let base = &self.inner.base;
+        let probes = base.probe(q, k, nprobe, ctl)?;
+        let (nq, np) = (probes.nq, probes.nprobe);
+        let lvl = level();
+        let (d, m, nlist) = (self.d(), self.inner.pq.m(), self.nlist());
+        let ip = self.metric() == Metric::InnerProduct;
+        let sign = if ip { -1.0 } else { 1.0 };
+        let rerank = self.k_factor > 1;
+        let hk = if rerank {
+            k.saturating_mul(self.k_factor)
+        } else {
+            k
+        };
+        ctl.set_total(nq as u64);
+        // float tables of every query (M × 16 each, without list or coarse terms)
+        let tw = m * 16;
+        let mut qt = vec![0f32; nq * tw];
+        qt.par_chunks_mut(tw)
+            .enumerate()
+            .for_each(|(i, t)| self.inner.query_rows(&q[i * d..(i + 1) * d], lvl, t, 16));
+        let shared = self.inner.precomputed_rows(0).is_none() && !self.by_residual();
+        let shared_luts = shared.then(|| QuantizedLuts::new(&qt, nq, m, 16));
+        // one pass over the probes `p` with `take(p % np)`: invert them (for each list, its
+        // (query, coarse key) pairs in query order) and scan every list once for its queries
+        let pass =
+            |take: &dyn Fn(usize) -> bool, bounds: &[f32]| -> Result<Vec<Vec<Option<TopK>>>> {
+                let mut start = vec![0usize; nlist + 1];
+                for (p, &l) in probes.ids.iter().enumerate() {
+                    if l >= 0 && take(p % np) {
+                        start[l as usize + 1] += 1;
+                    }
+                }
+                for l in 0..nlist {
+                    start[l + 1] += start[l];
+                }
+                let mut fill = start.clone();
+                let mut by_list = vec![(0u32, 0f32); start[nlist]];
+                for (p, (&l, &key)) in probes.ids.iter().zip(&probes.dist).enumerate() {
+                    if l >= 0 && take(p % np) {
+                        let l = l as usize;
+                        by_list[fill[l]] = ((p / np) as u32, sign * key);
+                        fill[l] += 1;
+                    }
+                }
+                // runs of consecutive lists of about equal work (codes × queries), a few per thread
+                let lists = self.invlists();
+                let work = |l: usize| (start[l + 1] - start[l]) * (lists.list_len(l) + BBS);
+                let total: usize = (0..nlist).map(work).sum();
+                let threads = crate::threads::num_threads().max(1);
+                let target = total.div_ceil(4 * threads).max(1);
+                let mut runs = Vec::new();
+                let (mut r0, mut acc) = (0, 0);
+                for l in 0..nlist {
+                    acc += work(l);
+                    if acc >= target {
+                        runs.push(r0..l + 1);
+                        (r0, acc) = (l + 1, 0);
+                    }
+                }
+                if r0 < nlist {
+                    runs.push(r0..nlist);
+                }
+                runs.into_par_iter()
+                    .map(|run| -> Result<Vec<Option<TopK>>> {
+                        ctl.check()?;
+                        let mut heaps: Vec<Option<TopK>> = (0..nq).map(|_| None).collect();
+                        let mut small = vec![0f32; tw];
+                        let mut luts = QuantizedLuts::new(&small, 1, m, 16);
+                        let mut sinks: Vec<Sink> = Vec::with_capacity(GROUP);
+                        for l in run {
+                            let ids = lists.ids(l);
+                            if ids.is_empty() {
+                                continue;
+                            }
+                            let pre = self.inner.precomputed_rows(l);
+                            let tag = rerank.then_some((l as i64) << 32);
+                            for group in by_list[start[l]..start[l + 1]].chunks(GROUP) {
+                                luts.clear();
+                                for &(qi, ck) in group {
+                                    let qi = qi as usize;
+                                    match &shared_luts {
+                                        Some(sl) => luts.push_copy(sl, qi),
+                                        None => {
+                                            let t = &qt[qi * tw..(qi + 1) * tw];
+                                            match pre {
+                                                Some(p) => small
+                                                    .iter_mut()
+                                                    .zip(t.iter().zip(p))
+                                                    .for_each(|(a, (b, c))| *a = b + c),
+                                                None => small.copy_from_slice(t),
+                                            }
+                                            let key0 = if self.by_residual() { ck } else { 0.0 };
+                                            small[..16].iter_mut().for_each(|v| *v += key0);
+                                            luts.push_table(&small, 16);
+                                        }
+                                    }
+                                }
+                                for (s, &(qi, _)) in group.iter().enumerate() {
+                                    let heap = heaps[qi as usize].take().unwrap_or_else(|| {
+                                        TopK::with_capacity_hint(hk, usize::MAX)
+                                    });
+                                    sinks.push(Sink {
+                                        heap,
+                                        bound: bounds
+                                            .get(qi as usize)
+                                            .copied()
+                                            .unwrap_or(f32::INFINITY),
+                                        bias: luts.bias(s),
+                                        scale: luts.scale(s),
+                                        ids,
+                                        sel,
+                                        tag,
+                                    });
+                                }
+                                scan_blocks(lvl, &luts, 0, &self.packed[l], ids.len(), &mut sinks);
+                                for (sink, &(qi, _)) in sinks.drain(..).zip(group) {
+                                    heaps[qi as usize] = Some(sink.heap);
+                                }
+                            }
+                        }
+                        Ok(heaps)
+                    })
+                    .collect::<Result<_>>()
+            };
+        // first each query's nearest list (a tight bound early: the batched pass visits a
+        // query's lists in list order, not nearest first), then the others under that bound
+        let mut parts = pass(&|p| p == 0, &[])?;
+        let bounds: Vec<f32> = (0..nq)
+            .map(|i| {
+                parts
+                    .iter()
+                    .filter_map(|h| h[i].as_ref())
+                    .map(|h| h.threshold())
+                    .fold(f32::INFINITY, f32::min)
+            })
+            .collect();
+        if np > 1 {
+            parts.extend(pass(&|p| p > 0, &bounds)?);
+        }
+        let mut dist = vec![0f32; nq * k];
+        let mut out_ids = vec![0i64; nq * k];
+        dist.par_chunks_mut(k)
+            .zip(out_ids.par_chunks_mut(k))
+            .enumerate()
+            .for_each_init(
+                || vec![0f32; m * TABLE_STRIDE],
+                |full, (i, (dq, iq))| {
+                    let mut heap = TopK::with_capacity_hint(hk, usize::MAX);
+                    for h in parts.iter().filter_map(|p| p[i].as_ref()) {
+                        heap.merge(h);
+                    }
+                    let heap = if rerank {
+                        let row = i * np..(i + 1) * np;
+                        let coarse = |l: usize| {
+                            probes.ids[row.clone()]
+                                .iter()
+                                .position(|&c| c == l as i64)
+                                .map_or(0.0, |p| sign * probes.dist[row.start + p])
+                        };
+                        self.rerank(heap, &qt[i * tw..(i + 1) * tw], coarse, k, full)
+                    } else {
+                        heap
+                    };
+                    heap.write_into(dq, iq, self.metric().pad(), |key| sign * key);
+                    ctl.advance(1);
+                },
+            );
+        Ok((dist, out_ids))
+    }
+
+    /// Float-ADC re-ranking of the fast-scan candidates `heap` (ids `(list << 32) | offset`) of
+    /// a query with float table `qt` (`M × 16`); `coarse(l)` is its coarse key to list `l`.
+    /// Same arithmetic as the per-query path (`FsScanner::finish`).
+    fn rerank(
+        &self,
+        heap: TopK,
+        qt: &[f32],
+        coarse: impl Fn(usize) -> f32,
+        k: usize,
+        full: &mut [f32],
+    ) -> TopK {
+        let mut cand = heap.into_sorted();
+        cand.sort_unstable_by_key(|&(_, pos)| pos);
+        let lists = self.inner.invlists();
+        let m = self.inner.pq.m();
+        let mut out = TopK::new(k);
+        let mut cur = usize::MAX;
+        let mut key0 = 0.0;
+        let mut one = [0f32; 1];
+        for (_, pos) in cand {
+            let (l, o) = ((pos >> 32) as usize, (pos & 0xFFFF_FFFF) as usize);
+            if l != cur {
+                cur = l;
+                key0 = if self.by_residual() { coarse(l) } else { 0.0 };
+                let pre = self.inner.precomputed_rows(l);
+                for (mm, (dst, src)) in full
+                    .chunks_exact_mut(TABLE_STRIDE)
+                    .zip(qt.chunks_exact(16))
+                    .enumerate()
+                {
+                    match pre {
+                        Some(p) => dst[..16]
+                            .iter_mut()
+                            .zip(src.iter().zip(&p[mm * 16..(mm + 1) * 16]))
+                            .for_each(|(a, (b, c))| *a = b + c),
+                        None => dst[..16].copy_from_slice(src),
+                    }
+                }
+            }
+            adc_block(full, m, &lists.codes(l)[o * m..(o + 1) * m], &mut one);
+            out.push(one[0] + key0, lists.ids(l)[o]);
+        }
+        out
+    }
+
+    /// [`search`](Self::search) one query at a time (each query scans its probed lists in
+    /// turn); kept as the reference the batched path is tested against.
+    #[doc(hidden)]
+    pub fn search_per_query(
         &self,
         q: &[f32],
         k: usize,
@@ -239,7 +481,10 @@ struct FsScanner<'a> {
 
 /// Candidates of one list into the heap: real ids, or `(list << 32) | offset` when re-ranking.
 struct Sink<'a> {
-    heap: &'a mut TopK,
+    heap: TopK,
+    /// Known upper bound on the final threshold (the same query's collector from an earlier
+    /// pass, merged at the end): keys above it can never be returned.
+    bound: f32,
     bias: f32,
     scale: f32,
     ids: &'a [i64],
@@ -250,7 +495,7 @@ struct Sink<'a> {
 impl BlockSink for Sink<'_> {
     #[inline]
     fn threshold(&self) -> u16 {
-        let t = self.heap.threshold();
+        let t = self.heap.threshold().min(self.bound);
         if !t.is_finite() {
             return u16::MAX;
         }
@@ -300,7 +545,8 @@ impl ListScanner for FsScanner<'_> {
             None => self.luts.insert(QuantizedLuts::new(&self.small, 1, m, 16)),
         };
         let mut sink = [Sink {
-            heap,
+            heap: std::mem::replace(heap, TopK::new(0)),
+            bound: f32::INFINITY,
             bias: luts.bias(0),
             scale: luts.scale(0),
             ids,
@@ -315,6 +561,8 @@ impl ListScanner for FsScanner<'_> {
             ids.len(),
             &mut sink,
         );
+        let [sink] = sink;
+        *heap = sink.heap;
     }
 
     fn heap_k(&self, k: usize) -> usize {

@@ -186,6 +186,15 @@ pub(crate) trait ListScanner: Clone + Send + Sync {
     }
 }
 
+/// Coarse search of a batch (`nq × nprobe` keys as the flat quantizer returns them, list ids
+/// with -1 padding).
+pub(crate) struct Probes {
+    pub nq: usize,
+    pub nprobe: usize,
+    pub dist: Vec<f32>,
+    pub ids: Vec<i64>,
+}
+
 /// What IVF indexes share: coarse quantizer, metric, lists.
 #[derive(Debug, Clone)]
 pub(crate) struct IvfBase<T: Element> {
@@ -345,6 +354,27 @@ impl<T: Element> IvfBase<T> {
             .ok_or_else(|| Error::invalid(format!("id {id} is not in the index")))
     }
 
+    /// Argument checks and coarse search of a batch: the `nprobe` nearest lists of each query.
+    pub fn probe(&self, q: &[f32], k: usize, nprobe: usize, ctl: &Control) -> Result<Probes> {
+        check_k(k)?;
+        if nprobe == 0 {
+            return Err(Error::invalid("nprobe must be >= 1, got 0"));
+        }
+        if !self.is_trained() {
+            return Err(Error::NotTrained(self.name));
+        }
+        let nq = check_batch(q, self.d, "queries")?;
+        let nprobe = nprobe.min(self.nlist);
+        result_len(nq, k)?;
+        let (dist, ids) = self.quantizer.search(q, nprobe, ctl)?;
+        Ok(Probes {
+            nq,
+            nprobe,
+            dist,
+            ids,
+        })
+    }
+
     /// Search driver: coarse search, then `scanner` over the probed lists of every query.
     /// Parallel over queries, and over lists when there are fewer queries than threads.
     pub fn search<S: ListScanner>(
@@ -356,17 +386,13 @@ impl<T: Element> IvfBase<T> {
         ctl: &Control,
         make_scanner: impl Fn(&[f32]) -> S + Sync,
     ) -> Result<SearchResult> {
-        check_k(k)?;
-        if nprobe == 0 {
-            return Err(Error::invalid("nprobe must be >= 1, got 0"));
-        }
-        if !self.is_trained() {
-            return Err(Error::NotTrained(self.name));
-        }
-        let nq = check_batch(q, self.d, "queries")?;
-        let nprobe = nprobe.min(self.nlist);
-        let total = result_len(nq, k)?;
-        let (cd, ci) = self.quantizer.search(q, nprobe, ctl)?;
+        let Probes {
+            nq,
+            nprobe,
+            dist: cd,
+            ids: ci,
+        } = self.probe(q, k, nprobe, ctl)?;
+        let total = nq * k;
         let ip = self.metric == Metric::InnerProduct;
         let sign = if ip { -1.0 } else { 1.0 };
         let mut dist = vec![0f32; total];

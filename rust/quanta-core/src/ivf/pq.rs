@@ -283,11 +283,27 @@ impl IndexIVFPQ {
     /// then: −2⟨q_m, c_mj⟩ with precomputed tables, −⟨q_m, c_mj⟩ for the inner product,
     /// ‖q_m‖² + ‖c_mj‖² − 2⟨q_m, c_mj⟩ for L2 without residuals. Entries `j >= ksub` are +inf.
     pub(super) fn scanner(&self, x: &[f32], lvl: SimdLevel) -> PqScanner<'_> {
-        let (m, ks, ds) = (self.pq.m(), self.pq.ksub(), self.pq.dsub());
+        let m = self.pq.m();
+        let per_list = !self.precomputed.is_empty();
+        let mut qt = vec![f32::INFINITY; m * TABLE_STRIDE];
+        self.query_rows(x, lvl, &mut qt, TABLE_STRIDE);
+        let table = if per_list { qt.clone() } else { Vec::new() };
+        PqScanner {
+            idx: self,
+            lvl,
+            query: std::sync::Arc::new(qt),
+            table,
+            add_coarse: self.by_residual,
+        }
+    }
+
+    /// The query table of [`scanner`](Self::scanner): entries `0..ksub` of the `M` rows of
+    /// `out` (rows `stride >= ksub` floats apart; other entries untouched).
+    pub(super) fn query_rows(&self, x: &[f32], lvl: SimdLevel, out: &mut [f32], stride: usize) {
+        let (ks, ds) = (self.pq.ksub(), self.pq.dsub());
         let per_list = !self.precomputed.is_empty();
         let ip = self.base.metric == Metric::InnerProduct;
-        let mut qt = vec![f32::INFINITY; m * TABLE_STRIDE];
-        for (q, row) in qt.chunks_exact_mut(TABLE_STRIDE).enumerate() {
+        for (q, row) in out.chunks_exact_mut(stride).enumerate() {
             let row = &mut row[..ks];
             let xs = &x[q * ds..(q + 1) * ds];
             ip_transposed_with(
@@ -308,14 +324,16 @@ impl IndexIVFPQ {
                 }
             }
         }
-        let table = if per_list { qt.clone() } else { Vec::new() };
-        PqScanner {
-            idx: self,
-            lvl,
-            query: std::sync::Arc::new(qt),
-            table,
-            add_coarse: self.by_residual,
+    }
+
+    /// The query-independent table term of list `list` (`M × ksub`), or `None` when the
+    /// tables do not depend on the list (see the module docs).
+    pub(super) fn precomputed_rows(&self, list: usize) -> Option<&[f32]> {
+        if self.precomputed.is_empty() {
+            return None;
         }
+        let mk = self.pq.m() * self.pq.ksub();
+        Some(&self.precomputed[list * mk..(list + 1) * mk])
     }
 }
 

@@ -308,3 +308,41 @@ fn fastscan_ivf_rejects_more_than_max_m2_subquantizers() {
     let err = IndexIVFPQFastScan::new(512, 4, 512, Metric::L2, true).unwrap_err();
     assert!(err.to_string().contains("M <="), "{err}");
 }
+
+#[test]
+fn fastscan_grouped_search_equals_per_query() {
+    // every metric / residual combination, with and without re-ranking and a filter; nprobe
+    // large enough that lists are shared by several queries (and groups of more than 32)
+    for (metric, by_residual) in [
+        (Metric::L2, true),
+        (Metric::L2, false),
+        (Metric::InnerProduct, true),
+        (Metric::InnerProduct, false),
+    ] {
+        let (pq4, x) = trained_ivfpq(metric, by_residual, 4);
+        let mut fs = IndexIVFPQFastScan::from_parts(
+            pq4.centroids(),
+            pq4.nlist(),
+            pq4.pq().clone(),
+            metric,
+            by_residual,
+        )
+        .unwrap();
+        fs.add(&x, &Control::new()).unwrap();
+        let q = data(70, 16, 33);
+        let sel = IdSelector::Allow(IdSet::from_ids(&(0..3000).step_by(2).collect::<Vec<_>>()));
+        for (kf, nprobe, k) in [(1, 3, 10), (4, 5, 7), (2, 64, 1), (1, 1, 50)] {
+            fs.k_factor = kf;
+            for s in [None, Some(&sel)] {
+                let a = fs.search(&q, k, nprobe, s, &Control::new()).unwrap();
+                let b = fs
+                    .search_per_query(&q, k, nprobe, s, &Control::new())
+                    .unwrap();
+                assert_eq!(a.1, b.1, "{metric:?} res={by_residual} kf={kf} np={nprobe}");
+                assert_eq!(a.0, b.0, "{metric:?} res={by_residual} kf={kf} np={nprobe}");
+            }
+        }
+        let empty = fs.search(&[], 5, 3, None, &Control::new()).unwrap();
+        assert!(empty.0.is_empty() && empty.1.is_empty());
+    }
+}
