@@ -58,6 +58,16 @@ fn coarse_params(niter: i64, seed: u64) -> PyResult<IvfTrainParams> {
     })
 }
 
+/// Residual-PQ training parameters of both IVFPQ classes.
+fn pq_params(niter: i64, seed: u64, max_points_per_centroid: i64) -> PyResult<PqTrainParams> {
+    Ok(PqTrainParams {
+        niter: positive(niter, "pq_niter")?,
+        seed,
+        max_points_per_centroid: positive(max_points_per_centroid, "max_points_per_centroid")?,
+        ..Default::default()
+    })
+}
+
 /// Methods both IVF classes share (one `#[pymethods]` block per class).
 macro_rules! ivf_class {
     ($py:ident, $core:ty, $($extra:tt)*) => {
@@ -364,12 +374,7 @@ ivf_class! {
         progress: Option<Py<PyAny>>,
     ) -> PyResult<Vec<String>> {
         let cp = coarse_params(niter, seed)?;
-        let pp = PqTrainParams {
-            niter: positive(pq_niter, "pq_niter")?,
-            seed: pq_seed,
-            max_points_per_centroid: positive(max_points_per_centroid, "max_points_per_centroid")?,
-            ..Default::default()
-        };
+        let pp = pq_params(pq_niter, pq_seed, max_points_per_centroid)?;
         let x = f32_matrix(x, "x")?;
         check_dim(&x, self.inner.d(), "x")?;
         let xs = x.as_slice()?;
@@ -482,12 +487,7 @@ ivf_class! {
         progress: Option<Py<PyAny>>,
     ) -> PyResult<Vec<String>> {
         let cp = coarse_params(niter, seed)?;
-        let pp = PqTrainParams {
-            niter: positive(pq_niter, "pq_niter")?,
-            seed: pq_seed,
-            max_points_per_centroid: positive(max_points_per_centroid, "max_points_per_centroid")?,
-            ..Default::default()
-        };
+        let pp = pq_params(pq_niter, pq_seed, max_points_per_centroid)?;
         let x = f32_matrix(x, "x")?;
         check_dim(&x, self.inner.d(), "x")?;
         let xs = x.as_slice()?;
