@@ -106,8 +106,9 @@ def test_same_seed_identical() -> None:
         {"spherical": True},
         {"max_points_per_centroid": 50},  # subsampling is seeded too
         {"use_bounds": False},
+        {"candidates": 4},  # k = 32 >= 8 * 4: candidate lists in use
     ],
-    ids=["random", "kmeans++", "redo", "spherical", "subsample", "no-bounds"],
+    ids=["random", "kmeans++", "redo", "spherical", "subsample", "no-bounds", "candidates"],
 )
 @pytest.mark.filterwarnings("ignore:sampling:UserWarning")
 def test_identical_across_thread_counts(kwargs: dict) -> None:
@@ -306,3 +307,25 @@ def test_train_alias_and_repr() -> None:
     assert "untrained" in repr(km)
     assert km.train(x) is km
     assert "trained" in repr(km) and "untrained" not in repr(km)
+
+
+def test_candidate_lists_close_to_plain_lloyd() -> None:
+    """Candidate lists (the default at k >= 256) cost at most a hair of objective."""
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((20000, 32)).astype(np.float32)
+    fast = quanta.KMeans(32, 256, niter=12, seed=5).fit(x)
+    plain = quanta.KMeans(32, 256, niter=12, seed=5, candidates=0).fit(x)
+    # the first two iterations are full searches from the same centroids
+    np.testing.assert_allclose(fast.obj[:2], plain.obj[:2], rtol=1e-6)
+    assert not np.array_equal(fast.centroids, plain.centroids)  # the lists were used
+    obj_fast = float(fast.assign(x)[0].astype(np.float64).sum())
+    obj_plain = float(plain.assign(x)[0].astype(np.float64).sum())
+    assert obj_fast <= obj_plain * 1.005
+    # the reported objective is the exact cost of the assignment made (never flattering)
+    assert fast.obj[-1] >= obj_fast * (1 - 1e-5)
+
+
+def test_candidates_validated() -> None:
+    x = np.random.default_rng(0).standard_normal((300, 20)).astype(np.float32)
+    with pytest.raises(quanta.InvalidArgumentError, match="candidates"):
+        quanta.KMeans(20, 8, candidates=-1).fit(x)

@@ -27,6 +27,13 @@ class KMeans:
     bound on the distance to every other centroid, shrunk by how far the centroids moved); the
     result equals plain Lloyd up to floating-point ties, only faster in later iterations.
 
+    ``candidates=l`` (default 32; used when ``k >= 8 l`` and ``d > 16``): only iterations 0, 1,
+    3, 7, 15, … (and the one after an empty-cluster split) search all ``k`` centroids; they also
+    keep each point's ``l`` nearest centroids, and the iterations in between compare each point
+    with those ``l`` only. Lloyd's GEMM is then paid in 5 of 20 iterations; the final objective
+    stays within about 0.01 % of plain Lloyd's on the data we measured (Gaussian, Fashion-MNIST,
+    SIFT, at k = 1024). ``candidates=0`` gives plain Lloyd in every iteration.
+
     After :meth:`fit`: ``centroids`` ``(k, d)`` float32, ``obj`` (objective per iteration, before
     each update, as faiss reports it), ``nsplit``.
     """
@@ -45,6 +52,7 @@ class KMeans:
         min_points_per_centroid: int = 39,
         int_centroids: bool = False,
         use_bounds: bool = True,
+        candidates: int = 32,
         verbose: bool = False,
     ) -> None:
         self.d = positive_int(d, "d")
@@ -64,6 +72,7 @@ class KMeans:
         )
         self.int_centroids = bool(int_centroids)
         self.use_bounds = bool(use_bounds)
+        self.candidates = as_int(candidates, "candidates", 0, 2**31 - 1)
         self.verbose = bool(verbose)
         self.centroids: npt.NDArray[np.float32] | None = None
         self.obj: npt.NDArray[np.float64] = np.zeros(0)
@@ -86,6 +95,7 @@ class KMeans:
             spherical=self.spherical,
             int_centroids=self.int_centroids,
             use_bounds=self.use_bounds,
+            candidates=self.candidates,
             weights=w,
             progress=progress,
         )
