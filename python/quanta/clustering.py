@@ -27,7 +27,7 @@ class KMeans:
     bound on the distance to every other centroid, shrunk by how far the centroids moved); the
     result equals plain Lloyd up to floating-point ties, only faster in later iterations.
 
-    ``candidates=l`` (default 32; used when ``k >= 8 l`` and ``d > 16``): only iterations 0, 1,
+    ``candidates=l`` (default 32; used when ``k >= 16 l`` and ``d > 16``): only iterations 0, 1,
     3, 7, 15, … (and the one after an empty-cluster split) search all ``k`` centroids; they also
     keep each point's ``l`` nearest centroids, and the iterations in between compare each point
     with those ``l`` only. Lloyd's GEMM is then paid in 5 of 20 iterations; the final objective

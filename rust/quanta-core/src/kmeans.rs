@@ -64,7 +64,7 @@ pub struct KMeansParams {
     pub use_bounds: bool,
     /// Candidate-list length `l` (see [`candidates`]): between full searches each point is
     /// compared with the `l` centroids nearest to it at its last full search only. Used when
-    /// `l > 0`, `k >= 8 l` and `d > 16`; otherwise every iteration is a full search (plain
+    /// `l > 0`, `k >= 16 l` and `d > 16`; otherwise every iteration is a full search (plain
     /// Lloyd, with `use_bounds`). 0 turns it off.
     pub candidates: usize,
 }
@@ -237,7 +237,7 @@ fn train_impl(
     }
 
     let x_norms = row_norms(&xs, d);
-    let use_candidates = params.candidates > 0 && k >= 8 * params.candidates && d > 16;
+    let use_candidates = params.candidates > 0 && k >= 16 * params.candidates && d > 16;
     ctl.set_total((params.nredo as u64).saturating_mul(params.niter as u64));
     let mut best: Option<(Vec<f32>, f64)> = None;
     let mut obj_all = Vec::new();
@@ -431,7 +431,24 @@ impl Bounds {
                     redo.push(r);
                 }
             }
-            if !redo.is_empty() {
+            if redo.len() * 4 >= rows * 3 {
+                // most of the block failed its bound: search the block in place (the rows that
+                // passed get the same label from the full search) instead of gathering rows
+                let mut out = vec![Nearest2::default(); rows];
+                nearest2_block(
+                    &x[r0 * d..(r0 + rows) * d],
+                    &x_norms[r0..r0 + rows],
+                    centroids,
+                    c_norms,
+                    d,
+                    &mut out,
+                );
+                for (r, o) in out.iter().enumerate() {
+                    lab[r] = o.label;
+                    d1[r] = o.d1;
+                    low[r] = o.d2.sqrt();
+                }
+            } else if !redo.is_empty() {
                 let mut buf = Vec::with_capacity(redo.len() * d);
                 let mut norms = Vec::with_capacity(redo.len());
                 for &r in &redo {
@@ -776,7 +793,7 @@ mod tests {
         let x: Vec<f32> = (0..n * d).map(|_| r.normal() as f32).collect();
         let mut p = KMeansParams::new(k);
         p.niter = 12;
-        p.candidates = 32;
+        p.candidates = 16;
         let a = train(&x, d, &p, None, &Control::new()).unwrap();
         p.candidates = 0;
         let b = train(&x, d, &p, None, &Control::new()).unwrap();
@@ -792,7 +809,7 @@ mod tests {
         assert!(oa <= ob * 1.005, "candidates {oa} vs plain {ob}");
         assert_ne!(a.centroids, b.centroids, "candidate mode was not used");
         // deterministic whatever the thread count
-        p.candidates = 32;
+        p.candidates = 16;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(1)
             .build()

@@ -74,6 +74,31 @@ fn argmin_matches_scalar_exactly_with_ties() {
 }
 
 #[test]
+fn argmin2_matches_scalar_exactly_with_ties() {
+    let mut r = Rng::new(13);
+    for lvl in levels() {
+        for n in lengths().filter(|&n| n > 0) {
+            // small integer values: ties for the minimum (lowest index wins, and the second
+            // smallest of the multiset equals the smallest) in every lane arrangement
+            let base: Vec<f32> = (0..n).map(|_| r.below(4) as f32).collect();
+            let ip: Vec<f32> = (0..n).map(|_| r.below(3) as f32).collect();
+            assert_eq!(
+                l2::scalar::argmin2_shifted(&base, &ip),
+                l2::argmin2_shifted_with(lvl, &base, &ip),
+                "{lvl:?} n={n} (ties)"
+            );
+            let base = vecf(n, &mut r);
+            let ip = vecf(n, &mut r);
+            assert_eq!(
+                l2::scalar::argmin2_shifted(&base, &ip),
+                l2::argmin2_shifted_with(lvl, &base, &ip),
+                "{lvl:?} n={n}"
+            );
+        }
+    }
+}
+
+#[test]
 fn find_below_matches_scalar() {
     let mut r = Rng::new(13);
     for lvl in levels() {

@@ -143,9 +143,11 @@ struct TopL {
     mins: Vec<f32>,
 }
 
-/// 8-value chunks: at k = 1024 and l = 32 the threshold from chunk minima lets about a quarter
-/// of the chunks through, holding about 36 values below it.
-const CHUNK: usize = 8;
+/// Chunk length for the threshold: about 4 l chunks per row, so the l-th smallest chunk minimum
+/// is tight (at k = 1024 and l = 32: 8-value chunks, about 36 values end up below it).
+fn chunk_len(row_len: usize, l: usize) -> usize {
+    (row_len / (4 * l)).clamp(1, 16)
+}
 
 fn chunk_min(ch: &[f32]) -> f32 {
     // four independent lanes and `if` instead of f32::min (inputs are checked finite): the
@@ -173,7 +175,7 @@ impl TopL {
     fn new(l: usize) -> Self {
         TopL {
             l,
-            buf: Vec::with_capacity(2 * l + CHUNK),
+            buf: Vec::with_capacity(2 * l),
             thr: f32::INFINITY,
             mins: Vec::new(),
         }
@@ -182,7 +184,8 @@ impl TopL {
     fn offer_row(&mut self, row: &[f32], id0: u32) {
         let l = self.l;
         self.mins.clear();
-        self.mins.extend(row.chunks(CHUNK).map(chunk_min));
+        self.mins
+            .extend(row.chunks(chunk_len(row.len(), l)).map(chunk_min));
         if self.mins.len() >= l {
             // l chunks each hold a value <= the l-th smallest chunk minimum: a valid threshold
             // before the scan, so the buffer rarely has to be pruned

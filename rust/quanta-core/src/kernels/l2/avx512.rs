@@ -110,24 +110,50 @@ pub unsafe fn argmin2_shifted(base: &[f32], ip: &[f32]) -> (usize, f32, f32) {
         let mut vsec = _mm512_set1_ps(f32::INFINITY);
         let mut vidx = _mm512_setzero_si512();
         let mut cur = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        // a second set of lanes for the odd 16-blocks: two independent compare/select chains
+        let mut vbest2 = _mm512_set1_ps(f32::INFINITY);
+        let mut vsec2 = _mm512_set1_ps(f32::INFINITY);
+        let mut vidx2 = _mm512_setzero_si512();
         let step = _mm512_set1_epi32(16);
-        while i + 16 <= n {
+        let step2 = _mm512_set1_epi32(32);
+        while i + 32 <= n {
+            let v = _mm512_fnmadd_ps(two, _mm512_loadu_ps(pi.add(i)), _mm512_loadu_ps(pb.add(i)));
+            let w = _mm512_fnmadd_ps(
+                two,
+                _mm512_loadu_ps(pi.add(i + 16)),
+                _mm512_loadu_ps(pb.add(i + 16)),
+            );
+            let lt = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, vbest);
+            let lt2 = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(w, vbest2);
+            vsec = _mm512_min_ps(vsec, _mm512_max_ps(vbest, v));
+            vsec2 = _mm512_min_ps(vsec2, _mm512_max_ps(vbest2, w));
+            vbest = _mm512_mask_mov_ps(vbest, lt, v);
+            vbest2 = _mm512_mask_mov_ps(vbest2, lt2, w);
+            vidx = _mm512_mask_mov_epi32(vidx, lt, cur);
+            vidx2 = _mm512_mask_mov_epi32(vidx2, lt2, _mm512_add_epi32(cur, step));
+            cur = _mm512_add_epi32(cur, step2);
+            i += 32;
+        }
+        if i + 16 <= n {
             let v = _mm512_fnmadd_ps(two, _mm512_loadu_ps(pi.add(i)), _mm512_loadu_ps(pb.add(i)));
             let lt = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, vbest);
             vsec = _mm512_min_ps(vsec, _mm512_max_ps(vbest, v));
             vbest = _mm512_mask_mov_ps(vbest, lt, v);
             vidx = _mm512_mask_mov_epi32(vidx, lt, cur);
-            cur = _mm512_add_epi32(cur, step);
             i += 16;
         }
-        let mut bv = [0f32; 16];
-        let mut sv = [0f32; 16];
-        let mut bi = [0i32; 16];
+        let mut bv = [0f32; 32];
+        let mut sv = [0f32; 32];
+        let mut bi = [0i32; 32];
         _mm512_storeu_ps(bv.as_mut_ptr(), vbest);
         _mm512_storeu_ps(sv.as_mut_ptr(), vsec);
         _mm512_storeu_si512(bi.as_mut_ptr() as *mut __m512i, vidx);
+        _mm512_storeu_ps(bv.as_mut_ptr().add(16), vbest2);
+        _mm512_storeu_ps(sv.as_mut_ptr().add(16), vsec2);
+        _mm512_storeu_si512(bi.as_mut_ptr().add(16) as *mut __m512i, vidx2);
+        // lanes that never saw a value hold +inf with index 0 (they lose every comparison)
         let mut lane = 0;
-        for l in 0..16 {
+        for l in 0..32 {
             let (v, j) = (bv[l], bi[l] as usize);
             if v < best || (v == best && j < arg) {
                 best = v;
@@ -135,7 +161,7 @@ pub unsafe fn argmin2_shifted(base: &[f32], ip: &[f32]) -> (usize, f32, f32) {
                 lane = l;
             }
         }
-        for l in 0..16 {
+        for l in 0..32 {
             second = second.min(sv[l]);
             if l != lane {
                 second = second.min(bv[l]);
