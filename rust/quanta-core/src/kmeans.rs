@@ -355,20 +355,7 @@ impl Bounds {
         };
         b.for_blocks(ctl, |r0, lab, d1, low| {
             let rows = lab.len();
-            let mut out = vec![Nearest2::default(); rows];
-            nearest2_block(
-                &x[r0 * d..(r0 + rows) * d],
-                &x_norms[r0..r0 + rows],
-                centroids,
-                c_norms,
-                d,
-                &mut out,
-            );
-            for (r, o) in out.iter().enumerate() {
-                lab[r] = o.label;
-                d1[r] = o.d1;
-                low[r] = o.d2.sqrt();
-            }
+            search_block(x, x_norms, centroids, c_norms, d, r0, lab, d1, low);
             rows
         })?;
         Ok(b)
@@ -434,20 +421,7 @@ impl Bounds {
             if redo.len() * 4 >= rows * 3 {
                 // most of the block failed its bound: search the block in place (the rows that
                 // passed get the same label from the full search) instead of gathering rows
-                let mut out = vec![Nearest2::default(); rows];
-                nearest2_block(
-                    &x[r0 * d..(r0 + rows) * d],
-                    &x_norms[r0..r0 + rows],
-                    centroids,
-                    c_norms,
-                    d,
-                    &mut out,
-                );
-                for (r, o) in out.iter().enumerate() {
-                    lab[r] = o.label;
-                    d1[r] = o.d1;
-                    low[r] = o.d2.sqrt();
-                }
+                search_block(x, x_norms, centroids, c_norms, d, r0, lab, d1, low);
             } else if !redo.is_empty() {
                 let mut buf = Vec::with_capacity(redo.len() * d);
                 let mut norms = Vec::with_capacity(redo.len());
@@ -485,6 +459,37 @@ impl Bounds {
                 Ok(f(blk * QUERY_TILE, lab, d1, low))
             })
             .sum()
+    }
+}
+
+/// Full nearest-centroid search of the block of rows starting at `r0` (as many as `lab` holds):
+/// label, squared distance and the Hamerly lower bound (distance to the second nearest).
+#[allow(clippy::too_many_arguments)]
+fn search_block(
+    x: &[f32],
+    x_norms: &[f32],
+    centroids: &[f32],
+    c_norms: &[f32],
+    d: usize,
+    r0: usize,
+    lab: &mut [u32],
+    d1: &mut [f32],
+    low: &mut [f32],
+) {
+    let rows = lab.len();
+    let mut out = vec![Nearest2::default(); rows];
+    nearest2_block(
+        &x[r0 * d..(r0 + rows) * d],
+        &x_norms[r0..r0 + rows],
+        centroids,
+        c_norms,
+        d,
+        &mut out,
+    );
+    for (r, o) in out.iter().enumerate() {
+        lab[r] = o.label;
+        d1[r] = o.d1;
+        low[r] = o.d2.sqrt();
     }
 }
 
