@@ -17,7 +17,9 @@ use super::{IdSelector, IdSet, IvfTrainParams, ListScanner};
 use crate::control::Control;
 use crate::distance::Metric;
 use crate::error::{Error, Result};
-use crate::fastscan::{pack_codes, packed_len, scan_blocks, BlockSink, QuantizedLuts, BBS};
+use crate::fastscan::{
+    acc_threshold, pack_codes, packed_len, scan_blocks, BlockSink, QuantizedLuts, BBS,
+};
 use crate::index::pq_fastscan::check_pq;
 use crate::index::SearchResult;
 use crate::io::{FileReader, FileWriter, Persist};
@@ -284,8 +286,7 @@ impl IndexIVFPQFastScan {
                     .map(|run| -> Result<Vec<Option<TopK>>> {
                         ctl.check()?;
                         let mut heaps: Vec<Option<TopK>> = (0..nq).map(|_| None).collect();
-                        let mut small = vec![0f32; tw];
-                        let mut luts = QuantizedLuts::new(&small, 1, m, 16);
+                        let mut luts = QuantizedLuts::new(&vec![0f32; tw], 1, m, 16);
                         let mut sinks: Vec<Sink> = Vec::with_capacity(GROUP);
                         for l in run {
                             let ids = lists.ids(l);
@@ -302,16 +303,8 @@ impl IndexIVFPQFastScan {
                                         Some(sl) => luts.push_copy(sl, qi),
                                         None => {
                                             let t = &qt[qi * tw..(qi + 1) * tw];
-                                            match pre {
-                                                Some(p) => small
-                                                    .iter_mut()
-                                                    .zip(t.iter().zip(p))
-                                                    .for_each(|(a, (b, c))| *a = b + c),
-                                                None => small.copy_from_slice(t),
-                                            }
                                             let key0 = if self.by_residual() { ck } else { 0.0 };
-                                            small[..16].iter_mut().for_each(|v| *v += key0);
-                                            luts.push_table(&small, 16);
+                                            luts.push_sum(lvl, t, pre, key0, 16);
                                         }
                                     }
                                 }
@@ -319,18 +312,17 @@ impl IndexIVFPQFastScan {
                                     let heap = heaps[qi as usize].take().unwrap_or_else(|| {
                                         TopK::with_capacity_hint(hk, usize::MAX)
                                     });
-                                    sinks.push(Sink {
+                                    let bound =
+                                        bounds.get(qi as usize).copied().unwrap_or(f32::INFINITY);
+                                    sinks.push(Sink::new(
                                         heap,
-                                        bound: bounds
-                                            .get(qi as usize)
-                                            .copied()
-                                            .unwrap_or(f32::INFINITY),
-                                        bias: luts.bias(s),
-                                        scale: luts.scale(s),
+                                        bound,
+                                        luts.bias(s),
+                                        luts.scale(s),
                                         ids,
                                         sel,
                                         tag,
-                                    });
+                                    ));
                                 }
                                 scan_blocks(lvl, &luts, 0, &self.packed[l], ids.len(), &mut sinks);
                                 for (sink, &(qi, _)) in sinks.drain(..).zip(group) {
@@ -362,43 +354,34 @@ impl IndexIVFPQFastScan {
         dist.par_chunks_mut(k)
             .zip(out_ids.par_chunks_mut(k))
             .enumerate()
-            .for_each_init(
-                || vec![0f32; m * TABLE_STRIDE],
-                |full, (i, (dq, iq))| {
-                    let mut heap = TopK::with_capacity_hint(hk, usize::MAX);
-                    for h in parts.iter().filter_map(|p| p[i].as_ref()) {
-                        heap.merge(h);
-                    }
-                    let heap = if rerank {
-                        let row = i * np..(i + 1) * np;
-                        let coarse = |l: usize| {
-                            probes.ids[row.clone()]
-                                .iter()
-                                .position(|&c| c == l as i64)
-                                .map_or(0.0, |p| sign * probes.dist[row.start + p])
-                        };
-                        self.rerank(heap, &qt[i * tw..(i + 1) * tw], coarse, k, full)
-                    } else {
-                        heap
+            .for_each(|(i, (dq, iq))| {
+                let mut heap = TopK::with_capacity_hint(hk, usize::MAX);
+                for h in parts.iter().filter_map(|p| p[i].as_ref()) {
+                    heap.merge(h);
+                }
+                let heap = if rerank {
+                    let row = i * np..(i + 1) * np;
+                    let coarse = |l: usize| {
+                        probes.ids[row.clone()]
+                            .iter()
+                            .position(|&c| c == l as i64)
+                            .map_or(0.0, |p| sign * probes.dist[row.start + p])
                     };
-                    heap.write_into(dq, iq, self.metric().pad(), |key| sign * key);
-                    ctl.advance(1);
-                },
-            );
+                    self.rerank(heap, &qt[i * tw..(i + 1) * tw], coarse, k)
+                } else {
+                    heap
+                };
+                heap.write_into(dq, iq, self.metric().pad(), |key| sign * key);
+                ctl.advance(1);
+            });
         Ok((dist, out_ids))
     }
 
     /// Float-ADC re-ranking of the fast-scan candidates `heap` (ids `(list << 32) | offset`) of
     /// a query with float table `qt` (`M × 16`); `coarse(l)` is its coarse key to list `l`.
-    /// Same arithmetic as the per-query path (`FsScanner::finish`).
-    fn rerank(
-        &self,
-        heap: TopK,
-        qt: &[f32],
-        coarse: impl Fn(usize) -> f32,
-        k: usize,
-        full: &mut [f32],
-    ) -> TopK {
+    /// Same arithmetic as the per-query path (`FsScanner::finish`): the table entries
+    /// `qt + precomputed` are summed in `adc_block`'s order, without building the list's table.
+    fn rerank(&self, heap: TopK, qt: &[f32], coarse: impl Fn(usize) -> f32, k: usize) -> TopK {
         let mut cand = heap.into_sorted();
         cand.sort_unstable_by_key(|&(_, pos)| pos);
         let lists = self.inner.invlists();
@@ -406,29 +389,16 @@ impl IndexIVFPQFastScan {
         let mut out = TopK::new(k);
         let mut cur = usize::MAX;
         let mut key0 = 0.0;
-        let mut one = [0f32; 1];
+        let mut pre = None;
         for (_, pos) in cand {
             let (l, o) = ((pos >> 32) as usize, (pos & 0xFFFF_FFFF) as usize);
             if l != cur {
                 cur = l;
                 key0 = if self.by_residual() { coarse(l) } else { 0.0 };
-                let pre = self.inner.precomputed_rows(l);
-                for (mm, (dst, src)) in full
-                    .chunks_exact_mut(TABLE_STRIDE)
-                    .zip(qt.chunks_exact(16))
-                    .enumerate()
-                {
-                    match pre {
-                        Some(p) => dst[..16]
-                            .iter_mut()
-                            .zip(src.iter().zip(&p[mm * 16..(mm + 1) * 16]))
-                            .for_each(|(a, (b, c))| *a = b + c),
-                        None => dst[..16].copy_from_slice(src),
-                    }
-                }
+                pre = self.inner.precomputed_rows(l);
             }
-            adc_block(full, m, &lists.codes(l)[o * m..(o + 1) * m], &mut one);
-            out.push(one[0] + key0, lists.ids(l)[o]);
+            let code = &lists.codes(l)[o * m..(o + 1) * m];
+            out.push(adc_sum(qt, pre, code) + key0, lists.ids(l)[o]);
         }
         out
     }
@@ -487,21 +457,42 @@ struct Sink<'a> {
     bound: f32,
     bias: f32,
     scale: f32,
+    /// Accumulator bound of the current threshold ([`acc_threshold`]), kept up to date by `push`.
+    thr: u16,
     ids: &'a [i64],
     sel: Option<&'a IdSelector>,
     tag: Option<i64>,
 }
 
+impl<'a> Sink<'a> {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        heap: TopK,
+        bound: f32,
+        bias: f32,
+        scale: f32,
+        ids: &'a [i64],
+        sel: Option<&'a IdSelector>,
+        tag: Option<i64>,
+    ) -> Self {
+        let thr = acc_threshold(heap.threshold().min(bound), bias, scale);
+        Sink {
+            heap,
+            bound,
+            bias,
+            scale,
+            thr,
+            ids,
+            sel,
+            tag,
+        }
+    }
+}
+
 impl BlockSink for Sink<'_> {
     #[inline]
     fn threshold(&self) -> u16 {
-        let t = self.heap.threshold().min(self.bound);
-        if !t.is_finite() {
-            return u16::MAX;
-        }
-        // one unit of slack covers the float rounding of `β + acc / a` (as `HeapSink`)
-        let v = ((t - self.bias) * self.scale).floor() + 1.0;
-        v.clamp(0.0, u16::MAX as f32) as u16
+        self.thr
     }
 
     #[inline]
@@ -510,6 +501,8 @@ impl BlockSink for Sink<'_> {
         if self.sel.is_none_or(|s| s.accepts(id)) {
             let key = self.bias + acc as f32 / self.scale;
             self.heap.push(key, self.tag.map_or(id, |t| t | i as i64));
+            // the threshold only moves when a candidate enters
+            self.thr = acc_threshold(self.heap.threshold().min(self.bound), self.bias, self.scale);
         }
     }
 }
@@ -544,15 +537,15 @@ impl ListScanner for FsScanner<'_> {
             }
             None => self.luts.insert(QuantizedLuts::new(&self.small, 1, m, 16)),
         };
-        let mut sink = [Sink {
-            heap: std::mem::replace(heap, TopK::new(0)),
-            bound: f32::INFINITY,
-            bias: luts.bias(0),
-            scale: luts.scale(0),
+        let mut sink = [Sink::new(
+            std::mem::replace(heap, TopK::new(0)),
+            f32::INFINITY,
+            luts.bias(0),
+            luts.scale(0),
             ids,
             sel,
-            tag: self.rerank.then_some((list as i64) << 32),
-        }];
+            self.rerank.then_some((list as i64) << 32),
+        )];
         scan_blocks(
             self.lvl,
             luts,
@@ -601,6 +594,33 @@ impl ListScanner for FsScanner<'_> {
         }
         out
     }
+}
+
+/// Float ADC distance of one 4-bit code whose table entry `(m, c)` is `qt[16m + c]` plus
+/// `pre[16m + c]` when given: the same adds in the same order as `kernels::pq::adc_block`
+/// over the full table (`even` and `odd` partial sums over alternate sub-quantizers, then
+/// `even + odd`), so the result is bit-identical to the per-query path.
+#[inline]
+fn adc_sum(qt: &[f32], pre: Option<&[f32]>, code: &[u8]) -> f32 {
+    let entry = |j: usize| {
+        let e = 16 * j + code[j] as usize;
+        match pre {
+            Some(p) => qt[e] + p[e],
+            None => qt[e],
+        }
+    };
+    let m = code.len();
+    let (mut even, mut odd) = (0f32, 0f32);
+    let mut j = 0;
+    while j + 1 < m {
+        even += entry(j);
+        odd += entry(j + 1);
+        j += 2;
+    }
+    if j < m {
+        even += entry(j);
+    }
+    even + odd
 }
 
 impl Persist for IndexIVFPQFastScan {

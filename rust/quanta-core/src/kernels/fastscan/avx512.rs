@@ -136,3 +136,66 @@ pub unsafe fn filter_le(d: &[u16], thr: u16, idx: &mut [u32]) -> usize {
     }
     n + tail(&d[i..], i, thr, &mut idx[n..])
 }
+
+/// One row (16 entries) of the float table of [`quantize`].
+#[target_feature(enable = "avx512f,avx512bw,avx2")]
+#[inline]
+unsafe fn row(t: *const f32, p: Option<*const f32>, k: Option<__m512>) -> __m512 {
+    let v = _mm512_loadu_ps(t);
+    let v = match p {
+        Some(p) => _mm512_add_ps(v, _mm512_loadu_ps(p)),
+        None => v,
+    };
+    match k {
+        Some(k) => _mm512_add_ps(v, k),
+        None => v,
+    }
+}
+
+/// AVX-512 twin of `scalar::quantize` (bit-identical: the same float operations per entry;
+/// min / max are exact in any order for finite entries, and signed zeros cannot change the
+/// result, see `kernels::fastscan::quantize_with`).
+///
+/// # Safety
+/// The CPU must support AVX-512 F/BW; `stride >= 16`, `t.len()` (and `p`'s length) a multiple
+/// of `stride` with `t.len() / stride <= MAX_M2`, `lut.len() >= 16·(t.len() / stride)`.
+#[target_feature(enable = "avx512f,avx512bw,avx2")]
+pub unsafe fn quantize(
+    t: &[f32],
+    p: Option<&[f32]>,
+    key0: f32,
+    stride: usize,
+    lut: &mut [u8],
+) -> (f32, f32) {
+    let m = t.len() / stride;
+    let tp = t.as_ptr();
+    let pp = p.map(|p| p.as_ptr());
+    let at = |mm: usize| pp.map(|p| p.add(mm * stride));
+    let k0 = _mm512_set1_ps(key0);
+    let mut mins = [0f32; super::MAX_M2];
+    let mut span = 0f32;
+    for (mm, lo_out) in mins.iter_mut().enumerate().take(m) {
+        let v = row(tp.add(mm * stride), at(mm), (mm == 0).then_some(k0));
+        let lo = _mm512_reduce_min_ps(v);
+        let hi = _mm512_reduce_max_ps(v);
+        *lo_out = lo;
+        span = span.max(hi - lo);
+    }
+    let a = if span > 0.0 { 255.0 / span } else { 1.0 };
+    let av = _mm512_set1_ps(a);
+    let half = _mm512_set1_ps(0.5);
+    let mut b = 0f32;
+    let lp = lut.as_mut_ptr();
+    for (mm, &lo) in mins.iter().enumerate().take(m) {
+        b += lo;
+        let v = row(tp.add(mm * stride), at(mm), (mm == 0).then_some(k0));
+        let x = _mm512_add_ps(
+            _mm512_mul_ps(_mm512_sub_ps(v, _mm512_set1_ps(lo)), av),
+            half,
+        );
+        // x >= 0.5 and <= 255.5 + rounding: truncation then unsigned saturation = `as u8`
+        let q = _mm512_cvtusepi32_epi8(_mm512_cvttps_epu32(x));
+        _mm_storeu_si128(lp.add(16 * mm) as *mut __m128i, q);
+    }
+    (a, b)
+}
