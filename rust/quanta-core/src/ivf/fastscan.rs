@@ -25,7 +25,7 @@ use crate::index::SearchResult;
 use crate::io::{FileReader, FileWriter, Persist};
 use crate::kernels::pq::{adc_block, TABLE_STRIDE};
 use crate::pq::{PqTrainParams, ProductQuantizer};
-use crate::simd::{level, SimdLevel};
+use crate::simd::{level, prefetch, SimdLevel};
 use crate::topk::TopK;
 use rayon::prelude::*;
 
@@ -386,6 +386,15 @@ impl IndexIVFPQFastScan {
         cand.sort_unstable_by_key(|&(_, pos)| pos);
         let lists = self.inner.invlists();
         let m = self.inner.pq.m();
+        // the candidates' codes and ids are scattered over the lists (cold cache lines):
+        // request them all before the first is used
+        for &(_, pos) in &cand {
+            let (l, o) = ((pos >> 32) as usize, (pos & 0xFFFF_FFFF) as usize);
+            let code = &lists.codes(l)[o * m..(o + 1) * m];
+            prefetch(&code[0]);
+            prefetch(&code[m - 1]);
+            prefetch(&lists.ids(l)[o]);
+        }
         let mut out = TopK::new(k);
         let mut cur = usize::MAX;
         let mut key0 = 0.0;
@@ -497,10 +506,14 @@ impl BlockSink for Sink<'_> {
 
     #[inline]
     fn push(&mut self, i: usize, acc: u16) {
-        let id = self.ids[i];
-        if self.sel.is_none_or(|s| s.accepts(id)) {
+        // the id is only read when needed (filter, or no re-ranking): cold cache lines
+        if self.sel.is_none_or(|s| s.accepts(self.ids[i])) {
             let key = self.bias + acc as f32 / self.scale;
-            self.heap.push(key, self.tag.map_or(id, |t| t | i as i64));
+            let id = match self.tag {
+                Some(t) => t | i as i64,
+                None => self.ids[i],
+            };
+            self.heap.push(key, id);
             // the threshold only moves when a candidate enters
             self.thr = acc_threshold(self.heap.threshold().min(self.bound), self.bias, self.scale);
         }
