@@ -207,7 +207,8 @@ impl QuantizedLuts {
 /// Receives the candidates of a scan for one query.
 pub trait BlockSink {
     /// Accumulator values above this are never offered (`u16::MAX`: offer everything).
-    /// Re-read once per block, so it may lag: `push` must still check.
+    /// Re-read before each offer, but a SIMD pass filters a run of blocks with the value it
+    /// had at the run's start; `push` must still check its own collector.
     fn threshold(&self) -> u16;
     /// Offer vector `i` (position inside the scanned run, `i < n`) with accumulator `acc`.
     fn push(&mut self, i: usize, acc: u16);
@@ -304,7 +305,7 @@ pub fn scan_blocks<S: BlockSink>(
         "scan_blocks: queries out of range"
     );
     let mut dist = [0u16; MAX_GROUP * CHUNK * BBS];
-    let mut idx = [0u32; BBS];
+    let mut idx = [0u32; CHUNK * BBS];
     // chunk-major: a chunk of blocks (at most 32 × 16·m2 bytes) stays in L1/L2 while every
     // query group scans it, so the codes come from memory once per call, not once per group
     let mut cb = 0;
@@ -321,14 +322,25 @@ pub fn scan_blocks<S: BlockSink>(
             accumulate_with(lvl, tables, ng, m2, chunk, d);
             for (s, sink) in group.iter_mut().enumerate() {
                 let ds = &d[s * per..s * per + valid];
-                // the threshold is re-read per block: a collector that is still filling (the
-                // first list an IVF query scans) tightens within the chunk
-                for (b, db) in ds.chunks(BBS).enumerate() {
-                    let c = filter_le_with(lvl, db, sink.threshold(), &mut idx);
+                // SIMD filter passes over segments of 1, 1, 2, 4, … blocks (a collector that is
+                // still filling — the first list an IVF query scans — tightens early, and a
+                // full one costs a few filter calls per chunk), the threshold re-read before
+                // each offer
+                let (mut i0, mut seg) = (0, BBS);
+                while i0 < valid {
+                    let end = (i0 + seg).min(valid);
+                    let c = filter_le_with(lvl, &ds[i0..end], sink.threshold(), &mut idx);
                     for &i in &idx[..c] {
-                        let i = b * BBS + i as usize;
-                        sink.push(cb * BBS + i, ds[i]);
+                        let i = i0 + i as usize;
+                        let acc = ds[i];
+                        if acc <= sink.threshold() {
+                            sink.push(cb * BBS + i, acc);
+                        }
                     }
+                    if i0 > 0 {
+                        seg *= 2;
+                    }
+                    i0 = end;
                 }
             }
         }

@@ -28,6 +28,7 @@ use crate::pq::{PqTrainParams, ProductQuantizer};
 use crate::simd::{level, prefetch, SimdLevel};
 use crate::topk::TopK;
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::IndexIVFPQ;
 
@@ -244,106 +245,107 @@ impl IndexIVFPQFastScan {
         let shared_luts = shared.then(|| QuantizedLuts::new(&qt, nq, m, 16));
         // one pass over the probes `p` with `take(p % np)`: invert them (for each list, its
         // (query, coarse key) pairs in query order) and scan every list once for its queries
-        let pass =
-            |take: &dyn Fn(usize) -> bool, bounds: &[f32]| -> Result<Vec<Vec<Option<TopK>>>> {
-                let mut start = vec![0usize; nlist + 1];
-                for (p, &l) in probes.ids.iter().enumerate() {
-                    if l >= 0 && take(p % np) {
-                        start[l as usize + 1] += 1;
-                    }
+        let pass = |take: &dyn Fn(usize) -> bool,
+                    bounds: &[AtomicU32]|
+         -> Result<Vec<Vec<Option<TopK>>>> {
+            let mut start = vec![0usize; nlist + 1];
+            for (p, &l) in probes.ids.iter().enumerate() {
+                if l >= 0 && take(p % np) {
+                    start[l as usize + 1] += 1;
                 }
-                for l in 0..nlist {
-                    start[l + 1] += start[l];
+            }
+            for l in 0..nlist {
+                start[l + 1] += start[l];
+            }
+            let mut fill = start.clone();
+            let mut by_list = vec![(0u32, 0f32); start[nlist]];
+            for (p, (&l, &key)) in probes.ids.iter().zip(&probes.dist).enumerate() {
+                if l >= 0 && take(p % np) {
+                    let l = l as usize;
+                    by_list[fill[l]] = ((p / np) as u32, sign * key);
+                    fill[l] += 1;
                 }
-                let mut fill = start.clone();
-                let mut by_list = vec![(0u32, 0f32); start[nlist]];
-                for (p, (&l, &key)) in probes.ids.iter().zip(&probes.dist).enumerate() {
-                    if l >= 0 && take(p % np) {
-                        let l = l as usize;
-                        by_list[fill[l]] = ((p / np) as u32, sign * key);
-                        fill[l] += 1;
-                    }
+            }
+            // runs of consecutive lists of about equal work (codes × queries), a few per thread
+            let lists = self.invlists();
+            let work = |l: usize| (start[l + 1] - start[l]) * (lists.list_len(l) + BBS);
+            let total: usize = (0..nlist).map(work).sum();
+            let threads = crate::threads::num_threads().max(1);
+            let target = total.div_ceil(4 * threads).max(1);
+            let mut runs = Vec::new();
+            let (mut r0, mut acc) = (0, 0);
+            for l in 0..nlist {
+                acc += work(l);
+                if acc >= target {
+                    runs.push(r0..l + 1);
+                    (r0, acc) = (l + 1, 0);
                 }
-                // runs of consecutive lists of about equal work (codes × queries), a few per thread
-                let lists = self.invlists();
-                let work = |l: usize| (start[l + 1] - start[l]) * (lists.list_len(l) + BBS);
-                let total: usize = (0..nlist).map(work).sum();
-                let threads = crate::threads::num_threads().max(1);
-                let target = total.div_ceil(4 * threads).max(1);
-                let mut runs = Vec::new();
-                let (mut r0, mut acc) = (0, 0);
-                for l in 0..nlist {
-                    acc += work(l);
-                    if acc >= target {
-                        runs.push(r0..l + 1);
-                        (r0, acc) = (l + 1, 0);
-                    }
-                }
-                if r0 < nlist {
-                    runs.push(r0..nlist);
-                }
-                runs.into_par_iter()
-                    .map(|run| -> Result<Vec<Option<TopK>>> {
-                        ctl.check()?;
-                        let mut heaps: Vec<Option<TopK>> = (0..nq).map(|_| None).collect();
-                        let mut luts = QuantizedLuts::new(&vec![0f32; tw], 1, m, 16);
-                        let mut sinks: Vec<Sink> = Vec::with_capacity(GROUP);
-                        for l in run {
-                            let ids = lists.ids(l);
-                            if ids.is_empty() {
-                                continue;
-                            }
-                            let pre = self.inner.precomputed_rows(l);
-                            let tag = rerank.then_some((l as i64) << 32);
-                            for group in by_list[start[l]..start[l + 1]].chunks(GROUP) {
-                                luts.clear();
-                                for &(qi, ck) in group {
-                                    let qi = qi as usize;
-                                    match &shared_luts {
-                                        Some(sl) => luts.push_copy(sl, qi),
-                                        None => {
-                                            let t = &qt[qi * tw..(qi + 1) * tw];
-                                            let key0 = if self.by_residual() { ck } else { 0.0 };
-                                            luts.push_sum(lvl, t, pre, key0, 16);
-                                        }
+            }
+            if r0 < nlist {
+                runs.push(r0..nlist);
+            }
+            runs.into_par_iter()
+                .map(|run| -> Result<Vec<Option<TopK>>> {
+                    ctl.check()?;
+                    let mut heaps: Vec<Option<TopK>> = (0..nq).map(|_| None).collect();
+                    let mut luts = QuantizedLuts::new(&vec![0f32; tw], 1, m, 16);
+                    let mut sinks: Vec<Sink> = Vec::with_capacity(GROUP);
+                    for l in run {
+                        let ids = lists.ids(l);
+                        if ids.is_empty() {
+                            continue;
+                        }
+                        let pre = self.inner.precomputed_rows(l);
+                        let tag = rerank.then_some((l as i64) << 32);
+                        for group in by_list[start[l]..start[l + 1]].chunks(GROUP) {
+                            luts.clear();
+                            for &(qi, ck) in group {
+                                let qi = qi as usize;
+                                match &shared_luts {
+                                    Some(sl) => luts.push_copy(sl, qi),
+                                    None => {
+                                        let t = &qt[qi * tw..(qi + 1) * tw];
+                                        let key0 = if self.by_residual() { ck } else { 0.0 };
+                                        luts.push_sum(lvl, t, pre, key0, 16);
                                     }
                                 }
-                                for (s, &(qi, _)) in group.iter().enumerate() {
-                                    let heap = heaps[qi as usize].take().unwrap_or_else(|| {
-                                        TopK::with_capacity_hint(hk, usize::MAX)
-                                    });
-                                    let bound =
-                                        bounds.get(qi as usize).copied().unwrap_or(f32::INFINITY);
-                                    sinks.push(Sink::new(
-                                        heap,
-                                        bound,
-                                        luts.bias(s),
-                                        luts.scale(s),
-                                        ids,
-                                        sel,
-                                        tag,
-                                    ));
-                                }
-                                scan_blocks(lvl, &luts, 0, &self.packed[l], ids.len(), &mut sinks);
-                                for (sink, &(qi, _)) in sinks.drain(..).zip(group) {
-                                    heaps[qi as usize] = Some(sink.heap);
-                                }
+                            }
+                            for (s, &(qi, _)) in group.iter().enumerate() {
+                                let heap = heaps[qi as usize]
+                                    .take()
+                                    .unwrap_or_else(|| TopK::with_capacity_hint(hk, usize::MAX));
+                                sinks.push(Sink::new(
+                                    heap,
+                                    bounds.get(qi as usize),
+                                    luts.bias(s),
+                                    luts.scale(s),
+                                    ids,
+                                    sel,
+                                    tag,
+                                ));
+                            }
+                            scan_blocks(lvl, &luts, 0, &self.packed[l], ids.len(), &mut sinks);
+                            for (sink, &(qi, _)) in sinks.drain(..).zip(group) {
+                                heaps[qi as usize] = Some(sink.heap);
                             }
                         }
-                        Ok(heaps)
-                    })
-                    .collect::<Result<_>>()
-            };
+                    }
+                    Ok(heaps)
+                })
+                .collect::<Result<_>>()
+        };
         // first each query's nearest list (a tight bound early: the batched pass visits a
         // query's lists in list order, not nearest first), then the others under that bound
         let mut parts = pass(&|p| p == 0, &[])?;
-        let bounds: Vec<f32> = (0..nq)
+        // shared by the runs of the second pass, which lower it as their collectors fill
+        let bounds: Vec<AtomicU32> = (0..nq)
             .map(|i| {
-                parts
+                let t = parts
                     .iter()
                     .filter_map(|h| h[i].as_ref())
                     .map(|h| h.threshold())
-                    .fold(f32::INFINITY, f32::min)
+                    .fold(f32::INFINITY, f32::min);
+                AtomicU32::new(t.to_bits())
             })
             .collect();
         if np > 1 {
@@ -461,9 +463,11 @@ struct FsScanner<'a> {
 /// Candidates of one list into the heap: real ids, or `(list << 32) | offset` when re-ranking.
 struct Sink<'a> {
     heap: TopK,
-    /// Known upper bound on the final threshold (the same query's collector from an earlier
+    /// Known upper bound on the final threshold (the threshold of a full collector of the same
+    /// query: an earlier pass's, or another run's through `shared`, merged at the end)
     /// pass, merged at the end): keys above it can never be returned.
     bound: f32,
+    shared: Option<&'a AtomicU32>,
     bias: f32,
     scale: f32,
     /// Accumulator bound of the current threshold ([`acc_threshold`]), kept up to date by `push`.
@@ -473,21 +477,36 @@ struct Sink<'a> {
     tag: Option<i64>,
 }
 
+/// Lower the shared bound (f32 bits) to `t` if `t` is smaller (bounds only ever decrease, so
+/// any interleaving of the runs leaves a valid bound and the same results).
+fn lower(s: &AtomicU32, t: f32) {
+    let mut cur = s.load(Ordering::Relaxed);
+    while t < f32::from_bits(cur) {
+        match s.compare_exchange_weak(cur, t.to_bits(), Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => break,
+            Err(c) => cur = c,
+        }
+    }
+}
+
 impl<'a> Sink<'a> {
     #[allow(clippy::too_many_arguments)]
     fn new(
         heap: TopK,
-        bound: f32,
+        shared: Option<&'a AtomicU32>,
         bias: f32,
         scale: f32,
         ids: &'a [i64],
         sel: Option<&'a IdSelector>,
         tag: Option<i64>,
     ) -> Self {
-        let thr = acc_threshold(heap.threshold().min(bound), bias, scale);
+        let bound = shared.map_or(f32::INFINITY, |s| f32::from_bits(s.load(Ordering::Relaxed)));
+        let bound = heap.threshold().min(bound);
+        let thr = acc_threshold(bound, bias, scale);
         Sink {
             heap,
             bound,
+            shared,
             bias,
             scale,
             thr,
@@ -515,7 +534,14 @@ impl BlockSink for Sink<'_> {
             };
             self.heap.push(key, id);
             // the threshold only moves when a candidate enters
-            self.thr = acc_threshold(self.heap.threshold().min(self.bound), self.bias, self.scale);
+            let t = self.heap.threshold();
+            if t < self.bound {
+                self.bound = t;
+                if let Some(s) = self.shared {
+                    lower(s, t);
+                }
+                self.thr = acc_threshold(t, self.bias, self.scale);
+            }
         }
     }
 }
@@ -552,7 +578,7 @@ impl ListScanner for FsScanner<'_> {
         };
         let mut sink = [Sink::new(
             std::mem::replace(heap, TopK::new(0)),
-            f32::INFINITY,
+            None,
             luts.bias(0),
             luts.scale(0),
             ids,
