@@ -271,7 +271,9 @@ impl IndexIVFPQFastScan {
             let work = |l: usize| (start[l + 1] - start[l]) * (lists.list_len(l) + BBS);
             let total: usize = (0..nlist).map(work).sum();
             let threads = crate::threads::num_threads().max(1);
-            let target = total.div_ceil(4 * threads).max(1);
+            // (one run on one thread: every run starts its collectors empty)
+            let per = if threads == 1 { 1 } else { 4 * threads };
+            let target = total.div_ceil(per).max(1);
             let mut runs = Vec::new();
             let (mut r0, mut acc) = (0, 0);
             for l in 0..nlist {
@@ -286,11 +288,12 @@ impl IndexIVFPQFastScan {
             }
             runs.into_par_iter()
                 .map(|run| -> Result<Vec<Option<TopK>>> {
-                    ctl.check()?;
                     let mut heaps: Vec<Option<TopK>> = (0..nq).map(|_| None).collect();
                     let mut luts = QuantizedLuts::new(&vec![0f32; tw], 1, m, 16);
                     let mut sinks: Vec<Sink> = Vec::with_capacity(GROUP);
                     for l in run {
+                        // a run may be the whole batch: stay interruptible
+                        ctl.check()?;
                         let ids = lists.ids(l);
                         if ids.is_empty() {
                             continue;
