@@ -354,15 +354,26 @@ impl IndexIVFPQFastScan {
         if np > 1 {
             parts.extend(pass(&|p| p > 0, &bounds)?);
         }
+        // each query's collectors; the first one is the base the others are merged into
+        let mut per_query: Vec<Vec<TopK>> = (0..nq).map(|_| Vec::new()).collect();
+        for part in parts {
+            for (mine, h) in per_query.iter_mut().zip(part) {
+                mine.extend(h);
+            }
+        }
         let mut dist = vec![0f32; nq * k];
         let mut out_ids = vec![0i64; nq * k];
         dist.par_chunks_mut(k)
             .zip(out_ids.par_chunks_mut(k))
+            .zip(per_query)
             .enumerate()
-            .for_each(|(i, (dq, iq))| {
-                let mut heap = TopK::with_capacity_hint(hk, usize::MAX);
-                for h in parts.iter().filter_map(|p| p[i].as_ref()) {
-                    heap.merge(h);
+            .for_each(|(i, ((dq, iq), mine))| {
+                let mut mine = mine.into_iter();
+                let mut heap = mine
+                    .next()
+                    .unwrap_or_else(|| TopK::with_capacity_hint(hk, usize::MAX));
+                for h in mine {
+                    heap.merge(&h);
                 }
                 let heap = if rerank {
                     let row = i * np..(i + 1) * np;
