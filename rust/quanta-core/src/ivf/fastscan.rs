@@ -329,7 +329,7 @@ impl IndexIVFPQFastScan {
                             }
                             scan_blocks(lvl, &luts, 0, &self.packed[l], ids.len(), &mut sinks);
                             for (sink, &(qi, _)) in sinks.drain(..).zip(group) {
-                                heaps[qi as usize] = Some(sink.heap);
+                                heaps[qi as usize] = Some(sink.finish());
                             }
                         }
                     }
@@ -478,9 +478,11 @@ struct FsScanner<'a> {
 struct Sink<'a> {
     heap: TopK,
     /// Known upper bound on the final threshold (the threshold of a full collector of the same
-    /// query: an earlier pass's, or another run's through `shared`, merged at the end)
-    /// pass, merged at the end): keys above it can never be returned.
+    /// query: an earlier pass's, another run's through `shared`, or this one's; all merged at
+    /// the end): keys above it can never be returned.
     bound: f32,
+    /// The query's bound shared by the runs of a pass, lowered once per list visit
+    /// ([`Sink::finish`]: not per candidate, the runs' threads would fight over its cache line).
     shared: Option<&'a AtomicU32>,
     bias: f32,
     scale: f32,
@@ -531,6 +533,16 @@ impl<'a> Sink<'a> {
     }
 }
 
+impl Sink<'_> {
+    /// End of the list visit: publish the bound, return the collector.
+    fn finish(self) -> TopK {
+        if let Some(s) = self.shared {
+            lower(s, self.bound);
+        }
+        self.heap
+    }
+}
+
 impl BlockSink for Sink<'_> {
     #[inline]
     fn threshold(&self) -> u16 {
@@ -551,9 +563,6 @@ impl BlockSink for Sink<'_> {
             let t = self.heap.threshold();
             if t < self.bound {
                 self.bound = t;
-                if let Some(s) = self.shared {
-                    lower(s, t);
-                }
                 self.thr = acc_threshold(t, self.bias, self.scale);
             }
         }
@@ -608,7 +617,7 @@ impl ListScanner for FsScanner<'_> {
             &mut sink,
         );
         let [sink] = sink;
-        *heap = sink.heap;
+        *heap = sink.finish();
     }
 
     fn heap_k(&self, k: usize) -> usize {
