@@ -5,7 +5,7 @@
 use quanta_core::fastscan::{
     n_blocks, pack_codes, packed_len, padded_m, scan_blocks, BlockSink, QuantizedLuts, BBS,
 };
-use quanta_core::kernels::fastscan::{accumulate_with, filter_le_with, lut_stride};
+use quanta_core::kernels::fastscan::{accumulate_with, filter_le_with, lut_stride, quantize_with};
 use quanta_core::rng::Rng;
 use quanta_core::SimdLevel;
 
@@ -134,6 +134,71 @@ fn scan_blocks_every_tail_length() {
                 match &want {
                     None => want = Some(got),
                     Some(w) => assert_eq!(&got, w, "level {}", lvl.name()),
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn quantize_matches_the_spec_at_every_level() {
+    // every row count up to 67 and the largest, both row strides, with and without the added
+    // term and coarse key, and tables with constant rows, ties and signed zeros
+    let mut r = Rng::new(21);
+    let mut ms: Vec<usize> = (1..=67).collect();
+    ms.extend([128, 255, 256]);
+    for &m in &ms {
+        for stride in [16usize, 256] {
+            for case in 0..4 {
+                let gen = |r: &mut Rng| -> f32 {
+                    match case {
+                        0 => (r.normal() * 30.0) as f32,
+                        1 => r.below(3) as f32 - 1.0,
+                        2 => [0.0f32, -0.0, 1.5][r.below(3)],
+                        _ => 7.25,
+                    }
+                };
+                let t: Vec<f32> = (0..m * stride).map(|_| gen(&mut r)).collect();
+                let p: Vec<f32> = (0..m * stride).map(|_| gen(&mut r)).collect();
+                for (pt, key0) in [(None, 0.0f32), (Some(&p[..]), 0.0), (Some(&p[..]), -3.5)] {
+                    // the spec: build the float table, then round_uint8_per_column
+                    let f: Vec<f32> = (0..m * 16)
+                        .map(|e| {
+                            let (mm, j) = (e / 16, e % 16);
+                            let i = mm * stride + j;
+                            let v = pt.map_or(t[i], |p| t[i] + p[i]);
+                            if mm == 0 {
+                                v + key0
+                            } else {
+                                v
+                            }
+                        })
+                        .collect();
+                    let mins: Vec<f32> = f
+                        .chunks(16)
+                        .map(|row| row.iter().copied().fold(f32::INFINITY, f32::min))
+                        .collect();
+                    let span = f
+                        .chunks(16)
+                        .zip(&mins)
+                        .map(|(row, &lo)| {
+                            row.iter().copied().fold(f32::NEG_INFINITY, f32::max) - lo
+                        })
+                        .fold(0f32, f32::max);
+                    let a = if span > 0.0 { 255.0 / span } else { 1.0 };
+                    let b = mins.iter().fold(0f32, |s, &v| s + v);
+                    let want: Vec<u8> = (0..m * 16)
+                        .map(|e| ((f[e] - mins[e / 16]) * a + 0.5).floor().min(255.0) as u8)
+                        .collect();
+                    for lvl in std::iter::once(SimdLevel::Scalar).chain(levels()) {
+                        let mut lut = vec![9u8; 16 * m + 5];
+                        let (ga, gb) = quantize_with(lvl, &t, pt, key0, stride, &mut lut);
+                        let tag = format!("level {} m={m} stride={stride} case={case}", lvl.name());
+                        assert_eq!(&lut[..16 * m], &want[..], "{tag}");
+                        assert_eq!(&lut[16 * m..], &[9u8; 5], "{tag}: wrote past the rows");
+                        assert_eq!(ga.to_bits(), a.to_bits(), "{tag}");
+                        assert_eq!(gb.to_bits(), b.to_bits(), "{tag}");
+                    }
                 }
             }
         }

@@ -17,7 +17,9 @@
 //! exact: see the kernels' overflow note). Each entry is off by at most `0.5/a`, so
 //! `|approx − float ADC| ≤ M / (2a)` (plus float rounding).
 
-use crate::kernels::fastscan::{accumulate_with, block_bytes, filter_le_with, lut_stride};
+use crate::kernels::fastscan::{
+    accumulate_with, block_bytes, filter_le_with, lut_stride, quantize_with,
+};
 use crate::simd::SimdLevel;
 use crate::topk::TopK;
 
@@ -113,9 +115,11 @@ impl QuantizedLuts {
             "QuantizedLuts: tables size"
         );
         let stride = lut_stride(self.m2);
+        let lvl = crate::simd::level();
         for q in 0..nq {
             let t = &tables[q * m * row_stride..(q + 1) * m * row_stride];
-            let (a, b) = quantize_one(t, row_stride, &mut self.data[q * stride..(q + 1) * stride]);
+            let lut = &mut self.data[q * stride..(q + 1) * stride];
+            let (a, b) = quantize_with(lvl, t, None, 0.0, row_stride, lut);
             self.scale[q] = a;
             self.bias[q] = b;
         }
@@ -133,6 +137,21 @@ impl QuantizedLuts {
     /// Quantize one more float table (`m` rows of `row_stride >= 16` floats, as
     /// [`QuantizedLuts::new`]); it becomes query `nq()`.
     pub fn push_table(&mut self, table: &[f32], row_stride: usize) {
+        self.push_sum(crate::simd::level(), table, None, 0.0, row_stride)
+    }
+
+    /// Quantize one more float table given as a sum of terms (IVF: the query's table, the
+    /// list's precomputed term `p` and the coarse term `key0` in row 0, see
+    /// [`quantize_with`](crate::kernels::fastscan::quantize_with)) at level `lvl`, without
+    /// building the float table; it becomes query `nq()`.
+    pub fn push_sum(
+        &mut self,
+        lvl: SimdLevel,
+        table: &[f32],
+        p: Option<&[f32]>,
+        key0: f32,
+        row_stride: usize,
+    ) {
         assert!(row_stride >= 16, "QuantizedLuts: row_stride");
         assert_eq!(
             padded_m(table.len() / row_stride),
@@ -142,7 +161,7 @@ impl QuantizedLuts {
         let stride = lut_stride(self.m2);
         let at = self.data.len();
         self.data.resize(at + stride, 0);
-        let (a, b) = quantize_one(table, row_stride, &mut self.data[at..]);
+        let (a, b) = quantize_with(lvl, table, p, key0, row_stride, &mut self.data[at..]);
         self.scale.push(a);
         self.bias.push(b);
         self.nq += 1;
@@ -185,37 +204,36 @@ impl QuantizedLuts {
     }
 }
 
-/// Quantize one float table `t` (rows of `row_stride` floats, entries `0..16` used) into `lut`
-/// (zeroed past the rows); returns `(a, β)` (module docs).
-fn quantize_one(t: &[f32], row_stride: usize, lut: &mut [u8]) -> (f32, f32) {
-    let mut mins = [0f32; MAX_M2];
-    let mut span = 0f32;
-    for (mm, row) in t.chunks_exact(row_stride).enumerate() {
-        let row = &row[..16];
-        let lo = row.iter().copied().fold(f32::INFINITY, f32::min);
-        let hi = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        mins[mm] = lo;
-        span = span.max(hi - lo);
-    }
-    let a = if span > 0.0 { 255.0 / span } else { 1.0 };
-    let mut b = 0f32;
-    for (mm, row) in t.chunks_exact(row_stride).enumerate() {
-        b += mins[mm];
-        for (j, &v) in row[..16].iter().enumerate() {
-            // (v − μ)·a + 0.5 >= 0, so the saturating cast is floor + clamp to 255
-            lut[16 * mm + j] = ((v - mins[mm]) * a + 0.5) as u8;
-        }
-    }
-    (a, b)
-}
-
 /// Receives the candidates of a scan for one query.
 pub trait BlockSink {
     /// Accumulator values above this are never offered (`u16::MAX`: offer everything).
-    /// Re-read once per block, so it may lag: `push` must still check.
+    /// Re-read before each offer, but a SIMD pass filters a run of blocks with the value it
+    /// had at the run's start; `push` must still check its own collector.
     fn threshold(&self) -> u16;
     /// Offer vector `i` (position inside the scanned run, `i < n`) with accumulator `acc`.
     fn push(&mut self, i: usize, acc: u16);
+}
+
+/// The largest accumulator value worth offering to a collector whose float threshold is `t`,
+/// for a table with bias `β` and scale `a`: `floor((t − β)·a) + 1` clamped to the u16 range
+/// (one unit of slack covers the float rounding of `β + acc / a`); `u16::MAX` when `t` is not
+/// finite. No call to `floorf` (the truncating cast is the floor of a non-negative value).
+#[inline]
+pub fn acc_threshold(t: f32, bias: f32, scale: f32) -> u16 {
+    if !t.is_finite() {
+        return u16::MAX;
+    }
+    let x = (t - bias) * scale;
+    if x >= 0.0 {
+        if x >= (u16::MAX - 1) as f32 {
+            u16::MAX
+        } else {
+            x as u16 + 1
+        }
+    } else {
+        // x < 0 (or NaN): floor(x) + 1 <= 0
+        0
+    }
 }
 
 /// A [`TopK`] of float distances fed from accumulators: key `β + acc / a`, id `id_of(i)`.
@@ -242,13 +260,7 @@ impl<'a, F: Fn(usize) -> i64> HeapSink<'a, F> {
 impl<F: Fn(usize) -> i64> BlockSink for HeapSink<'_, F> {
     #[inline]
     fn threshold(&self) -> u16 {
-        let t = self.heap.threshold();
-        if !t.is_finite() {
-            return u16::MAX;
-        }
-        // one accumulator unit of slack covers the float rounding of `β + acc / a`
-        let v = ((t - self.bias) * self.scale).floor() + 1.0;
-        v.clamp(0.0, u16::MAX as f32) as u16
+        acc_threshold(self.heap.threshold(), self.bias, self.scale)
     }
 
     #[inline]
@@ -293,7 +305,7 @@ pub fn scan_blocks<S: BlockSink>(
         "scan_blocks: queries out of range"
     );
     let mut dist = [0u16; MAX_GROUP * CHUNK * BBS];
-    let mut idx = [0u32; BBS];
+    let mut idx = [0u32; CHUNK * BBS];
     // chunk-major: a chunk of blocks (at most 32 × 16·m2 bytes) stays in L1/L2 while every
     // query group scans it, so the codes come from memory once per call, not once per group
     let mut cb = 0;
@@ -310,14 +322,25 @@ pub fn scan_blocks<S: BlockSink>(
             accumulate_with(lvl, tables, ng, m2, chunk, d);
             for (s, sink) in group.iter_mut().enumerate() {
                 let ds = &d[s * per..s * per + valid];
-                // the threshold is re-read per block: a collector that is still filling (the
-                // first list an IVF query scans) tightens within the chunk
-                for (b, db) in ds.chunks(BBS).enumerate() {
-                    let c = filter_le_with(lvl, db, sink.threshold(), &mut idx);
+                // SIMD filter passes over segments of 1, 1, 2, 4, … blocks (a collector that is
+                // still filling — the first list an IVF query scans — tightens early, and a
+                // full one costs a few filter calls per chunk), the threshold re-read before
+                // each offer
+                let (mut i0, mut seg) = (0, BBS);
+                while i0 < valid {
+                    let end = (i0 + seg).min(valid);
+                    let c = filter_le_with(lvl, &ds[i0..end], sink.threshold(), &mut idx);
                     for &i in &idx[..c] {
-                        let i = b * BBS + i as usize;
-                        sink.push(cb * BBS + i, ds[i]);
+                        let i = i0 + i as usize;
+                        let acc = ds[i];
+                        if acc <= sink.threshold() {
+                            sink.push(cb * BBS + i, acc);
+                        }
                     }
+                    if i0 > 0 {
+                        seg *= 2;
+                    }
+                    i0 = end;
                 }
             }
         }

@@ -17,15 +17,18 @@ use super::{IdSelector, IdSet, IvfTrainParams, ListScanner};
 use crate::control::Control;
 use crate::distance::Metric;
 use crate::error::{Error, Result};
-use crate::fastscan::{pack_codes, packed_len, scan_blocks, BlockSink, QuantizedLuts, BBS};
+use crate::fastscan::{
+    acc_threshold, pack_codes, packed_len, scan_blocks, BlockSink, QuantizedLuts, BBS,
+};
 use crate::index::pq_fastscan::check_pq;
 use crate::index::SearchResult;
 use crate::io::{FileReader, FileWriter, Persist};
 use crate::kernels::pq::{adc_block, TABLE_STRIDE};
 use crate::pq::{PqTrainParams, ProductQuantizer};
-use crate::simd::{level, SimdLevel};
+use crate::simd::{level, prefetch, SimdLevel};
 use crate::topk::TopK;
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::IndexIVFPQ;
 
@@ -242,193 +245,185 @@ impl IndexIVFPQFastScan {
         let shared_luts = shared.then(|| QuantizedLuts::new(&qt, nq, m, 16));
         // one pass over the probes `p` with `take(p % np)`: invert them (for each list, its
         // (query, coarse key) pairs in query order) and scan every list once for its queries
-        let pass =
-            |take: &dyn Fn(usize) -> bool, bounds: &[f32]| -> Result<Vec<Vec<Option<TopK>>>> {
-                let mut start = vec![0usize; nlist + 1];
-                for (p, &l) in probes.ids.iter().enumerate() {
-                    if l >= 0 && take(p % np) {
-                        start[l as usize + 1] += 1;
-                    }
+        let pass = |take: &dyn Fn(usize) -> bool,
+                    bounds: &[AtomicU32]|
+         -> Result<Vec<Vec<Option<TopK>>>> {
+            let mut start = vec![0usize; nlist + 1];
+            for (p, &l) in probes.ids.iter().enumerate() {
+                if l >= 0 && take(p % np) {
+                    start[l as usize + 1] += 1;
                 }
-                for l in 0..nlist {
-                    start[l + 1] += start[l];
+            }
+            for l in 0..nlist {
+                start[l + 1] += start[l];
+            }
+            let mut fill = start.clone();
+            let mut by_list = vec![(0u32, 0f32); start[nlist]];
+            for (p, (&l, &key)) in probes.ids.iter().zip(&probes.dist).enumerate() {
+                if l >= 0 && take(p % np) {
+                    let l = l as usize;
+                    by_list[fill[l]] = ((p / np) as u32, sign * key);
+                    fill[l] += 1;
                 }
-                let mut fill = start.clone();
-                let mut by_list = vec![(0u32, 0f32); start[nlist]];
-                for (p, (&l, &key)) in probes.ids.iter().zip(&probes.dist).enumerate() {
-                    if l >= 0 && take(p % np) {
-                        let l = l as usize;
-                        by_list[fill[l]] = ((p / np) as u32, sign * key);
-                        fill[l] += 1;
-                    }
+            }
+            // runs of consecutive lists of about equal work (codes × queries), a few per thread
+            let lists = self.invlists();
+            let work = |l: usize| (start[l + 1] - start[l]) * (lists.list_len(l) + BBS);
+            let total: usize = (0..nlist).map(work).sum();
+            let threads = crate::threads::num_threads().max(1);
+            // (one run on one thread: every run starts its collectors empty)
+            let per = if threads == 1 { 1 } else { 4 * threads };
+            let target = total.div_ceil(per).max(1);
+            let mut runs = Vec::new();
+            let (mut r0, mut acc) = (0, 0);
+            for l in 0..nlist {
+                acc += work(l);
+                if acc >= target {
+                    runs.push(r0..l + 1);
+                    (r0, acc) = (l + 1, 0);
                 }
-                // runs of consecutive lists of about equal work (codes × queries), a few per thread
-                let lists = self.invlists();
-                let work = |l: usize| (start[l + 1] - start[l]) * (lists.list_len(l) + BBS);
-                let total: usize = (0..nlist).map(work).sum();
-                let threads = crate::threads::num_threads().max(1);
-                let target = total.div_ceil(4 * threads).max(1);
-                let mut runs = Vec::new();
-                let (mut r0, mut acc) = (0, 0);
-                for l in 0..nlist {
-                    acc += work(l);
-                    if acc >= target {
-                        runs.push(r0..l + 1);
-                        (r0, acc) = (l + 1, 0);
-                    }
-                }
-                if r0 < nlist {
-                    runs.push(r0..nlist);
-                }
-                runs.into_par_iter()
-                    .map(|run| -> Result<Vec<Option<TopK>>> {
+            }
+            if r0 < nlist {
+                runs.push(r0..nlist);
+            }
+            runs.into_par_iter()
+                .map(|run| -> Result<Vec<Option<TopK>>> {
+                    let mut heaps: Vec<Option<TopK>> = (0..nq).map(|_| None).collect();
+                    let mut luts = QuantizedLuts::new(&vec![0f32; tw], 1, m, 16);
+                    let mut sinks: Vec<Sink> = Vec::with_capacity(GROUP);
+                    for l in run {
+                        // a run may be the whole batch: stay interruptible
                         ctl.check()?;
-                        let mut heaps: Vec<Option<TopK>> = (0..nq).map(|_| None).collect();
-                        let mut small = vec![0f32; tw];
-                        let mut luts = QuantizedLuts::new(&small, 1, m, 16);
-                        let mut sinks: Vec<Sink> = Vec::with_capacity(GROUP);
-                        for l in run {
-                            let ids = lists.ids(l);
-                            if ids.is_empty() {
-                                continue;
-                            }
-                            let pre = self.inner.precomputed_rows(l);
-                            let tag = rerank.then_some((l as i64) << 32);
-                            for group in by_list[start[l]..start[l + 1]].chunks(GROUP) {
-                                luts.clear();
-                                for &(qi, ck) in group {
-                                    let qi = qi as usize;
-                                    match &shared_luts {
-                                        Some(sl) => luts.push_copy(sl, qi),
-                                        None => {
-                                            let t = &qt[qi * tw..(qi + 1) * tw];
-                                            match pre {
-                                                Some(p) => small
-                                                    .iter_mut()
-                                                    .zip(t.iter().zip(p))
-                                                    .for_each(|(a, (b, c))| *a = b + c),
-                                                None => small.copy_from_slice(t),
-                                            }
-                                            let key0 = if self.by_residual() { ck } else { 0.0 };
-                                            small[..16].iter_mut().for_each(|v| *v += key0);
-                                            luts.push_table(&small, 16);
-                                        }
+                        let ids = lists.ids(l);
+                        if ids.is_empty() {
+                            continue;
+                        }
+                        let pre = self.inner.precomputed_rows(l);
+                        let tag = rerank.then_some((l as i64) << 32);
+                        for group in by_list[start[l]..start[l + 1]].chunks(GROUP) {
+                            luts.clear();
+                            for &(qi, ck) in group {
+                                let qi = qi as usize;
+                                match &shared_luts {
+                                    Some(sl) => luts.push_copy(sl, qi),
+                                    None => {
+                                        let t = &qt[qi * tw..(qi + 1) * tw];
+                                        let key0 = if self.by_residual() { ck } else { 0.0 };
+                                        luts.push_sum(lvl, t, pre, key0, 16);
                                     }
                                 }
-                                for (s, &(qi, _)) in group.iter().enumerate() {
-                                    let heap = heaps[qi as usize].take().unwrap_or_else(|| {
-                                        TopK::with_capacity_hint(hk, usize::MAX)
-                                    });
-                                    sinks.push(Sink {
-                                        heap,
-                                        bound: bounds
-                                            .get(qi as usize)
-                                            .copied()
-                                            .unwrap_or(f32::INFINITY),
-                                        bias: luts.bias(s),
-                                        scale: luts.scale(s),
-                                        ids,
-                                        sel,
-                                        tag,
-                                    });
-                                }
-                                scan_blocks(lvl, &luts, 0, &self.packed[l], ids.len(), &mut sinks);
-                                for (sink, &(qi, _)) in sinks.drain(..).zip(group) {
-                                    heaps[qi as usize] = Some(sink.heap);
-                                }
+                            }
+                            for (s, &(qi, _)) in group.iter().enumerate() {
+                                let heap = heaps[qi as usize]
+                                    .take()
+                                    .unwrap_or_else(|| TopK::with_capacity_hint(hk, usize::MAX));
+                                sinks.push(Sink::new(
+                                    heap,
+                                    bounds.get(qi as usize),
+                                    luts.bias(s),
+                                    luts.scale(s),
+                                    ids,
+                                    sel,
+                                    tag,
+                                ));
+                            }
+                            scan_blocks(lvl, &luts, 0, &self.packed[l], ids.len(), &mut sinks);
+                            for (sink, &(qi, _)) in sinks.drain(..).zip(group) {
+                                heaps[qi as usize] = Some(sink.finish());
                             }
                         }
-                        Ok(heaps)
-                    })
-                    .collect::<Result<_>>()
-            };
+                    }
+                    Ok(heaps)
+                })
+                .collect::<Result<_>>()
+        };
         // first each query's nearest list (a tight bound early: the batched pass visits a
         // query's lists in list order, not nearest first), then the others under that bound
         let mut parts = pass(&|p| p == 0, &[])?;
-        let bounds: Vec<f32> = (0..nq)
+        // shared by the runs of the second pass, which lower it as their collectors fill
+        let bounds: Vec<AtomicU32> = (0..nq)
             .map(|i| {
-                parts
+                let t = parts
                     .iter()
                     .filter_map(|h| h[i].as_ref())
                     .map(|h| h.threshold())
-                    .fold(f32::INFINITY, f32::min)
+                    .fold(f32::INFINITY, f32::min);
+                AtomicU32::new(t.to_bits())
             })
             .collect();
         if np > 1 {
             parts.extend(pass(&|p| p > 0, &bounds)?);
         }
+        // each query's collectors; the first one is the base the others are merged into
+        let mut per_query: Vec<Vec<TopK>> = (0..nq).map(|_| Vec::new()).collect();
+        for part in parts {
+            for (mine, h) in per_query.iter_mut().zip(part) {
+                mine.extend(h);
+            }
+        }
         let mut dist = vec![0f32; nq * k];
         let mut out_ids = vec![0i64; nq * k];
         dist.par_chunks_mut(k)
             .zip(out_ids.par_chunks_mut(k))
+            .zip(per_query)
             .enumerate()
-            .for_each_init(
-                || vec![0f32; m * TABLE_STRIDE],
-                |full, (i, (dq, iq))| {
-                    let mut heap = TopK::with_capacity_hint(hk, usize::MAX);
-                    for h in parts.iter().filter_map(|p| p[i].as_ref()) {
-                        heap.merge(h);
-                    }
-                    let heap = if rerank {
-                        let row = i * np..(i + 1) * np;
-                        let coarse = |l: usize| {
-                            probes.ids[row.clone()]
-                                .iter()
-                                .position(|&c| c == l as i64)
-                                .map_or(0.0, |p| sign * probes.dist[row.start + p])
-                        };
-                        self.rerank(heap, &qt[i * tw..(i + 1) * tw], coarse, k, full)
-                    } else {
-                        heap
+            .for_each(|(i, ((dq, iq), mine))| {
+                let mut mine = mine.into_iter();
+                let mut heap = mine
+                    .next()
+                    .unwrap_or_else(|| TopK::with_capacity_hint(hk, usize::MAX));
+                for h in mine {
+                    heap.merge(&h);
+                }
+                let heap = if rerank {
+                    let row = i * np..(i + 1) * np;
+                    let coarse = |l: usize| {
+                        probes.ids[row.clone()]
+                            .iter()
+                            .position(|&c| c == l as i64)
+                            .map_or(0.0, |p| sign * probes.dist[row.start + p])
                     };
-                    heap.write_into(dq, iq, self.metric().pad(), |key| sign * key);
-                    ctl.advance(1);
-                },
-            );
+                    self.rerank(heap, &qt[i * tw..(i + 1) * tw], coarse, k)
+                } else {
+                    heap
+                };
+                heap.write_into(dq, iq, self.metric().pad(), |key| sign * key);
+                ctl.advance(1);
+            });
         Ok((dist, out_ids))
     }
 
     /// Float-ADC re-ranking of the fast-scan candidates `heap` (ids `(list << 32) | offset`) of
     /// a query with float table `qt` (`M × 16`); `coarse(l)` is its coarse key to list `l`.
-    /// Same arithmetic as the per-query path (`FsScanner::finish`).
-    fn rerank(
-        &self,
-        heap: TopK,
-        qt: &[f32],
-        coarse: impl Fn(usize) -> f32,
-        k: usize,
-        full: &mut [f32],
-    ) -> TopK {
+    /// Same arithmetic as the per-query path (`FsScanner::finish`): the table entries
+    /// `qt + precomputed` are summed in `adc_block`'s order, without building the list's table.
+    fn rerank(&self, heap: TopK, qt: &[f32], coarse: impl Fn(usize) -> f32, k: usize) -> TopK {
         let mut cand = heap.into_sorted();
         cand.sort_unstable_by_key(|&(_, pos)| pos);
         let lists = self.inner.invlists();
         let m = self.inner.pq.m();
+        // the candidates' codes and ids are scattered over the lists (cold cache lines):
+        // request them all before the first is used
+        for &(_, pos) in &cand {
+            let (l, o) = ((pos >> 32) as usize, (pos & 0xFFFF_FFFF) as usize);
+            let code = &lists.codes(l)[o * m..(o + 1) * m];
+            prefetch(&code[0]);
+            prefetch(&code[m - 1]);
+            prefetch(&lists.ids(l)[o]);
+        }
         let mut out = TopK::new(k);
         let mut cur = usize::MAX;
         let mut key0 = 0.0;
-        let mut one = [0f32; 1];
+        let mut pre = None;
         for (_, pos) in cand {
             let (l, o) = ((pos >> 32) as usize, (pos & 0xFFFF_FFFF) as usize);
             if l != cur {
                 cur = l;
                 key0 = if self.by_residual() { coarse(l) } else { 0.0 };
-                let pre = self.inner.precomputed_rows(l);
-                for (mm, (dst, src)) in full
-                    .chunks_exact_mut(TABLE_STRIDE)
-                    .zip(qt.chunks_exact(16))
-                    .enumerate()
-                {
-                    match pre {
-                        Some(p) => dst[..16]
-                            .iter_mut()
-                            .zip(src.iter().zip(&p[mm * 16..(mm + 1) * 16]))
-                            .for_each(|(a, (b, c))| *a = b + c),
-                        None => dst[..16].copy_from_slice(src),
-                    }
-                }
+                pre = self.inner.precomputed_rows(l);
             }
-            adc_block(full, m, &lists.codes(l)[o * m..(o + 1) * m], &mut one);
-            out.push(one[0] + key0, lists.ids(l)[o]);
+            let code = &lists.codes(l)[o * m..(o + 1) * m];
+            out.push(adc_sum(qt, pre, code) + key0, lists.ids(l)[o]);
         }
         out
     }
@@ -482,34 +477,94 @@ struct FsScanner<'a> {
 /// Candidates of one list into the heap: real ids, or `(list << 32) | offset` when re-ranking.
 struct Sink<'a> {
     heap: TopK,
-    /// Known upper bound on the final threshold (the same query's collector from an earlier
-    /// pass, merged at the end): keys above it can never be returned.
+    /// Known upper bound on the final threshold (the threshold of a full collector of the same
+    /// query: an earlier pass's, another run's through `shared`, or this one's; all merged at
+    /// the end): keys above it can never be returned.
     bound: f32,
+    /// The query's bound shared by the runs of a pass, lowered once per list visit
+    /// ([`Sink::finish`]: not per candidate, the runs' threads would fight over its cache line).
+    shared: Option<&'a AtomicU32>,
     bias: f32,
     scale: f32,
+    /// Accumulator bound of the current threshold ([`acc_threshold`]), kept up to date by `push`.
+    thr: u16,
     ids: &'a [i64],
     sel: Option<&'a IdSelector>,
     tag: Option<i64>,
 }
 
+/// Lower the shared bound (f32 bits) to `t` if `t` is smaller (bounds only ever decrease, so
+/// any interleaving of the runs leaves a valid bound and the same results).
+fn lower(s: &AtomicU32, t: f32) {
+    let mut cur = s.load(Ordering::Relaxed);
+    while t < f32::from_bits(cur) {
+        match s.compare_exchange_weak(cur, t.to_bits(), Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => break,
+            Err(c) => cur = c,
+        }
+    }
+}
+
+impl<'a> Sink<'a> {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        heap: TopK,
+        shared: Option<&'a AtomicU32>,
+        bias: f32,
+        scale: f32,
+        ids: &'a [i64],
+        sel: Option<&'a IdSelector>,
+        tag: Option<i64>,
+    ) -> Self {
+        let bound = shared.map_or(f32::INFINITY, |s| f32::from_bits(s.load(Ordering::Relaxed)));
+        let bound = heap.threshold().min(bound);
+        let thr = acc_threshold(bound, bias, scale);
+        Sink {
+            heap,
+            bound,
+            shared,
+            bias,
+            scale,
+            thr,
+            ids,
+            sel,
+            tag,
+        }
+    }
+}
+
+impl Sink<'_> {
+    /// End of the list visit: publish the bound, return the collector.
+    fn finish(self) -> TopK {
+        if let Some(s) = self.shared {
+            lower(s, self.bound);
+        }
+        self.heap
+    }
+}
+
 impl BlockSink for Sink<'_> {
     #[inline]
     fn threshold(&self) -> u16 {
-        let t = self.heap.threshold().min(self.bound);
-        if !t.is_finite() {
-            return u16::MAX;
-        }
-        // one unit of slack covers the float rounding of `β + acc / a` (as `HeapSink`)
-        let v = ((t - self.bias) * self.scale).floor() + 1.0;
-        v.clamp(0.0, u16::MAX as f32) as u16
+        self.thr
     }
 
     #[inline]
     fn push(&mut self, i: usize, acc: u16) {
-        let id = self.ids[i];
-        if self.sel.is_none_or(|s| s.accepts(id)) {
+        // the id is only read when needed (filter, or no re-ranking): cold cache lines
+        if self.sel.is_none_or(|s| s.accepts(self.ids[i])) {
             let key = self.bias + acc as f32 / self.scale;
-            self.heap.push(key, self.tag.map_or(id, |t| t | i as i64));
+            let id = match self.tag {
+                Some(t) => t | i as i64,
+                None => self.ids[i],
+            };
+            self.heap.push(key, id);
+            // the threshold only moves when a candidate enters
+            let t = self.heap.threshold();
+            if t < self.bound {
+                self.bound = t;
+                self.thr = acc_threshold(t, self.bias, self.scale);
+            }
         }
     }
 }
@@ -544,15 +599,15 @@ impl ListScanner for FsScanner<'_> {
             }
             None => self.luts.insert(QuantizedLuts::new(&self.small, 1, m, 16)),
         };
-        let mut sink = [Sink {
-            heap: std::mem::replace(heap, TopK::new(0)),
-            bound: f32::INFINITY,
-            bias: luts.bias(0),
-            scale: luts.scale(0),
+        let mut sink = [Sink::new(
+            std::mem::replace(heap, TopK::new(0)),
+            None,
+            luts.bias(0),
+            luts.scale(0),
             ids,
             sel,
-            tag: self.rerank.then_some((list as i64) << 32),
-        }];
+            self.rerank.then_some((list as i64) << 32),
+        )];
         scan_blocks(
             self.lvl,
             luts,
@@ -562,7 +617,7 @@ impl ListScanner for FsScanner<'_> {
             &mut sink,
         );
         let [sink] = sink;
-        *heap = sink.heap;
+        *heap = sink.finish();
     }
 
     fn heap_k(&self, k: usize) -> usize {
@@ -601,6 +656,33 @@ impl ListScanner for FsScanner<'_> {
         }
         out
     }
+}
+
+/// Float ADC distance of one 4-bit code whose table entry `(m, c)` is `qt[16m + c]` plus
+/// `pre[16m + c]` when given: the same adds in the same order as `kernels::pq::adc_block`
+/// over the full table (`even` and `odd` partial sums over alternate sub-quantizers, then
+/// `even + odd`), so the result is bit-identical to the per-query path.
+#[inline]
+fn adc_sum(qt: &[f32], pre: Option<&[f32]>, code: &[u8]) -> f32 {
+    let entry = |j: usize| {
+        let e = 16 * j + code[j] as usize;
+        match pre {
+            Some(p) => qt[e] + p[e],
+            None => qt[e],
+        }
+    };
+    let m = code.len();
+    let (mut even, mut odd) = (0f32, 0f32);
+    let mut j = 0;
+    while j + 1 < m {
+        even += entry(j);
+        odd += entry(j + 1);
+        j += 2;
+    }
+    if j < m {
+        even += entry(j);
+    }
+    even + odd
 }
 
 impl Persist for IndexIVFPQFastScan {

@@ -136,3 +136,87 @@ pub(super) fn tail(d: &[u16], i0: usize, thr: u16, idx: &mut [u32]) -> usize {
     }
     m
 }
+
+/// Horizontal min / max of 8 lanes.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn hmin(v: __m256) -> f32 {
+    let m = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let m = _mm_min_ps(m, _mm_movehl_ps(m, m));
+    _mm_cvtss_f32(_mm_min_ss(m, _mm_shuffle_ps::<1>(m, m)))
+}
+
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn hmax(v: __m256) -> f32 {
+    let m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    _mm_cvtss_f32(_mm_max_ss(m, _mm_shuffle_ps::<1>(m, m)))
+}
+
+/// One row (16 entries, two registers) of the float table of [`quantize`].
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn row(t: *const f32, p: Option<*const f32>, k: Option<__m256>) -> (__m256, __m256) {
+    let (mut v0, mut v1) = (_mm256_loadu_ps(t), _mm256_loadu_ps(t.add(8)));
+    if let Some(p) = p {
+        v0 = _mm256_add_ps(v0, _mm256_loadu_ps(p));
+        v1 = _mm256_add_ps(v1, _mm256_loadu_ps(p.add(8)));
+    }
+    if let Some(k) = k {
+        v0 = _mm256_add_ps(v0, k);
+        v1 = _mm256_add_ps(v1, k);
+    }
+    (v0, v1)
+}
+
+/// `(v − lo)·a + 0.5`, truncated to i32.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn scale_trunc(v: __m256, lo: __m256, a: __m256, half: __m256) -> __m256i {
+    _mm256_cvttps_epi32(_mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(v, lo), a), half))
+}
+
+/// AVX2 twin of `scalar::quantize` (bit-identical, as the AVX-512 variant).
+///
+/// # Safety
+/// The CPU must support AVX2; sizes as for `avx512::quantize`.
+#[target_feature(enable = "avx2")]
+pub unsafe fn quantize(
+    t: &[f32],
+    p: Option<&[f32]>,
+    key0: f32,
+    stride: usize,
+    lut: &mut [u8],
+) -> (f32, f32) {
+    let m = t.len() / stride;
+    let tp = t.as_ptr();
+    let pp = p.map(|p| p.as_ptr());
+    let at = |mm: usize| pp.map(|p| p.add(mm * stride));
+    let k0 = _mm256_set1_ps(key0);
+    let mut mins = [0f32; super::MAX_M2];
+    let mut span = 0f32;
+    for (mm, lo_out) in mins.iter_mut().enumerate().take(m) {
+        let (v0, v1) = row(tp.add(mm * stride), at(mm), (mm == 0).then_some(k0));
+        let lo = hmin(_mm256_min_ps(v0, v1));
+        let hi = hmax(_mm256_max_ps(v0, v1));
+        *lo_out = lo;
+        span = span.max(hi - lo);
+    }
+    let a = if span > 0.0 { 255.0 / span } else { 1.0 };
+    let av = _mm256_set1_ps(a);
+    let half = _mm256_set1_ps(0.5);
+    let mut b = 0f32;
+    let lp = lut.as_mut_ptr();
+    for (mm, &lo) in mins.iter().enumerate().take(m) {
+        b += lo;
+        let (v0, v1) = row(tp.add(mm * stride), at(mm), (mm == 0).then_some(k0));
+        let l = _mm256_set1_ps(lo);
+        // values in 0..=255 (see the AVX-512 variant): the saturating packs are exact
+        let w = _mm256_packus_epi32(scale_trunc(v0, l, av, half), scale_trunc(v1, l, av, half)); // [v0 0-3, v1 0-3 | v0 4-7, v1 4-7]
+        let w = _mm256_permute4x64_epi64::<0b11_01_10_00>(w);
+        let bytes = _mm_packus_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256::<1>(w));
+        _mm_storeu_si128(lp.add(16 * mm) as *mut __m128i, bytes);
+    }
+    (a, b)
+}

@@ -136,3 +136,133 @@ pub unsafe fn filter_le(d: &[u16], thr: u16, idx: &mut [u32]) -> usize {
     }
     n + tail(&d[i..], i, thr, &mut idx[n..])
 }
+
+/// One row (16 entries) of the float table of [`quantize`].
+#[target_feature(enable = "avx512f,avx512bw,avx2")]
+#[inline]
+unsafe fn row(t: *const f32, p: Option<*const f32>, k: Option<__m512>) -> __m512 {
+    let v = _mm512_loadu_ps(t);
+    let v = match p {
+        Some(p) => _mm512_add_ps(v, _mm512_loadu_ps(p)),
+        None => v,
+    };
+    match k {
+        Some(k) => _mm512_add_ps(v, k),
+        None => v,
+    }
+}
+
+/// Lane-wise min (`MIN`) or max.
+#[target_feature(enable = "avx512f,avx512bw,avx2")]
+#[inline]
+unsafe fn op<const MIN: bool>(a: __m512, b: __m512) -> __m512 {
+    if MIN {
+        _mm512_min_ps(a, b)
+    } else {
+        _mm512_max_ps(a, b)
+    }
+}
+
+/// Lane `r` = min (`MIN`) or max of the 16 lanes of `v[r]`: a transposition tree (each level
+/// halves the partial values per row and doubles the rows per register), then one permute.
+/// Min / max of finite values are exact in any order.
+#[target_feature(enable = "avx512f,avx512bw,avx2")]
+#[inline]
+unsafe fn tree<const MIN: bool>(v: &[__m512; 16]) -> __m512 {
+    // rows 2i | 2i+1, 8 partials each
+    let mut s = [_mm512_setzero_ps(); 8];
+    for (i, si) in s.iter_mut().enumerate() {
+        let (x, y) = (v[2 * i], v[2 * i + 1]);
+        *si = op::<MIN>(
+            _mm512_shuffle_f32x4::<0b01_00_01_00>(x, y),
+            _mm512_shuffle_f32x4::<0b11_10_11_10>(x, y),
+        );
+    }
+    // rows 4i .. 4i+3, one 128-bit lane (4 partials) each
+    let mut u = [_mm512_setzero_ps(); 4];
+    for (i, ui) in u.iter_mut().enumerate() {
+        let (x, y) = (s[2 * i], s[2 * i + 1]);
+        *ui = op::<MIN>(
+            _mm512_shuffle_f32x4::<0b10_00_10_00>(x, y),
+            _mm512_shuffle_f32x4::<0b11_01_11_01>(x, y),
+        );
+    }
+    // lane q: rows 8i+q and 8i+4+q, 2 partials each
+    let w0 = op::<MIN>(
+        _mm512_shuffle_ps::<0b01_00_01_00>(u[0], u[1]),
+        _mm512_shuffle_ps::<0b11_10_11_10>(u[0], u[1]),
+    );
+    let w1 = op::<MIN>(
+        _mm512_shuffle_ps::<0b01_00_01_00>(u[2], u[3]),
+        _mm512_shuffle_ps::<0b11_10_11_10>(u[2], u[3]),
+    );
+    // element 4q + j holds row 4j + q
+    let z = op::<MIN>(
+        _mm512_shuffle_ps::<0b10_00_10_00>(w0, w1),
+        _mm512_shuffle_ps::<0b11_01_11_01>(w0, w1),
+    );
+    let idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    _mm512_permutexvar_ps(idx, z)
+}
+
+/// AVX-512 twin of `scalar::quantize` (bit-identical: the same float operations per entry;
+/// min / max are exact in any order for finite entries, and signed zeros cannot change the
+/// result, see `kernels::fastscan::quantize_with`).
+///
+/// # Safety
+/// The CPU must support AVX-512 F/BW; `stride >= 16`, `t.len()` (and `p`'s length) a multiple
+/// of `stride` with `t.len() / stride <= MAX_M2`, `lut.len() >= 16·(t.len() / stride)`.
+#[target_feature(enable = "avx512f,avx512bw,avx2")]
+pub unsafe fn quantize(
+    t: &[f32],
+    p: Option<&[f32]>,
+    key0: f32,
+    stride: usize,
+    lut: &mut [u8],
+) -> (f32, f32) {
+    let m = t.len() / stride;
+    let tp = t.as_ptr();
+    let pp = p.map(|p| p.as_ptr());
+    let at = |mm: usize| pp.map(|p| p.add(mm * stride));
+    let k0 = _mm512_set1_ps(key0);
+    let mut mins = [0f32; super::MAX_M2];
+    let mut span = 0f32;
+    // 16 rows at a time: their minima and maxima by a transposition tree
+    let mut m0 = 0;
+    while m0 + 16 <= m {
+        let mut v = [_mm512_setzero_ps(); 16];
+        for (r, vr) in v.iter_mut().enumerate() {
+            let mm = m0 + r;
+            *vr = row(tp.add(mm * stride), at(mm), (mm == 0).then_some(k0));
+        }
+        let lo = tree::<true>(&v);
+        let hi = tree::<false>(&v);
+        _mm512_storeu_ps(mins.as_mut_ptr().add(m0), lo);
+        span = span.max(_mm512_reduce_max_ps(_mm512_sub_ps(hi, lo)));
+        m0 += 16;
+    }
+    for (mm, lo_out) in mins.iter_mut().enumerate().take(m).skip(m0) {
+        let v = row(tp.add(mm * stride), at(mm), (mm == 0).then_some(k0));
+        let lo = _mm512_reduce_min_ps(v);
+        let hi = _mm512_reduce_max_ps(v);
+        *lo_out = lo;
+        span = span.max(hi - lo);
+    }
+    let a = if span > 0.0 { 255.0 / span } else { 1.0 };
+    let av = _mm512_set1_ps(a);
+    let half = _mm512_set1_ps(0.5);
+    let mut b = 0f32;
+    let lp = lut.as_mut_ptr();
+    for (mm, &lo) in mins.iter().enumerate().take(m) {
+        b += lo;
+        let v = row(tp.add(mm * stride), at(mm), (mm == 0).then_some(k0));
+        let x = _mm512_add_ps(
+            _mm512_mul_ps(_mm512_sub_ps(v, _mm512_set1_ps(lo)), av),
+            half,
+        );
+        // x >= 0.5 and <= 255.5 + rounding: truncation then unsigned saturation = `as u8`
+        let q = _mm512_cvtusepi32_epi8(_mm512_cvttps_epu32(x));
+        _mm_storeu_si128(lp.add(16 * mm) as *mut __m128i, q);
+    }
+    (a, b)
+}

@@ -118,3 +118,46 @@ pub fn filter_le_with(lvl: SimdLevel, d: &[u16], thr: u16, idx: &mut [u32]) -> u
         _ => scalar::filter_le(d, thr, idx),
     }
 }
+
+/// Quantize one float table into u8 rows (`crate::fastscan` module docs): entry `(m, j)` is
+/// `t[m·stride + j]`, plus `p[m·stride + j]` when given (IVF: the list's precomputed term),
+/// plus `key0` in row 0 (IVF: the coarse term), for `j < 16`. Writes rows `0..m` of `lut`
+/// (`m = t.len() / stride`; later rows are left as they are) and returns `(a, β)`.
+/// Bit-identical at every level: each entry goes through the same float operations, and min /
+/// max are exact in any order for finite entries (a signed zero as a row minimum gives the same
+/// table and bias either way). Entries must be finite.
+///
+/// Panics on inconsistent sizes (`stride < 16`, `t.len()` not a multiple of `stride` or above
+/// [`MAX_M2`] rows, `p` of another length, `lut` shorter than `16·m`).
+pub fn quantize_with(
+    lvl: SimdLevel,
+    t: &[f32],
+    p: Option<&[f32]>,
+    key0: f32,
+    stride: usize,
+    lut: &mut [u8],
+) -> (f32, f32) {
+    assert!(stride >= 16, "fastscan: table stride {stride} < 16");
+    assert!(
+        t.len().is_multiple_of(stride) && t.len() / stride <= MAX_M2,
+        "fastscan: table size"
+    );
+    assert!(
+        p.is_none_or(|p| p.len() == t.len()),
+        "fastscan: table term size"
+    );
+    assert!(lut.len() >= 16 * (t.len() / stride), "fastscan: lut size");
+    match lvl {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX-512 re-checked through `detected()`; sizes asserted above.
+        SimdLevel::Avx512 if crate::simd::detected() >= SimdLevel::Avx512 => unsafe {
+            avx512::quantize(t, p, key0, stride, lut)
+        },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above for AVX2.
+        SimdLevel::Avx2 | SimdLevel::Avx512 if crate::simd::detected() >= SimdLevel::Avx2 => unsafe {
+            avx2::quantize(t, p, key0, stride, lut)
+        },
+        _ => scalar::quantize(t, p, key0, stride, lut),
+    }
+}

@@ -36,3 +36,52 @@ pub fn filter_le(d: &[u16], thr: u16, idx: &mut [u32]) -> usize {
     }
     n
 }
+
+/// Quantize one float table into u8 (`crate::fastscan` module docs, faiss
+/// `round_uint8_per_column`): entry `(m, j)` is `t[m·stride + j] (+ p[m·stride + j])`, plus
+/// `key0` in row 0, for `j < 16`; writes rows `0..m` of `lut` (`m = t.len() / stride`) and
+/// returns `(a, β)`. The SIMD variants do the same float operations in the same order.
+pub fn quantize(
+    t: &[f32],
+    p: Option<&[f32]>,
+    key0: f32,
+    stride: usize,
+    lut: &mut [u8],
+) -> (f32, f32) {
+    let m = t.len() / stride;
+    let entry = |mm: usize, j: usize| {
+        let i = mm * stride + j;
+        let v = match p {
+            Some(p) => t[i] + p[i],
+            None => t[i],
+        };
+        if mm == 0 {
+            v + key0
+        } else {
+            v
+        }
+    };
+    let mut mins = [0f32; super::MAX_M2];
+    let mut span = 0f32;
+    for (mm, lo_out) in mins.iter_mut().enumerate().take(m) {
+        let mut lo = f32::INFINITY;
+        let mut hi = f32::NEG_INFINITY;
+        for j in 0..16 {
+            let v = entry(mm, j);
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+        *lo_out = lo;
+        span = span.max(hi - lo);
+    }
+    let a = if span > 0.0 { 255.0 / span } else { 1.0 };
+    let mut b = 0f32;
+    for (mm, &lo) in mins.iter().enumerate().take(m) {
+        b += lo;
+        for j in 0..16 {
+            // (v − μ)·a + 0.5 >= 0, so the saturating cast is floor + clamp to 255
+            lut[16 * mm + j] = ((entry(mm, j) - lo) * a + 0.5) as u8;
+        }
+    }
+    (a, b)
+}
