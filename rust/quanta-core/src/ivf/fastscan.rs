@@ -45,7 +45,11 @@ pub struct IndexIVFPQFastScan {
     pub k_factor: usize,
 }
 
-pub use crate::index::pq_fastscan::DEFAULT_K_FACTOR;
+/// Default re-ranking factor: 1 (approximate distances, as faiss). Re-ranking k·4 candidates by
+/// float ADC was measured to change no recall@1/@10 on SIFT10k, Fashion-MNIST or Gaussian data
+/// (within 0.002) while costing 1.3–1.7× the search time: within a probed list the u8 tables
+/// already order the best candidates correctly.
+pub const DEFAULT_K_FACTOR: usize = 1;
 
 impl IndexIVFPQFastScan {
     /// Empty, untrained index with `M` 4-bit sub-quantizers.
