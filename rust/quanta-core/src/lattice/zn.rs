@@ -120,6 +120,8 @@ pub struct ZnSphereCodec {
     bt64: Box<[[u64; MAX_D]; MAX_D]>,
     /// The same in `u128`, built only for codecs wider than 64 bits.
     bt128: Option<Box<[[u128; MAX_D]; MAX_D]>>,
+    /// Flat decoding plan, for `d <= 64` and codes below 2⁶⁴ (the kernel path of `decode`).
+    plan: Option<Box<kern::zn::ZnPlan>>,
 }
 
 fn isqrt(v: u64) -> u64 {
@@ -574,9 +576,35 @@ impl ZnSphereCodec {
             }
             t
         });
+        let plan = if wide {
+            None
+        } else {
+            let runs: Vec<Vec<kern::zn::Run>> = segments
+                .iter()
+                .map(|s| {
+                    s.groups
+                        .iter()
+                        .map(|g| kern::zn::Run {
+                            unit: g.unit,
+                            mult: g.mult,
+                        })
+                        .collect()
+                })
+                .collect();
+            kern::zn::ZnPlan::new(
+                d,
+                nv as u64,
+                segments
+                    .iter()
+                    .zip(&runs)
+                    .map(|(s, r)| (s.c0 as u64, s.nnz, r.as_slice())),
+            )
+            .map(Box::new)
+        };
         Ok(ZnSphereCodec {
             d,
             r2,
+            plan,
             c0s,
             c0s64,
             wide,
@@ -676,7 +704,9 @@ impl ZnSphereCodec {
     /// Unit-norm point of a code (`code < nv`, unchecked) into `out` (len `d`).
     #[inline]
     pub fn decode_one(&self, code: u128, out: &mut [f32]) {
-        if self.wide {
+        if let Some(p) = &self.plan {
+            kern::zn_unrank(p, &[code as u64], out)
+        } else if self.wide {
             unrank::<u128>(self, code, out)
         } else {
             unrank::<u64>(self, code as u64, out)
@@ -707,6 +737,23 @@ impl ZnSphereCodec {
     /// Decode rows of `codes` into unit vectors, on the calling thread; `i0` numbers the rows
     /// in error messages.
     pub fn decode_rows(&self, codes: &[u8], out: &mut [f32], i0: usize) -> Result<()> {
+        if let Some(p) = &self.plan {
+            const B: usize = 256;
+            let mut buf = [0u64; B];
+            let cs = self.code_size;
+            for (bi, (cb, ob)) in codes
+                .chunks(B * cs)
+                .zip(out.chunks_mut(B * self.d))
+                .enumerate()
+            {
+                let nb = cb.len() / cs;
+                for (i, (v, cr)) in buf.iter_mut().zip(cb.chunks_exact(cs)).enumerate() {
+                    *v = self.read_code(cr, i0 + bi * B + i)? as u64;
+                }
+                kern::zn_unrank(p, &buf[..nb], &mut ob[..nb * self.d]);
+            }
+            return Ok(());
+        }
         for (i, (cr, or)) in codes
             .chunks_exact(self.code_size)
             .zip(out.chunks_exact_mut(self.d))
@@ -884,6 +931,65 @@ mod tests {
                 assert!(got >= best - 1e-5, "d={d} r2={r2}: {got} < {best}");
             }
         }
+    }
+
+    #[test]
+    fn plan_kernel_matches_reference_unrank_at_every_level() {
+        // the flat-plan kernel (every level) against the generic reference `unrank`, on random
+        // codes and on the first and last code of every atom
+        let cases = [
+            (24usize, 3u32),
+            (24, 10),
+            (24, 79),
+            (32, 8),
+            (32, 36),
+            (40, 24),
+            (16, 200),
+            (16, 21),
+            (64, 8),
+            (64, 5),
+            (8, 8),
+            (5, 6),
+            (1, 4),
+            (2, 25),
+            (60, 6),
+            (64, 12),
+        ];
+        let mut rng = Rng::new(11);
+        for (d, r2) in cases {
+            let c = ZnSphereCodec::new(d, r2).unwrap();
+            let plan = c
+                .plan
+                .as_ref()
+                .unwrap_or_else(|| panic!("d={d} r2={r2}: no plan"));
+            let nv = c.nv() as u64;
+            let mut codes: Vec<u64> = (0..3000)
+                .map(|_| ((rng.next_u64() as u128 * nv as u128) >> 64) as u64)
+                .collect();
+            for s in &c.segments {
+                codes.push(s.c0 as u64);
+                codes.push(s.c0 as u64 + (1u64 << s.nnz) - 1);
+            }
+            codes.extend(c.segments[1..].iter().map(|s| s.c0 as u64 - 1));
+            codes.push(nv - 1);
+            let mut want = vec![0f32; codes.len() * d];
+            for (&code, o) in codes.iter().zip(want.chunks_exact_mut(d)) {
+                unrank::<u64>(&c, code, o);
+            }
+            for lvl in crate::simd::SimdLevel::available() {
+                let mut got = vec![f32::NAN; codes.len() * d];
+                kern::zn_unrank_with(lvl, plan, &codes, &mut got);
+                for (i, (g, w)) in got.chunks_exact(d).zip(want.chunks_exact(d)).enumerate() {
+                    assert!(
+                        g.iter().zip(w).all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "d={d} r2={r2} {lvl:?} code {}: {g:?} != {w:?}",
+                        codes[i]
+                    );
+                }
+            }
+        }
+        assert!(ZnSphereCodec::new(48, 30).unwrap().plan.is_none());
+        assert!(ZnSphereCodec::new(65, 3).unwrap().plan.is_none());
     }
 
     #[test]

@@ -1,0 +1,364 @@
+//! Zn sphere codec decoding ("unranking") for codecs with `d <= 64` and codes below 2⁶⁴ — every
+//! (d, r²) faiss supports. The code layout is the one described in `lattice/zn.rs`; this module
+//! holds a flat, cache-friendly plan of it and one generic decoder, instantiated by the scalar
+//! twin (portable bit deposit, scalar counting) and the x86-64 variant (BMI2 `pdep`, AVX2
+//! compares). Both give bit-identical results: they perform the same integer steps.
+//!
+//! Per code:
+//! * **atom**: a bucket table on the code's top bits gives the (usually single) candidate atom,
+//!   a binary search over the few others settles it;
+//! * **digits** of the permutation rank (mixed radix, first run least significant) are computed
+//!   independently of each other, `q_g = rank / P_g` by multiplication with a precomputed
+//!   128-bit reciprocal (`P_g` = product of the radices before run `g`) and
+//!   `digit_g = q_g - radix_g · q_{g+1}`, so no division is on the critical path;
+//! * **runs**: each digit is a colex rank of a `k`-subset of the `nf` free positions, `k` the
+//!   run's multiplicity or, when that is more than half of `nf`, the complement's (the
+//!   complement reverses colex order: `rank(S) = C(nf, m) - 1 - rank(S^c)`). The subset's
+//!   largest elements are found by counting `C(r, j) <= digit` over a binomial column until
+//!   the rest, `C(top, j)` subsets, is small enough to be read from a table of all `j`-subsets
+//!   of `top` positions in colex order (= increasing bit masks);
+//! * the relative mask is deposited into the free positions (`pdep`), values and signs written.
+
+use std::sync::OnceLock;
+
+/// Largest dimension of a plan (positions are `u64` masks).
+pub const PLAN_MAX_D: usize = 64;
+/// Largest `C(n, j)` read from the subset tables instead of searched.
+const TAIL_LIMIT: u128 = 4096;
+const NONE: u32 = u32::MAX;
+/// Largest subset size searched: the complement keeps `k <= nf / 2 <= 32`.
+const KMAX: usize = PLAN_MAX_D / 2;
+
+/// Shared tables: binomial columns and the colex subset tables.
+#[derive(Debug)]
+pub struct Tables {
+    /// `col[j][n] = C(n, j)`, `n < 64` (exact in `u64`, below 2⁶³).
+    col: Box<[[u64; PLAN_MAX_D]; KMAX + 1]>,
+    /// `off[j][n]`: start in `tab` of the `j`-subsets of `n` positions, or `NONE`.
+    off: Box<[[u32; PLAN_MAX_D + 1]; KMAX + 1]>,
+    /// Bit masks of the subsets, in colex (increasing) order, table after table.
+    tab: Vec<u64>,
+}
+
+fn tables() -> &'static Tables {
+    static T: OnceLock<Tables> = OnceLock::new();
+    T.get_or_init(|| {
+        let w = PLAN_MAX_D + 1;
+        let mut b = vec![0u128; w * w];
+        for n in 0..w {
+            b[n * w] = 1;
+            for k in 1..=n {
+                b[n * w + k] = b[(n - 1) * w + k] + b[(n - 1) * w + k - 1];
+            }
+        }
+        let c = |n: usize, k: usize| if k > n { 0 } else { b[n * w + k] };
+        let mut col = Box::new([[0u64; PLAN_MAX_D]; KMAX + 1]);
+        let mut off = Box::new([[NONE; PLAN_MAX_D + 1]; KMAX + 1]);
+        let mut tab = Vec::new();
+        for j in 0..=KMAX {
+            for n in 0..PLAN_MAX_D {
+                col[j][n] = c(n, j) as u64;
+            }
+            if j < 2 {
+                continue;
+            }
+            for n in j..=PLAN_MAX_D {
+                let cnt = c(n, j);
+                if cnt > TAIL_LIMIT {
+                    continue;
+                }
+                off[j][n] = tab.len() as u32;
+                // Gosper's hack: the j-bit masks in increasing order
+                let mut x = (1u64 << j) - 1;
+                for i in 0..cnt {
+                    tab.push(x);
+                    if i + 1 < cnt {
+                        let lo = x & x.wrapping_neg();
+                        let r = x + lo;
+                        x = (((r ^ x) >> 2) / lo) | r;
+                    }
+                }
+            }
+        }
+        Tables { col, off, tab }
+    })
+}
+
+/// Per-atom record.
+#[derive(Debug, Clone, Copy)]
+struct AtomPlan {
+    /// First run in `ZnPlan::groups`.
+    goff: u32,
+    /// Runs decoded from digits: all but the last one.
+    ndec: u32,
+    nnz: u32,
+    /// Bits of the last run's unit value (0.0 for the zero run).
+    last_unit: u32,
+}
+
+/// One decoded run of an atom.
+#[derive(Debug, Clone, Copy)]
+struct GroupPlan {
+    /// `ceil(2¹²⁸ / P_g)` for `g >= 1` (0 for the first run).
+    magic: u128,
+    /// `C(nf, mult)`.
+    radix: u64,
+    /// Bits of `val / sqrt(r2)`.
+    unit: u32,
+    /// Free positions before the run.
+    nf: u8,
+    /// Subset size decoded: `mult`, or `nf - mult` when `flip`.
+    k: u8,
+    flip: bool,
+}
+
+/// One run of equal values of an atom (construction input).
+#[derive(Debug, Clone, Copy)]
+pub struct Run {
+    /// `val / sqrt(r2)`.
+    pub unit: f32,
+    /// Multiplicity.
+    pub mult: u32,
+}
+
+/// Flat decoding plan of one codec.
+#[derive(Debug, Clone)]
+pub struct ZnPlan {
+    d: usize,
+    nv: u64,
+    c0: Vec<u64>,
+    shift: u32,
+    buckets: Vec<u32>,
+    atoms: Vec<AtomPlan>,
+    groups: Vec<GroupPlan>,
+    tabs: &'static Tables,
+}
+
+#[inline(always)]
+fn low64(p: u32) -> u64 {
+    if p >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << p) - 1
+    }
+}
+
+/// `floor(n / p)` from `magic = ceil(2¹²⁸ / p)`, exact for `n < 2⁶⁴`, `2 <= p < 2⁶⁴`.
+#[inline(always)]
+fn mulhi(n: u64, magic: u128) -> u64 {
+    let hi = (n as u128) * (magic >> 64);
+    let lo = ((n as u128) * (magic as u64 as u128)) >> 64;
+    ((hi + lo) >> 64) as u64
+}
+
+impl ZnPlan {
+    /// Plan of a codec of dimension `d <= 64` whose atoms (in code order) start at `c0` and
+    /// consist of `runs` (largest value first; the last run's `unit` is 0 for zeros), with
+    /// `nnz` non-zero entries; `nv` points in all. `None` when `d > 64`.
+    pub fn new<'a>(
+        d: usize,
+        nv: u64,
+        atoms: impl Iterator<Item = (u64, u32, &'a [Run])>,
+    ) -> Option<ZnPlan> {
+        if d == 0 || d > PLAN_MAX_D || nv == 0 {
+            return None;
+        }
+        let mut c0 = Vec::new();
+        let mut aps = Vec::new();
+        let mut groups = Vec::new();
+        for (start, nnz, runs) in atoms {
+            let (last, dec) = runs.split_last()?;
+            let mut nf = d;
+            let mut p: u128 = 1;
+            let goff = groups.len() as u32;
+            for (g, r) in dec.iter().enumerate() {
+                let m = r.mult as usize;
+                let mut radix: u128 = 1;
+                for i in 0..m {
+                    radix = radix * (nf - i) as u128 / (i + 1) as u128;
+                }
+                let flip = 2 * m > nf;
+                let magic = if g == 0 {
+                    0
+                } else {
+                    debug_assert!(p >= 2);
+                    u128::MAX / p + 1
+                };
+                groups.push(GroupPlan {
+                    magic,
+                    radix: radix as u64,
+                    unit: r.unit.to_bits(),
+                    nf: nf as u8,
+                    k: if flip { nf - m } else { m } as u8,
+                    flip,
+                });
+                p *= radix;
+                nf -= m;
+            }
+            c0.push(start);
+            aps.push(AtomPlan {
+                goff,
+                ndec: dec.len() as u32,
+                nnz,
+                last_unit: last.unit.to_bits(),
+            });
+        }
+        if c0.is_empty() {
+            return None;
+        }
+        // bucket table: atom holding the first code of each bucket of the top `bb` code bits
+        let natom = c0.len();
+        let bb = (usize::BITS - natom.leading_zeros() + 1).min(14);
+        let codebits = 64 - (nv - 1).leading_zeros();
+        let shift = codebits.saturating_sub(bb);
+        let nb = ((nv - 1) >> shift) as usize + 1;
+        let mut buckets = Vec::with_capacity(nb + 1);
+        let mut t = 0usize;
+        for b in 0..nb {
+            let first = (b as u64) << shift;
+            while t + 1 < natom && c0[t + 1] <= first {
+                t += 1;
+            }
+            buckets.push(t as u32);
+        }
+        buckets.push((natom - 1) as u32);
+        Some(ZnPlan {
+            d,
+            nv,
+            c0,
+            shift,
+            buckets,
+            atoms: aps,
+            groups,
+            tabs: tables(),
+        })
+    }
+
+    /// Dimension.
+    pub fn d(&self) -> usize {
+        self.d
+    }
+
+    /// Number of points.
+    pub fn nv(&self) -> u64 {
+        self.nv
+    }
+}
+
+/// Integer primitives of one instruction-set level.
+pub trait ZnOps {
+    /// Bit deposit: the low bits of `src` into the set bits of `mask`, lowest first.
+    fn pdep(src: u64, mask: u64) -> u64;
+    /// `#{r < top : col[r] <= cc}`; entries at `r >= top` may be counted too only if `> cc`
+    /// (the caller guarantees `col[r] > cc` for `r >= top`).
+    fn count_le(col: &[u64; PLAN_MAX_D], cc: u64, top: usize) -> usize;
+}
+
+/// Unit vectors of `codes` (each `< nv`, checked by the caller) into `out` (`codes.len() × d`).
+#[inline(always)]
+pub fn unrank_rows<O: ZnOps>(p: &ZnPlan, codes: &[u64], out: &mut [f32]) {
+    for (&code, o) in codes.iter().zip(out.chunks_exact_mut(p.d)) {
+        unrank_one::<O>(p, code, o);
+    }
+}
+
+#[inline(always)]
+fn unrank_one<O: ZnOps>(p: &ZnPlan, code: u64, out: &mut [f32]) {
+    const M: usize = PLAN_MAX_D - 1;
+    let t = p.tabs;
+    let b = (code >> p.shift) as usize;
+    let lo = p.buckets[b] as usize;
+    let hi = p.buckets[b + 1] as usize;
+    let a = lo + p.c0[lo + 1..=hi].partition_point(|&c| c <= code);
+    let at = p.atoms[a];
+    let rel = code - p.c0[a];
+    let signs = rel & low64(at.nnz);
+    let rank = rel.checked_shr(at.nnz).unwrap_or(0);
+    let gs = &p.groups[at.goff as usize..(at.goff + at.ndec) as usize];
+    let mut free = low64(p.d as u32);
+    let mut q = rank;
+    for (g, gp) in gs.iter().enumerate() {
+        // the quotients depend on `rank` only: no division chain
+        let qn = match gs.get(g + 1) {
+            Some(next) => mulhi(rank, next.magic),
+            None => 0,
+        };
+        let digit = q - gp.radix * qn;
+        q = qn;
+        let mut cc = if gp.flip { gp.radix - 1 - digit } else { digit };
+        let mut mask = 0u64;
+        let mut top = gp.nf as usize;
+        let mut j = gp.k as usize;
+        while j >= 2 {
+            let o = t.off[j][top];
+            if o != NONE {
+                mask |= t.tab[o as usize + cc as usize];
+                j = 0;
+                break;
+            }
+            let col = &t.col[j];
+            let r = O::count_le(col, cc, top) - 1;
+            cc -= col[r & M];
+            mask |= 1u64 << (r & M);
+            top = r;
+            j -= 1;
+        }
+        if j == 1 {
+            mask |= 1u64 << (cc & 63);
+        }
+        if gp.flip {
+            mask = !mask & low64(gp.nf as u32);
+        }
+        let abs = O::pdep(mask, free);
+        free &= !abs;
+        let mut m = abs;
+        let u = f32::from_bits(gp.unit);
+        while m != 0 {
+            out[m.trailing_zeros() as usize] = u;
+            m &= m - 1;
+        }
+    }
+    let full = low64(p.d as u32);
+    let nz = if at.last_unit != 0 {
+        full
+    } else {
+        full & !free
+    };
+    let lu = f32::from_bits(at.last_unit);
+    let mut m = free;
+    while m != 0 {
+        out[m.trailing_zeros() as usize] = lu;
+        m &= m - 1;
+    }
+    let mut neg = O::pdep(signs, nz);
+    while neg != 0 {
+        let i = neg.trailing_zeros() as usize;
+        out[i] = -out[i];
+        neg &= neg - 1;
+    }
+}
+
+/// Portable primitives (the scalar twin's).
+pub struct PortableOps;
+
+impl ZnOps for PortableOps {
+    #[inline(always)]
+    fn pdep(mut src: u64, mut mask: u64) -> u64 {
+        let mut r = 0u64;
+        while src != 0 && mask != 0 {
+            let low = mask & mask.wrapping_neg();
+            r |= low & (src & 1).wrapping_neg();
+            src >>= 1;
+            mask ^= low;
+        }
+        r
+    }
+
+    #[inline(always)]
+    fn count_le(col: &[u64; PLAN_MAX_D], cc: u64, top: usize) -> usize {
+        col[..top.min(PLAN_MAX_D)]
+            .iter()
+            .map(|&c| (c <= cc) as usize)
+            .sum()
+    }
+}
