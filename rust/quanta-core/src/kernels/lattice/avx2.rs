@@ -156,22 +156,23 @@ impl super::zn::ZnOps for Bmi2Ops {
     }
 
     #[inline(always)]
-    fn count_le(col: &[u64; super::zn::PLAN_MAX_D], cc: u64, top: usize) -> usize {
-        // entries are below 2^63, so the signed compare is the unsigned one; the lanes at
-        // `r >= top` hold values `> cc` (caller's guarantee) and are not counted
-        let n = top.min(super::zn::PLAN_MAX_D).div_ceil(4);
+    fn count_le(col: &[u64; super::zn::PLAN_MAX_D], cc: u64, lo: usize, top: usize) -> usize {
+        // entries are below 2^63, so the signed compare is the unsigned one; lanes before `lo`
+        // count (`<= cc`), lanes at `r >= top` do not (`> cc`): compare whole chunks of 4
+        let c0 = lo / 4;
+        let c1 = top.min(super::zn::PLAN_MAX_D).div_ceil(4);
         let mut gt = 0u32;
-        // SAFETY: AVX2 is required by `zn_unrank`; `4 * n <= 64` entries are read.
+        // SAFETY: AVX2 is required by `zn_unrank`; chunks `c0..c1` lie within the 64 entries.
         unsafe {
             let v = _mm256_set1_epi64x(cc as i64);
             let p = col.as_ptr() as *const __m256i;
-            for i in 0..n {
+            for i in c0..c1 {
                 let c = _mm256_loadu_si256(p.add(i));
                 gt += (_mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpgt_epi64(c, v))) as u32)
                     .count_ones();
             }
         }
-        4 * n - gt as usize
+        4 * c1 - gt as usize
     }
 }
 

@@ -8,6 +8,8 @@
 
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub mod avx512;
 pub mod scalar;
 pub mod zn;
 
@@ -82,7 +84,8 @@ fn fast_pdep() -> bool {
 }
 
 /// Unit vectors of Zn sphere `codes` (each `< plan.nv()`) into `out` (`codes.len() × d`), at
-/// a level; the AVX2 and AVX-512 levels use BMI2 bit deposit where it is fast.
+/// a level; the AVX2 and AVX-512 levels use BMI2 bit deposit where it is fast (else the
+/// scalar twin).
 /// Panics if the lengths disagree.
 #[inline]
 pub fn zn_unrank_with(lvl: SimdLevel, plan: &zn::ZnPlan, codes: &[u64], out: &mut [f32]) {
@@ -93,9 +96,14 @@ pub fn zn_unrank_with(lvl: SimdLevel, plan: &zn::ZnPlan, codes: &[u64], out: &mu
     );
     match lvl {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: AVX2 is checked by `detected()`, BMI2 and POPCNT by `fast_pdep()`; the
+        // SAFETY: AVX-512F is checked by `detected()`, BMI2 and POPCNT by `fast_pdep()`; the
         // lengths are checked above and the codes are checked by the caller (an invalid one
         // can only panic on an index, never read out of bounds).
+        SimdLevel::Avx512 if crate::simd::detected() >= SimdLevel::Avx512 && fast_pdep() => unsafe {
+            avx512::zn_unrank(plan, codes, out)
+        },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above, with AVX2.
         SimdLevel::Avx2 | SimdLevel::Avx512
             if crate::simd::detected() >= SimdLevel::Avx2 && fast_pdep() =>
         unsafe { avx2::zn_unrank(plan, codes, out) },

@@ -249,9 +249,10 @@ impl ZnPlan {
 pub trait ZnOps {
     /// Bit deposit: the low bits of `src` into the set bits of `mask`, lowest first.
     fn pdep(src: u64, mask: u64) -> u64;
-    /// `#{r < top : col[r] <= cc}`; entries at `r >= top` may be counted too only if `> cc`
-    /// (the caller guarantees `col[r] > cc` for `r >= top`).
-    fn count_le(col: &[u64; PLAN_MAX_D], cc: u64, top: usize) -> usize;
+    /// `#{r < top : col[r] <= cc}`, given `col[r] <= cc` for `r < lo` and `col[r] > cc` for
+    /// `r >= top` (`lo <= top <= 64`): only `lo..top` needs comparing, and lanes past either
+    /// end may be compared too.
+    fn count_le(col: &[u64; PLAN_MAX_D], cc: u64, lo: usize, top: usize) -> usize;
 }
 
 /// Unit vectors of `codes` (each `< nv`, checked by the caller) into `out` (`codes.len() × d`).
@@ -297,7 +298,8 @@ fn unrank_one<O: ZnOps>(p: &ZnPlan, code: u64, out: &mut [f32]) {
                 break;
             }
             let col = &t.col[j];
-            let r = O::count_le(col, cc, top) - 1;
+            // C(r, j) = 0 for r < j: the first j - 1 entries are known to count
+            let r = O::count_le(col, cc, j - 1, top) - 1;
             cc -= col[r & M];
             mask |= 1u64 << (r & M);
             top = r;
@@ -355,10 +357,12 @@ impl ZnOps for PortableOps {
     }
 
     #[inline(always)]
-    fn count_le(col: &[u64; PLAN_MAX_D], cc: u64, top: usize) -> usize {
-        col[..top.min(PLAN_MAX_D)]
+    fn count_le(col: &[u64; PLAN_MAX_D], cc: u64, lo: usize, top: usize) -> usize {
+        let top = top.min(PLAN_MAX_D);
+        let lo = lo.min(top);
+        lo + col[lo..top]
             .iter()
             .map(|&c| (c <= cc) as usize)
-            .sum()
+            .sum::<usize>()
     }
 }

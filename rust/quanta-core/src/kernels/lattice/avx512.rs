@@ -1,0 +1,45 @@
+//! AVX-512 variant of the Zn sphere decoder. Only called through the dispatcher in `mod.rs`.
+//!
+//! Same integer steps as the scalar twin (`zn::PortableOps`): BMI2 bit deposit and 8-lane
+//! unsigned 64-bit compares for the binomial-column counts.
+
+use super::zn::{unrank_rows, ZnOps, ZnPlan, PLAN_MAX_D};
+use std::arch::x86_64::*;
+
+struct Avx512Ops;
+
+impl ZnOps for Avx512Ops {
+    #[inline(always)]
+    fn pdep(src: u64, mask: u64) -> u64 {
+        // SAFETY: only reached from `zn_unrank`, which requires BMI2.
+        unsafe { _pdep_u64(src, mask) }
+    }
+
+    #[inline(always)]
+    fn count_le(col: &[u64; PLAN_MAX_D], cc: u64, lo: usize, top: usize) -> usize {
+        // lanes before `lo` count (`<= cc`), lanes at `r >= top` do not (`> cc`): compare
+        // whole chunks of 8
+        let c0 = lo / 8;
+        let c1 = top.min(PLAN_MAX_D).div_ceil(8);
+        let mut le = 8 * c0 as u32;
+        // SAFETY: AVX-512F is required by `zn_unrank`; chunks `c0..c1` lie within the 64
+        // entries.
+        unsafe {
+            let v = _mm512_set1_epi64(cc as i64);
+            let p = col.as_ptr() as *const __m512i;
+            for i in c0..c1 {
+                let c = _mm512_loadu_si512(p.add(i));
+                le += (_mm512_cmple_epu64_mask(c, v) as u32).count_ones();
+            }
+        }
+        le as usize
+    }
+}
+
+/// # Safety
+/// The CPU must support AVX-512F, BMI2 and POPCNT; every code must be `< plan.nv()` and
+/// `out.len() == codes.len() * plan.d()`.
+#[target_feature(enable = "avx512f,bmi2,popcnt")]
+pub unsafe fn zn_unrank(plan: &ZnPlan, codes: &[u64], out: &mut [f32]) {
+    unrank_rows::<Avx512Ops>(plan, codes, out)
+}
