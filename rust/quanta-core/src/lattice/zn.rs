@@ -747,8 +747,21 @@ impl ZnSphereCodec {
                 .enumerate()
             {
                 let nb = cb.len() / cs;
-                for (i, (v, cr)) in buf.iter_mut().zip(cb.chunks_exact(cs)).enumerate() {
-                    *v = self.read_code(cr, i0 + bi * B + i)? as u64;
+                // codes of a plan fit in 8 bytes: read 8 and mask where the buffer allows
+                let mask = u64::MAX >> (64 - 8 * cs);
+                let mut top = 0u64;
+                for (i, v) in buf[..nb].iter_mut().enumerate() {
+                    let o = i * cs;
+                    *v = match cb.get(o..o + 8) {
+                        Some(w) => u64::from_le_bytes(w.try_into().expect("8 bytes")) & mask,
+                        None => read_le(&cb[o..o + cs]) as u64,
+                    };
+                    top = top.max(*v);
+                }
+                if top as u128 >= self.nv {
+                    for (i, cr) in cb.chunks_exact(cs).enumerate() {
+                        self.read_code(cr, i0 + bi * B + i)?;
+                    }
                 }
                 kern::zn_unrank(p, &buf[..nb], &mut ob[..nb * self.d]);
             }
@@ -782,7 +795,7 @@ impl ZnSphereCodec {
     /// Unit vectors (n × d) of codes (n × code_size bytes).
     pub fn decode(&self, codes: &[u8], ctl: &Control) -> Result<Vec<f32>> {
         let n = check_codes_len(codes, self.code_size)?;
-        let mut out = vec![0f32; n * self.d];
+        let mut out = zeroed_par(n * self.d);
         codes
             .par_chunks(ROWS_PER_TASK * self.code_size)
             .zip(out.par_chunks_mut(ROWS_PER_TASK * self.d))
@@ -810,6 +823,18 @@ impl ZnSphereCodec {
             })?;
         Ok(out)
     }
+}
+
+/// A zeroed vector of `len` floats, zeroed in parallel when large: a freshly allocated big
+/// buffer usually comes from the heap (glibc raises its mmap threshold once one is freed), and
+/// `calloc` then clears it on one thread, which would serialize a good part of a fast decode.
+pub(crate) fn zeroed_par(len: usize) -> Vec<f32> {
+    if len < 1 << 16 {
+        return vec![0f32; len];
+    }
+    let mut v = Vec::with_capacity(len);
+    v.par_extend(rayon::iter::repeat_n(0f32, len));
+    v
 }
 
 /// Little-endian integer of up to 16 bytes.
@@ -990,6 +1015,44 @@ mod tests {
         }
         assert!(ZnSphereCodec::new(48, 30).unwrap().plan.is_none());
         assert!(ZnSphereCodec::new(65, 3).unwrap().plan.is_none());
+    }
+
+    #[test]
+    fn batch_decode_reads_and_checks_every_row() {
+        // rows are read 8 bytes at a time and masked: the next rows' bytes must not
+        // leak into a code, and a code >= nv must be refused with its row number
+        let ctl = Control::new();
+        for (d, r2) in [(16usize, 200u32), (24, 79), (24, 3), (32, 8)] {
+            let c = ZnSphereCodec::new(d, r2).unwrap();
+            let cs = c.code_size();
+            let mut r = Rng::new(3);
+            let n = 700;
+            let vals: Vec<u128> = (0..n)
+                .map(|i| match i % 3 {
+                    0 => c.nv() - 1,
+                    _ => (r.next_u64() as u128 * c.nv()) >> 64,
+                })
+                .collect();
+            let mut codes: Vec<u8> = vals
+                .iter()
+                .flat_map(|v| v.to_le_bytes()[..cs].to_vec())
+                .collect();
+            let got = c.decode(&codes, &ctl).unwrap();
+            let mut want = vec![0f32; d];
+            for (v, g) in vals.iter().zip(got.chunks_exact(d)) {
+                unrank::<u64>(&c, *v as u64, &mut want);
+                assert_eq!(g, &want[..], "d={d} r2={r2} code {v}");
+            }
+            for bad in [c.nv(), (1u128 << (8 * cs)) - 1] {
+                if bad < c.nv() {
+                    continue;
+                }
+                let row = 401;
+                codes[row * cs..(row + 1) * cs].copy_from_slice(&bad.to_le_bytes()[..cs]);
+                let e = c.decode(&codes, &ctl).unwrap_err().to_string();
+                assert!(e.contains("row 401"), "{e}");
+            }
+        }
     }
 
     #[test]
