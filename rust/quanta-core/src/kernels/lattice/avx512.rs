@@ -3,7 +3,7 @@
 //! Same integer steps as the scalar twin (`zn::PortableOps`): BMI2 bit deposit and 8-lane
 //! unsigned 64-bit compares for the binomial-column counts.
 
-use super::zn::{unrank_rows, ZnOps, ZnPlan, PLAN_MAX_D};
+use super::zn::{unrank_rows, GroupPlan, ZnOps, ZnPlan, PLAN_MAX_D};
 use std::arch::x86_64::*;
 
 struct Avx512Ops;
@@ -33,6 +33,44 @@ impl ZnOps for Avx512Ops {
             }
         }
         le as usize
+    }
+
+    #[inline(always)]
+    fn write_row(
+        out: &mut [f32],
+        gs: &[GroupPlan],
+        masks: &[u64; PLAN_MAX_D],
+        last: (u64, u32),
+        neg: u64,
+    ) {
+        // 16 lanes at a time: blend each run's value in under its mask, flip the sign bits
+        // (`-x` for the non-zero values `neg` selects), store the row's lanes
+        let d = out.len().min(PLAN_MAX_D);
+        let po = out.as_mut_ptr();
+        for c in 0..d.div_ceil(16) {
+            let sh = 16 * c;
+            // SAFETY: AVX-512F is required by `zn_unrank`; the store writes lanes
+            // `sh..min(sh + 16, d)` of `out` only.
+            unsafe {
+                let mut v = _mm512_setzero_si512();
+                for (gp, &m) in gs.iter().zip(masks) {
+                    v = _mm512_mask_mov_epi32(
+                        v,
+                        (m >> sh) as u16,
+                        _mm512_set1_epi32(gp.unit as i32),
+                    );
+                }
+                v = _mm512_mask_mov_epi32(
+                    v,
+                    (last.0 >> sh) as u16,
+                    _mm512_set1_epi32(last.1 as i32),
+                );
+                v = _mm512_mask_xor_epi32(v, (neg >> sh) as u16, v, _mm512_set1_epi32(i32::MIN));
+                let lanes = (d - sh).min(16);
+                let k = (u32::MAX >> (32 - lanes)) as u16;
+                _mm512_mask_storeu_epi32(po.add(sh) as *mut i32, k, v);
+            }
+        }
     }
 }
 

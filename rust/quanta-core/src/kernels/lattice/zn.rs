@@ -98,13 +98,13 @@ struct AtomPlan {
 
 /// One decoded run of an atom.
 #[derive(Debug, Clone, Copy)]
-struct GroupPlan {
+pub struct GroupPlan {
     /// `ceil(2¹²⁸ / P_g)` for `g >= 1` (0 for the first run).
     magic: u128,
     /// `C(nf, mult)`.
     radix: u64,
     /// Bits of `val / sqrt(r2)`.
-    unit: u32,
+    pub(super) unit: u32,
     /// Free positions before the run.
     nf: u8,
     /// Subset size decoded: `mult`, or `nf - mult` when `flip`.
@@ -253,6 +253,38 @@ pub trait ZnOps {
     /// `r >= top` (`lo <= top <= 64`): only `lo..top` needs comparing, and lanes past either
     /// end may be compared too.
     fn count_le(col: &[u64; PLAN_MAX_D], cc: u64, lo: usize, top: usize) -> usize;
+
+    /// Write one row: `gs[g].unit` at the positions `masks[g]`, the last run's unit bits
+    /// `last.1` at `last.0`, then negate the positions in `neg`. The masks partition `0..d`.
+    #[inline(always)]
+    fn write_row(
+        out: &mut [f32],
+        gs: &[GroupPlan],
+        masks: &[u64; PLAN_MAX_D],
+        last: (u64, u32),
+        neg: u64,
+    ) {
+        for (gp, &abs) in gs.iter().zip(masks) {
+            let u = f32::from_bits(gp.unit);
+            let mut m = abs;
+            while m != 0 {
+                out[m.trailing_zeros() as usize] = u;
+                m &= m - 1;
+            }
+        }
+        let lu = f32::from_bits(last.1);
+        let mut m = last.0;
+        while m != 0 {
+            out[m.trailing_zeros() as usize] = lu;
+            m &= m - 1;
+        }
+        let mut m = neg;
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            out[i] = -out[i];
+            m &= m - 1;
+        }
+    }
 }
 
 /// Unit vectors of `codes` (each `< nv`, checked by the caller) into `out` (`codes.len() × d`).
@@ -277,6 +309,8 @@ fn unrank_one<O: ZnOps>(p: &ZnPlan, code: u64, out: &mut [f32]) {
     let rank = rel.checked_shr(at.nnz).unwrap_or(0);
     let gs = &p.groups[at.goff as usize..(at.goff + at.ndec) as usize];
     let mut free = low64(p.d as u32);
+    // positions of each decoded run (an atom has at most d <= 64 runs)
+    let mut masks = [0u64; PLAN_MAX_D];
     let mut q = rank;
     for (g, gp) in gs.iter().enumerate() {
         // the quotients depend on `rank` only: no division chain
@@ -313,12 +347,7 @@ fn unrank_one<O: ZnOps>(p: &ZnPlan, code: u64, out: &mut [f32]) {
         }
         let abs = O::pdep(mask, free);
         free &= !abs;
-        let mut m = abs;
-        let u = f32::from_bits(gp.unit);
-        while m != 0 {
-            out[m.trailing_zeros() as usize] = u;
-            m &= m - 1;
-        }
+        masks[g & M] = abs;
     }
     let full = low64(p.d as u32);
     let nz = if at.last_unit != 0 {
@@ -326,20 +355,9 @@ fn unrank_one<O: ZnOps>(p: &ZnPlan, code: u64, out: &mut [f32]) {
     } else {
         full & !free
     };
-    let lu = f32::from_bits(at.last_unit);
-    let mut m = free;
-    while m != 0 {
-        out[m.trailing_zeros() as usize] = lu;
-        m &= m - 1;
-    }
-    let mut neg = O::pdep(signs, nz);
-    while neg != 0 {
-        let i = neg.trailing_zeros() as usize;
-        out[i] = -out[i];
-        neg &= neg - 1;
-    }
+    let neg = O::pdep(signs, nz);
+    O::write_row(out, gs, &masks, (free, at.last_unit), neg);
 }
-
 /// Portable primitives (the scalar twin's).
 pub struct PortableOps;
 
