@@ -16,8 +16,13 @@
 //!   rearrangement inequality makes that the best permutation for the atom), keep the best atom
 //!   (lowest index on ties) and give each coordinate the sign bit of `x` (faiss `copysign`).
 //!
-//! Counts go beyond 2⁶⁴ for large r², so all ranking is done in `u128`; a (d, r²) whose point
-//! count does not fit in `u128` is refused. Codes are stored little-endian in `code_size` bytes
+//! * **Decode** of a codec with `d <= 64` and codes below 2⁶⁴ (every faiss codec) runs the flat
+//!   plan kernel of `kernels::lattice::zn` (bucketed atom lookup, digits by reciprocal
+//!   multiplication, colex subset tables, bit deposit); other codecs use the generic `unrank`,
+//!   which is also the kernel's reference in the tests.
+//!
+//! Counts go beyond 2⁶⁴ for large r², so ranking is done in `u128` where needed; a (d, r²) whose
+//! point count does not fit in `u128` is refused. Codes are stored little-endian in `code_size` bytes
 //! (faiss's `code_size`: the byte length of `nv`).
 
 use crate::control::Control;

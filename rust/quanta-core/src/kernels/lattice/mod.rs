@@ -1,10 +1,11 @@
 //! Lattice kernels: atom/shell scoring with a fused argmax (Zn sphere codec, E8 shell codec),
-//! Zn sphere decoding from a flat plan (`zn`)
-//! and the Conway–Sloane E8 nearest-point decoder. One safe dispatcher per kernel over the
-//! scalar twin and the x86-64 AVX2 variant; `*_with(level, ..)` forms exist for parity tests.
+//! the Conway–Sloane E8 nearest-point decoder, and Zn sphere decoding from a flat plan (`zn`).
+//! One safe dispatcher per kernel over the scalar twin and the x86-64 variants (AVX2; AVX-512
+//! for the Zn decoder); `*_with(level, ..)` forms exist for parity tests.
 //!
-//! Both kernels give bit-identical results at every level: the AVX2 code performs the same IEEE
-//! operations in the same order per lane as the scalar twin (no FMA contraction).
+//! Every kernel gives bit-identical results at every level: the AVX2 float code performs the
+//! same IEEE operations in the same order per lane as the scalar twin (no FMA contraction), and
+//! the Zn decoder performs the same integer steps (BMI2 `pdep` for the portable bit deposit).
 
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
