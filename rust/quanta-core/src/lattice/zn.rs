@@ -651,6 +651,11 @@ impl ZnSphereCodec {
         128 - (self.nv - 1).leading_zeros()
     }
 
+    /// The flat decoding plan (`d <= 64`, codes below 2⁶⁴), for the decode kernel.
+    pub fn decode_plan(&self) -> Option<&kern::zn::ZnPlan> {
+        self.plan.as_deref()
+    }
+
     /// Number of atoms.
     pub fn natom(&self) -> usize {
         self.natom
