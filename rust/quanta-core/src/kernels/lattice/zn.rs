@@ -358,18 +358,52 @@ fn unrank_one<O: ZnOps>(p: &ZnPlan, code: u64, out: &mut [f32]) {
     let neg = O::pdep(signs, nz);
     O::write_row(out, gs, &masks, (free, at.last_unit), neg);
 }
+/// 8-bit bit-deposit table and popcounts, for the portable deposit.
+struct Pdep8 {
+    dep: Box<[[u8; 256]; 256]>,
+    ones: [u32; 256],
+}
+
+fn pdep8() -> &'static Pdep8 {
+    static T: OnceLock<Pdep8> = OnceLock::new();
+    T.get_or_init(|| {
+        let mut dep = Box::new([[0u8; 256]; 256]);
+        let mut ones = [0u32; 256];
+        for (b, row) in dep.iter_mut().enumerate() {
+            ones[b] = (b as u32).count_ones();
+            for (x, v) in row.iter_mut().enumerate() {
+                let (mut m, mut k, mut r) = (b, 0, 0usize);
+                while m != 0 {
+                    let low = m & m.wrapping_neg();
+                    if (x >> k) & 1 == 1 {
+                        r |= low;
+                    }
+                    k += 1;
+                    m ^= low;
+                }
+                *v = r as u8;
+            }
+        }
+        Pdep8 { dep, ones }
+    })
+}
+
 /// Portable primitives (the scalar twin's).
 pub struct PortableOps;
 
 impl ZnOps for PortableOps {
+    /// A byte of `mask` at a time: `PDEP8[b][x] = pdep(x, b)` for 8-bit `b` (bits of `x` past
+    /// `popcount(b)` are ignored), then drop the `popcount(b)` source bits used.
     #[inline(always)]
-    fn pdep(mut src: u64, mut mask: u64) -> u64 {
-        let mut r = 0u64;
-        while src != 0 && mask != 0 {
-            let low = mask & mask.wrapping_neg();
-            r |= low & (src & 1).wrapping_neg();
-            src >>= 1;
-            mask ^= low;
+    fn pdep(src: u64, mask: u64) -> u64 {
+        let t = pdep8();
+        let (mut s, mut m, mut sh, mut r) = (src, mask, 0u32, 0u64);
+        while m != 0 && s != 0 {
+            let b = (m & 0xff) as usize;
+            r |= (t.dep[b][(s & 0xff) as usize] as u64) << sh;
+            s >>= t.ones[b];
+            m >>= 8;
+            sh += 8;
         }
         r
     }
