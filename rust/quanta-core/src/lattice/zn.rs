@@ -16,8 +16,13 @@
 //!   rearrangement inequality makes that the best permutation for the atom), keep the best atom
 //!   (lowest index on ties) and give each coordinate the sign bit of `x` (faiss `copysign`).
 //!
-//! Counts go beyond 2⁶⁴ for large r², so all ranking is done in `u128`; a (d, r²) whose point
-//! count does not fit in `u128` is refused. Codes are stored little-endian in `code_size` bytes
+//! * **Decode** of a codec with `d <= 64` and codes below 2⁶⁴ (every faiss codec) runs the flat
+//!   plan kernel of `kernels::lattice::zn` (bucketed atom lookup, digits by reciprocal
+//!   multiplication, colex subset tables, bit deposit); other codecs use the generic `unrank`,
+//!   which is also the kernel's reference in the tests.
+//!
+//! Counts go beyond 2⁶⁴ for large r², so ranking is done in `u128` where needed; a (d, r²) whose
+//! point count does not fit in `u128` is refused. Codes are stored little-endian in `code_size` bytes
 //! (faiss's `code_size`: the byte length of `nv`).
 
 use crate::control::Control;
@@ -120,6 +125,8 @@ pub struct ZnSphereCodec {
     bt64: Box<[[u64; MAX_D]; MAX_D]>,
     /// The same in `u128`, built only for codecs wider than 64 bits.
     bt128: Option<Box<[[u128; MAX_D]; MAX_D]>>,
+    /// Flat decoding plan, for `d <= 64` and codes below 2⁶⁴ (the kernel path of `decode`).
+    plan: Option<Box<kern::zn::ZnPlan>>,
 }
 
 fn isqrt(v: u64) -> u64 {
@@ -574,9 +581,35 @@ impl ZnSphereCodec {
             }
             t
         });
+        let plan = if wide {
+            None
+        } else {
+            let runs: Vec<Vec<kern::zn::Run>> = segments
+                .iter()
+                .map(|s| {
+                    s.groups
+                        .iter()
+                        .map(|g| kern::zn::Run {
+                            unit: g.unit,
+                            mult: g.mult,
+                        })
+                        .collect()
+                })
+                .collect();
+            kern::zn::ZnPlan::new(
+                d,
+                nv as u64,
+                segments
+                    .iter()
+                    .zip(&runs)
+                    .map(|(s, r)| (s.c0 as u64, s.nnz, r.as_slice())),
+            )
+            .map(Box::new)
+        };
         Ok(ZnSphereCodec {
             d,
             r2,
+            plan,
             c0s,
             c0s64,
             wide,
@@ -616,6 +649,11 @@ impl ZnSphereCodec {
     /// Bits needed to tell the points apart: `ceil(log2 nv)`.
     pub fn nbits(&self) -> u32 {
         128 - (self.nv - 1).leading_zeros()
+    }
+
+    /// The flat decoding plan (`d <= 64`, codes below 2⁶⁴), for the decode kernel.
+    pub fn decode_plan(&self) -> Option<&kern::zn::ZnPlan> {
+        self.plan.as_deref()
     }
 
     /// Number of atoms.
@@ -676,7 +714,9 @@ impl ZnSphereCodec {
     /// Unit-norm point of a code (`code < nv`, unchecked) into `out` (len `d`).
     #[inline]
     pub fn decode_one(&self, code: u128, out: &mut [f32]) {
-        if self.wide {
+        if let Some(p) = &self.plan {
+            kern::zn_unrank(p, &[code as u64], out)
+        } else if self.wide {
             unrank::<u128>(self, code, out)
         } else {
             unrank::<u64>(self, code as u64, out)
@@ -707,6 +747,36 @@ impl ZnSphereCodec {
     /// Decode rows of `codes` into unit vectors, on the calling thread; `i0` numbers the rows
     /// in error messages.
     pub fn decode_rows(&self, codes: &[u8], out: &mut [f32], i0: usize) -> Result<()> {
+        if let Some(p) = &self.plan {
+            const B: usize = 256;
+            let mut buf = [0u64; B];
+            let cs = self.code_size;
+            for (bi, (cb, ob)) in codes
+                .chunks(B * cs)
+                .zip(out.chunks_mut(B * self.d))
+                .enumerate()
+            {
+                let nb = cb.len() / cs;
+                // codes of a plan fit in 8 bytes: read 8 and mask where the buffer allows
+                let mask = u64::MAX >> (64 - 8 * cs);
+                let mut top = 0u64;
+                for (i, v) in buf[..nb].iter_mut().enumerate() {
+                    let o = i * cs;
+                    *v = match cb.get(o..o + 8) {
+                        Some(w) => u64::from_le_bytes(w.try_into().expect("8 bytes")) & mask,
+                        None => read_le(&cb[o..o + cs]) as u64,
+                    };
+                    top = top.max(*v);
+                }
+                if top as u128 >= self.nv {
+                    for (i, cr) in cb.chunks_exact(cs).enumerate() {
+                        self.read_code(cr, i0 + bi * B + i)?;
+                    }
+                }
+                kern::zn_unrank(p, &buf[..nb], &mut ob[..nb * self.d]);
+            }
+            return Ok(());
+        }
         for (i, (cr, or)) in codes
             .chunks_exact(self.code_size)
             .zip(out.chunks_exact_mut(self.d))
@@ -735,7 +805,7 @@ impl ZnSphereCodec {
     /// Unit vectors (n × d) of codes (n × code_size bytes).
     pub fn decode(&self, codes: &[u8], ctl: &Control) -> Result<Vec<f32>> {
         let n = check_codes_len(codes, self.code_size)?;
-        let mut out = vec![0f32; n * self.d];
+        let mut out = zeroed_par(n * self.d);
         codes
             .par_chunks(ROWS_PER_TASK * self.code_size)
             .zip(out.par_chunks_mut(ROWS_PER_TASK * self.d))
@@ -763,6 +833,18 @@ impl ZnSphereCodec {
             })?;
         Ok(out)
     }
+}
+
+/// A zeroed vector of `len` floats, zeroed in parallel when large: a freshly allocated big
+/// buffer usually comes from the heap (glibc raises its mmap threshold once one is freed), and
+/// `calloc` then clears it on one thread, which would serialize a good part of a fast decode.
+pub(crate) fn zeroed_par(len: usize) -> Vec<f32> {
+    if len < 1 << 16 {
+        return vec![0f32; len];
+    }
+    let mut v = Vec::with_capacity(len);
+    v.par_extend(rayon::iter::repeat_n(0f32, len));
+    v
 }
 
 /// Little-endian integer of up to 16 bytes.
@@ -882,6 +964,103 @@ mod tests {
                     })
                     .fold(f64::MIN, f64::max);
                 assert!(got >= best - 1e-5, "d={d} r2={r2}: {got} < {best}");
+            }
+        }
+    }
+
+    #[test]
+    fn plan_kernel_matches_reference_unrank_at_every_level() {
+        // the flat-plan kernel (every level) against the generic reference `unrank`, on random
+        // codes and on the first and last code of every atom
+        let cases = [
+            (24usize, 3u32),
+            (24, 10),
+            (24, 79),
+            (32, 8),
+            (32, 36),
+            (40, 24),
+            (16, 200),
+            (16, 21),
+            (64, 8),
+            (64, 5),
+            (8, 8),
+            (5, 6),
+            (1, 4),
+            (2, 25),
+            (60, 6),
+            (64, 12),
+        ];
+        let mut rng = Rng::new(11);
+        for (d, r2) in cases {
+            let c = ZnSphereCodec::new(d, r2).unwrap();
+            let plan = c
+                .plan
+                .as_ref()
+                .unwrap_or_else(|| panic!("d={d} r2={r2}: no plan"));
+            let nv = c.nv() as u64;
+            let mut codes: Vec<u64> = (0..3000)
+                .map(|_| ((rng.next_u64() as u128 * nv as u128) >> 64) as u64)
+                .collect();
+            for s in &c.segments {
+                codes.push(s.c0 as u64);
+                codes.push(s.c0 as u64 + (1u64 << s.nnz) - 1);
+            }
+            codes.extend(c.segments[1..].iter().map(|s| s.c0 as u64 - 1));
+            codes.push(nv - 1);
+            let mut want = vec![0f32; codes.len() * d];
+            for (&code, o) in codes.iter().zip(want.chunks_exact_mut(d)) {
+                unrank::<u64>(&c, code, o);
+            }
+            for lvl in crate::simd::SimdLevel::available() {
+                let mut got = vec![f32::NAN; codes.len() * d];
+                kern::zn_unrank_with(lvl, plan, &codes, &mut got);
+                for (i, (g, w)) in got.chunks_exact(d).zip(want.chunks_exact(d)).enumerate() {
+                    assert!(
+                        g.iter().zip(w).all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "d={d} r2={r2} {lvl:?} code {}: {g:?} != {w:?}",
+                        codes[i]
+                    );
+                }
+            }
+        }
+        assert!(ZnSphereCodec::new(48, 30).unwrap().plan.is_none());
+        assert!(ZnSphereCodec::new(65, 3).unwrap().plan.is_none());
+    }
+
+    #[test]
+    fn batch_decode_reads_and_checks_every_row() {
+        // rows are read 8 bytes at a time and masked: the next rows' bytes must not
+        // leak into a code, and a code >= nv must be refused with its row number
+        let ctl = Control::new();
+        for (d, r2) in [(16usize, 200u32), (24, 79), (24, 3), (32, 8)] {
+            let c = ZnSphereCodec::new(d, r2).unwrap();
+            let cs = c.code_size();
+            let mut r = Rng::new(3);
+            let n = 700;
+            let vals: Vec<u128> = (0..n)
+                .map(|i| match i % 3 {
+                    0 => c.nv() - 1,
+                    _ => (r.next_u64() as u128 * c.nv()) >> 64,
+                })
+                .collect();
+            let mut codes: Vec<u8> = vals
+                .iter()
+                .flat_map(|v| v.to_le_bytes()[..cs].to_vec())
+                .collect();
+            let got = c.decode(&codes, &ctl).unwrap();
+            let mut want = vec![0f32; d];
+            for (v, g) in vals.iter().zip(got.chunks_exact(d)) {
+                unrank::<u64>(&c, *v as u64, &mut want);
+                assert_eq!(g, &want[..], "d={d} r2={r2} code {v}");
+            }
+            for bad in [c.nv(), (1u128 << (8 * cs)) - 1] {
+                if bad < c.nv() {
+                    continue;
+                }
+                let row = 401;
+                codes[row * cs..(row + 1) * cs].copy_from_slice(&bad.to_le_bytes()[..cs]);
+                let e = c.decode(&codes, &ctl).unwrap_err().to_string();
+                assert!(e.contains("row 401"), "{e}");
             }
         }
     }

@@ -144,3 +144,42 @@ pub unsafe fn e8_nearest(x: &[f32], out: &mut [f32]) {
         _mm256_storeu_ps(ob.as_mut_ptr(), y);
     }
 }
+
+/// BMI2 bit deposit and AVX2 counting (4 × 64-bit compares).
+struct Bmi2Ops;
+
+impl super::zn::ZnOps for Bmi2Ops {
+    #[inline(always)]
+    fn pdep(src: u64, mask: u64) -> u64 {
+        // SAFETY: only reached from `zn_unrank`, which requires BMI2.
+        unsafe { _pdep_u64(src, mask) }
+    }
+
+    #[inline(always)]
+    fn count_le(col: &[u64; super::zn::PLAN_MAX_D], cc: u64, lo: usize, top: usize) -> usize {
+        // entries are below 2^63, so the signed compare is the unsigned one; lanes before `lo`
+        // count (`<= cc`), lanes at `r >= top` do not (`> cc`): compare whole chunks of 4
+        let c0 = lo / 4;
+        let c1 = top.min(super::zn::PLAN_MAX_D).div_ceil(4);
+        let mut gt = 0u32;
+        // SAFETY: AVX2 is required by `zn_unrank`; chunks `c0..c1` lie within the 64 entries.
+        unsafe {
+            let v = _mm256_set1_epi64x(cc as i64);
+            let p = col.as_ptr() as *const __m256i;
+            for i in c0..c1 {
+                let c = _mm256_loadu_si256(p.add(i));
+                gt += (_mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpgt_epi64(c, v))) as u32)
+                    .count_ones();
+            }
+        }
+        4 * c1 - gt as usize
+    }
+}
+
+/// # Safety
+/// The CPU must support AVX2, BMI2 and POPCNT; every code must be `< plan.nv()` and
+/// `out.len() == codes.len() * plan.d()`.
+#[target_feature(enable = "avx2,bmi2,popcnt")]
+pub unsafe fn zn_unrank(plan: &super::zn::ZnPlan, codes: &[u64], out: &mut [f32]) {
+    super::zn::unrank_rows::<Bmi2Ops>(plan, codes, out)
+}

@@ -118,3 +118,8 @@ pub fn e8_nearest(x: &[f32], out: &mut [f32]) {
         ob.copy_from_slice(&e8_block(xb));
     }
 }
+
+/// See [`super::zn_unrank_with`]: portable bit deposit and counting.
+pub fn zn_unrank(plan: &super::zn::ZnPlan, codes: &[u64], out: &mut [f32]) {
+    super::zn::unrank_rows::<super::zn::PortableOps>(plan, codes, out)
+}
