@@ -5,9 +5,7 @@
 //! assignment is per row, and centroid sums run per centroid over member rows in index order.
 
 use crate::control::Control;
-use crate::distance::{
-    assign_nearest, check_finite, nearest2_block, row_norms, Nearest2, QUERY_TILE,
-};
+use crate::distance::{assign_nearest, check_finite, nearest2_block, row_norms, Nearest2};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use rayon::prelude::*;
@@ -107,6 +105,10 @@ pub struct KMeansResult {
 }
 
 const EPS: f32 = 1.0 / 1024.0;
+
+/// Rows per assignment block: larger than a search's query tile, so that packing the centroids
+/// for the GEMM is paid once per 1024 points (it showed at k = 256).
+const KM_ROWS: usize = 1024;
 
 /// Train `params.k` centroids on `x` (n × d row-major), optionally weighted.
 pub fn train(
@@ -450,13 +452,13 @@ impl Bounds {
         f: impl Fn(usize, &mut [u32], &mut [f32], &mut [f32]) -> usize + Sync,
     ) -> Result<usize> {
         self.labels
-            .par_chunks_mut(QUERY_TILE)
-            .zip(self.d1.par_chunks_mut(QUERY_TILE))
-            .zip(self.lower.par_chunks_mut(QUERY_TILE))
+            .par_chunks_mut(KM_ROWS)
+            .zip(self.d1.par_chunks_mut(KM_ROWS))
+            .zip(self.lower.par_chunks_mut(KM_ROWS))
             .enumerate()
             .map(|(blk, ((lab, d1), low))| {
                 ctl.check()?;
-                Ok(f(blk * QUERY_TILE, lab, d1, low))
+                Ok(f(blk * KM_ROWS, lab, d1, low))
             })
             .sum()
     }
