@@ -310,7 +310,7 @@ def test_train_alias_and_repr() -> None:
 
 
 def test_candidate_lists_close_to_plain_lloyd() -> None:
-    """Candidate lists (the default at k >= 512) cost at most a hair of objective."""
+    """Candidate lists (the default from k = 256) cost at most a hair of objective."""
     rng = np.random.default_rng(12)
     x = rng.standard_normal((20000, 32)).astype(np.float32)
     fast = quanta.KMeans(32, 256, niter=12, seed=5, candidates=16).fit(x)

@@ -60,7 +60,7 @@ def kmeans_train(
     spherical: bool = False,
     int_centroids: bool = False,
     use_bounds: bool = True,
-    candidates: int = 32,
+    candidates: int | None = None,
     weights: npt.NDArray[np.float32] | None = None,
     progress: _Progress | None = None,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float64], int, list[str]]: ...

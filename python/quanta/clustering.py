@@ -27,12 +27,13 @@ class KMeans:
     bound on the distance to every other centroid, shrunk by how far the centroids moved); the
     result equals plain Lloyd up to floating-point ties, only faster in later iterations.
 
-    ``candidates=l`` (default 32; used when ``k >= 16 l`` and ``d > 16``): only iterations 0, 1,
-    3, 7, 15, … (and the one after an empty-cluster split) search all ``k`` centroids; they also
-    keep each point's ``l`` nearest centroids, and the iterations in between compare each point
-    with those ``l`` only. Lloyd's GEMM is then paid in 5 of 20 iterations; the final objective
-    stays within about 0.01 % of plain Lloyd's on the data we measured (Gaussian, Fashion-MNIST,
-    SIFT, at k = 1024). ``candidates=0`` gives plain Lloyd in every iteration.
+    ``candidates=l`` (used when ``k >= 16 l`` and ``d > 16``; default ``None``: ``l = min(32,
+    k // 32)`` when that is at least 8, i.e. from k = 256): only iterations 0, 1, 3, 7, 15, …
+    (and the one after an empty-cluster split) search all ``k`` centroids; they also keep each
+    point's ``l`` nearest centroids, and the iterations in between compare each point with those
+    ``l`` only. Lloyd's GEMM is then paid in 5 of 20 iterations; the final objective stays within
+    about 0.02 % of plain Lloyd's on the data we measured (Gaussian, Fashion-MNIST, SIFT, k = 256
+    to 1024). ``candidates=0`` gives plain Lloyd in every iteration.
 
     After :meth:`fit`: ``centroids`` ``(k, d)`` float32, ``obj`` (objective per iteration, before
     each update, as faiss reports it), ``nsplit``.
@@ -52,7 +53,7 @@ class KMeans:
         min_points_per_centroid: int = 39,
         int_centroids: bool = False,
         use_bounds: bool = True,
-        candidates: int = 32,
+        candidates: int | None = None,
         verbose: bool = False,
     ) -> None:
         self.d = positive_int(d, "d")
@@ -72,7 +73,9 @@ class KMeans:
         )
         self.int_centroids = bool(int_centroids)
         self.use_bounds = bool(use_bounds)
-        self.candidates = as_int(candidates, "candidates", 0, 2**31 - 1)
+        self.candidates = (
+            None if candidates is None else as_int(candidates, "candidates", 0, 2**31 - 1)
+        )
         self.verbose = bool(verbose)
         self.centroids: npt.NDArray[np.float32] | None = None
         self.obj: npt.NDArray[np.float64] = np.zeros(0)

@@ -18,7 +18,7 @@ type KMeansOut<'py> = (
 /// Train k-means. Returns (centroids (k, d), objective per iteration, number of splits, warnings).
 #[pyfunction]
 #[pyo3(signature = (x, k, *, niter=25, nredo=1, seed=1234, init="random", max_points_per_centroid=256,
-                    min_points_per_centroid=39, spherical=false, int_centroids=false, use_bounds=true, candidates=32, weights=None, progress=None))]
+                    min_points_per_centroid=39, spherical=false, int_centroids=false, use_bounds=true, candidates=None, weights=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn kmeans_train<'py>(
     py: Python<'py>,
@@ -33,7 +33,7 @@ pub fn kmeans_train<'py>(
     spherical: bool,
     int_centroids: bool,
     use_bounds: bool,
-    candidates: i64,
+    candidates: Option<i64>,
     weights: Option<&Bound<'py, PyAny>>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<KMeansOut<'py>> {
@@ -50,12 +50,12 @@ pub fn kmeans_train<'py>(
         spherical,
         int_centroids,
         use_bounds,
-        candidates: usize::try_from(candidates).map_err(|_| {
-            new_err(
-                Kind::Value,
-                format!("candidates must be >= 0, got {candidates}"),
-            )
-        })?,
+        candidates: candidates
+            .map(|c| {
+                usize::try_from(c)
+                    .map_err(|_| new_err(Kind::Value, format!("candidates must be >= 0, got {c}")))
+            })
+            .transpose()?,
     };
     let w = weights.map(|w| f32_vector(w, "weights")).transpose()?;
     let xs = x.as_slice()?;

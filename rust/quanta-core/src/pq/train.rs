@@ -94,6 +94,8 @@ impl ProductQuantizer {
                 kp.seed = params.seed;
                 kp.init = params.init;
                 kp.max_points_per_centroid = params.max_points_per_centroid;
+                // plain Lloyd: the same codebooks as faiss from the same initial rows
+                kp.candidates = Some(0);
                 let res = if warm {
                     let c = &self.centroids[q * ksub * dsub..(q + 1) * ksub * dsub];
                     kmeans::train_from(&sub, dsub, &kp, c, ctl)?
