@@ -322,7 +322,7 @@ def to_markdown(cases: list[dict[str, Any]]) -> str:
 
 def main() -> int:
     """``python benches/bench_ivf.py``: the 4-bit fast-scan case alone (IVF1024,PQ32x4fs on
-    1M x 128 Gaussian), written to ``benches/results/compare_faiss_ivf_fs.{md,json}``."""
+    1M x 128 Gaussian), written to ``benches/results/<cpu tag>/compare_faiss_ivf_fs.{md,json}``."""
     import argparse
     import json
 
@@ -355,8 +355,13 @@ def main() -> int:
         )  # fmt: skip
         cases.append(c)
     case = cases[0]
-    out = Path(__file__).resolve().parent / "results"
-    md = "# quanta vs faiss-cpu: IVF fast scan\n\n" + to_markdown(cases).replace(
+    import bench_cpu
+
+    out = Path(__file__).resolve().parent / "results" / bench_cpu.cpu_tag()
+    out.mkdir(parents=True, exist_ok=True)
+    md = "# quanta vs faiss-cpu: IVF fast scan\n\n"
+    md += f"- CPU: {bench_cpu.describe()}; quanta SIMD level `{quanta.simd_level()}`\n\n"
+    md += to_markdown(cases).replace(
         "PQ 8-bit", "PQ 4-bit fast scan, no re-ranking in either library"
     )
     md += (
@@ -366,7 +371,9 @@ def main() -> int:
         "implementation choice), so both curves have about the same recall per nprobe.\n"
     )
     (out / "compare_faiss_ivf_fs.md").write_text(md)
-    (out / "compare_faiss_ivf_fs.json").write_text(json.dumps(cases, indent=2))
+    (out / "compare_faiss_ivf_fs.json").write_text(
+        json.dumps({"cpu": bench_cpu.cpu_info(), "cases": cases}, indent=2)
+    )
     plot(
         case,
         Path(__file__).resolve().parent.parent / "results" / "ivf_gaussian_ivf1024_pq32x4fs.png",

@@ -6,8 +6,10 @@ quantization (ADC scan, encoding, training vs ``IndexPQ``) and the lattice quant
 codec vs faiss ``ZnSphereCodec``, E8 decoding vs numpy, lattice search vs ``IndexPQ``) with both
 libraries at each thread count, prints a Markdown table of quanta/faiss ratios and writes it to
 ``<out>/compare_faiss.md`` with the raw numbers in ``<out>/compare_faiss.json`` (default
-``benches/results``); with ``--only NAME`` the files are ``compare_faiss_NAME.{md,json}``, so a
-partial run never overwrites the full report.
+``benches/results/<cpu tag>``, e.g. ``amd-zen4``, ``intel-sapphire-rapids``: results are filed
+per CPU, and each file records the CPU's vendor, family/model and SIMD flags); with ``--only
+NAME`` the files are ``compare_faiss_NAME.{md,json}``, so a partial run never
+overwrites the full report.
 
 Timing: ``time.perf_counter``, one warm-up call per library and thread count (for k-means a
 1-iteration run on the same data), then the best (min) of R repetitions, faiss and quanta
@@ -38,6 +40,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
+import bench_cpu
 import bench_ivf
 import faiss
 import numpy as np
@@ -398,6 +401,11 @@ def bench_kmeans(args: argparse.Namespace) -> list[dict[str, Any]]:
     d = 128
     x = np.random.default_rng(0).standard_normal((n, d), dtype=np.float32)
     rows += run_kmeans_case("gaussian", x, k, 20, args.threads, args.kmeans_reps)
+    del x
+    # issue 15's case: a k between the candidate-list threshold and the large cases, short runs
+    n, k = (30_000, 512) if args.quick else (100_000, 512)
+    x = np.random.default_rng(1).standard_normal((n, 64), dtype=np.float32)
+    rows += run_kmeans_case("gaussian", x, k, 10, args.threads, args.kmeans_reps)
     del x
     if args.no_real:
         return rows
@@ -1139,6 +1147,8 @@ def header(args: argparse.Namespace) -> dict[str, Any]:
         "numpy_version": np.__version__,
         "python": platform.python_version(),
         "cpu_model": cpu_model(),
+        "cpu": bench_cpu.cpu_info(),
+        "cpu_tag": bench_cpu.cpu_tag(),
         "cpu_count": os.cpu_count(),
         "threads": args.threads,
         "quick": bool(args.quick),
@@ -1171,7 +1181,7 @@ def to_markdown(
         f"(available: {', '.join(meta['quanta_available_simd_levels'])})",
         f"- faiss {meta['faiss_version']}, compile options `{meta['faiss_compile_options']}`",
         f"- numpy {meta['numpy_version']}, Python {meta['python']}",
-        f"- CPU: {meta['cpu_model']} ({meta['cpu_count']} logical cores)",
+        f"- CPU: {bench_cpu.describe(meta['cpu'])} ({meta['cpu_count']} logical cores)",
         f"- threads: {', '.join(str(t) for t in meta['threads'])} "
         "(faiss.omp_set_num_threads / quanta.set_num_threads)",
         f"- timing: {meta['timer']}; R={meta['reps']} (flat), R={meta['kmeans_reps']} (k-means)"
@@ -1181,19 +1191,20 @@ def to_markdown(
     ]
     if km:
         lines += [
-            "## k-means (20 iterations, seed 1234, random init)",
+            "## k-means (seed 1234, random init)",
             "",
             f"Targets: time ratio quanta/faiss <= {KMEANS_TIME_TARGET}, objective ratio <= "
             f"{KMEANS_OBJ_TARGET}. Objective = sum over training points of the squared distance to "
             "the nearest final centroid (faiss.IndexFlatL2 for both).",
             "",
-            "| data | n | d | k | thr | faiss s | quanta s | time q/f | "
+            "| data | n | d | k | iters | thr | faiss s | quanta s | time q/f | "
             "faiss obj | quanta obj | obj q/f |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in km:
             lines.append(
-                f"| {r['dataset']} | {r['n']} | {r['d']} | {r['k']} | {r['threads']}{mark(r)} | "
+                f"| {r['dataset']} | {r['n']} | {r['d']} | {r['k']} | {r['niter']} | "
+                f"{r['threads']}{mark(r)} | "
                 f"{r['faiss_s']:.2f} | {r['quanta_s']:.2f} | "
                 f"**{r['time_ratio']:.3f}** {fmt_ok(r['time_ok'])} | "
                 f"{r['faiss_obj']:.6g} | {r['quanta_obj']:.6g} | "
@@ -1450,7 +1461,10 @@ def main(argv: list[str] | None = None) -> int:
         help="run one case family",
     )
     p.add_argument(
-        "--out", type=Path, default=Path(__file__).resolve().parent / "results", help="output dir"
+        "--out",
+        type=Path,
+        default=None,
+        help="output dir (default benches/results/<cpu tag>, e.g. amd-zen3, intel-sapphire-rapids)",
     )
     p.add_argument("--reps", type=int, default=3, help="repetitions for search (best of)")
     p.add_argument("--kmeans-reps", type=int, default=1, help="repetitions for k-means (best of)")
@@ -1469,6 +1483,8 @@ def main(argv: list[str] | None = None) -> int:
         "runs disturbed by other processes",
     )
     args = p.parse_args(argv)
+    if args.out is None:
+        args.out = Path(__file__).resolve().parent / "results" / bench_cpu.cpu_tag()
     if args.reps < 1 or args.kmeans_reps < 1:
         p.error("--reps and --kmeans-reps must be >= 1")
     GUARD.budget_s = max(0.0, args.max_wait)
@@ -1477,7 +1493,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = header(args)
     print(f"quanta {meta['quanta_version']}  simd_level={meta['quanta_simd_level']}")
     print(f"faiss {meta['faiss_version']}  compile options: {meta['faiss_compile_options']}")
-    print(f"CPU: {meta['cpu_model']} ({meta['cpu_count']} logical cores)")
+    print(f"CPU: {bench_cpu.describe(meta['cpu'])} ({meta['cpu_count']} logical cores)")
     print(f"threads: {args.threads}  reps: {args.reps} (k-means: {args.kmeans_reps})")
     print(flush=True)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import quanta
+from _support import assert_recall_equivalent, assert_recall_not_worse, hits_at
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -247,9 +248,9 @@ def test_codes_and_adc_match_faiss_fashion(shared_data: Path) -> None:
     _codes_match_faiss(ds, 16)
 
 
-def _recalls_vs_faiss(
+def _hits_vs_faiss(
     ds: quanta.datasets.Dataset, M: int, nq: int
-) -> dict[str, tuple[float, float]]:
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     xq = ds.queries[:nq]
     gt1 = ds.gt[:nq, 0]
     idx = quanta.IndexPQ(ds.d, M, 8)
@@ -263,7 +264,7 @@ def _recalls_vs_faiss(
     fidx.train(ds.base)
     fidx.add(ds.base)
     _, fids = fidx.search(xq, 100)
-    return {f"R@{r}": (_recall_at(ids, gt1, r), _recall_at(fids, gt1, r)) for r in (1, 10, 100)}
+    return {r: (hits_at(ids, gt1, r), hits_at(fids, gt1, r)) for r in (1, 10, 100)}
 
 
 @pytest.mark.slow
@@ -273,23 +274,26 @@ def _recalls_vs_faiss(
         ("sift_tiledb10k", 8, True),
         ("sift_tiledb10k", 16, True),
         ("fashion-mnist", 16, True),
-        # PQ8 on Fashion-MNIST: quanta's R@1 is 0.53 points *above* faiss's (0.2422 vs 0.2369).
-        # Both start from the same rows (faiss's RNG is reproduced) and plain k-means agrees with
-        # faiss to 1e-5; PQ codebooks then drift by float rounding through 25 Lloyd steps, and
-        # faiss itself moves by 0.2 points between 1 and 2 threads. Checked one-sided here.
+        # PQ8 on Fashion-MNIST: quanta's R@1 came out 0.53 points *above* faiss's (0.2422 vs
+        # 0.2369). Both start from the same rows (faiss's RNG is reproduced) and plain k-means
+        # agrees with faiss to 1e-5; PQ codebooks then drift by float rounding through 25 Lloyd
+        # steps, and faiss itself moves by 0.2 points between 1 and 2 threads. One-sided here.
         ("fashion-mnist", 8, False),
     ],
 )
 def test_trained_recall_matches_faiss(
     shared_data: Path, name: str, M: int, two_sided: bool
 ) -> None:
+    """Same initial rows as faiss, so the same codebooks up to rounding drift: McNemar's test
+    (``_support``) on the per-query hits, a tolerance that follows the number of queries the
+    drift flips instead of a margin measured on one CPU."""
     ds = quanta.datasets.load(name)
-    res = _recalls_vs_faiss(ds, M, nq=len(ds.queries))
-    for r, (ours, theirs) in res.items():
-        msg = f"{name} PQ{M}x8 {r}: quanta {ours:.4f} faiss {theirs:.4f}"
-        assert ours >= theirs - 0.005 - 1e-9, msg
+    for r, (ours, theirs) in _hits_vs_faiss(ds, M, nq=len(ds.queries)).items():
+        what = f"{name} PQ{M}x8 R@{r}"
         if two_sided:
-            assert ours <= theirs + 0.005 + 1e-9, msg
+            assert_recall_equivalent([ours], [theirs], what)
+        else:
+            assert_recall_not_worse([ours], [theirs], what)
 
 
 # --------------------------------------------------------------------------- files
@@ -384,21 +388,36 @@ def test_opq_rotation_is_orthonormal_and_lowers_pq_error() -> None:
 
 
 @pytest.mark.slow
-def test_opq_recall_close_to_faiss_opq(shared_data: Path) -> None:
+def test_opq_recall_not_worse_than_faiss_opq(shared_data: Path) -> None:
+    """OPQ8 + PQ8x8 on SIFT10k, quanta (eigenvalue-allocation start) vs faiss (random start).
+
+    OPQ's alternation is chaotic in the float rounding: one run's recall@10 moves by ±0.02
+    between SIMD levels, CPUs (Zen 4 vs Sapphire Rapids) and training-row orders. So each
+    library trains on three row orders and the per-query hits are pooled into McNemar's test
+    (``_support``): a CPU-independent tolerance, z = 3.
+    """
     ds = quanta.datasets.load("sift_tiledb10k")
     gt1 = ds.gt[:, 0]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        idx = quanta.IndexPreTransform(quanta.OPQMatrix(ds.d, 8, niter=20), quanta.IndexPQ(ds.d, 8))
-        idx.train(ds.base)
-        fo = faiss.OPQMatrix(ds.d, 8)
-        fo.niter = 20
-        ref = faiss.IndexPreTransform(fo, faiss.IndexPQ(ds.d, 8, 8))
-        ref.train(ds.base)
-    idx.add(ds.base)
-    ref.add(ds.base)
-    _, ids = idx.search(ds.queries, 100)
-    _, fids = ref.search(ds.queries, 100)
-    # different random rotations: compare at R=10 and 100, where 500 queries are less noisy
+    ours: dict[int, list[np.ndarray]] = {10: [], 100: []}
+    ref: dict[int, list[np.ndarray]] = {10: [], 100: []}
+    for seed in range(3):
+        xt = ds.base[np.random.default_rng(seed).permutation(len(ds.base))]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            idx = quanta.IndexPreTransform(
+                quanta.OPQMatrix(ds.d, 8, niter=20), quanta.IndexPQ(ds.d, 8)
+            )
+            idx.train(xt)
+            fo = faiss.OPQMatrix(ds.d, 8)
+            fo.niter = 20
+            fidx = faiss.IndexPreTransform(fo, faiss.IndexPQ(ds.d, 8, 8))
+            fidx.train(xt)
+        idx.add(ds.base)
+        fidx.add(ds.base)
+        _, ids = idx.search(ds.queries, 100)
+        _, fids = fidx.search(ds.queries, 100)
+        for r in (10, 100):
+            ours[r].append(hits_at(ids, gt1, r))
+            ref[r].append(hits_at(fids, gt1, r))
     for r in (10, 100):
-        assert _recall_at(ids, gt1, r) >= _recall_at(fids, gt1, r) - 0.02, r
+        assert_recall_not_worse(ours[r], ref[r], f"OPQ8,PQ8 R@{r}")

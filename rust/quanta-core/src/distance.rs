@@ -4,7 +4,7 @@
 
 use crate::control::Control;
 use crate::error::Result;
-use crate::kernels::l2;
+use crate::kernels::{l2, panel};
 use crate::simd::{level, SimdLevel};
 use crate::topk::TopK;
 use rayon::prelude::*;
@@ -406,6 +406,11 @@ pub fn nearest2_block(
         nearest2_direct(lvl, xb, xb_norms, centroids, c_norms, d, out);
         return;
     }
+    if d <= panel::PANEL_MAX_D && panels_beat_gemm(lvl) {
+        let panels = panel::Panels::pack(centroids, d);
+        nearest2_panels(lvl, xb, xb_norms, &panels, c_norms, out);
+        return;
+    }
     let ct = k.min(BASE_TILE * 4);
     let mut tile = vec![0f32; rows * ct];
     let mut best = vec![(0u32, f32::INFINITY, f32::INFINITY); rows];
@@ -424,6 +429,83 @@ pub fn nearest2_block(
                 b.1 = v;
             } else {
                 b.2 = b.2.min(v);
+            }
+        }
+    }
+    for (r, o) in out.iter_mut().enumerate() {
+        let (j, v, v2) = best[r];
+        *o = Nearest2 {
+            label: j,
+            d1: (xb_norms[r] + v).max(0.0),
+            d2: (xb_norms[r] + v2).max(0.0),
+        };
+    }
+}
+
+/// Whether the panel kernel (AVX2) or the `gemm` crate computes the inner products of the
+/// nearest-centroid search at `lvl`.
+///
+/// At the AVX2 level the panel kernel (measured on AMD EPYC Zen 3: `kernels::panel`). At the
+/// AVX-512 level it depends on how the core executes 512-bit FMAs, which the feature bits do
+/// not say: AMD Zen 4 splits each into two 256-bit halves, so `gemm`'s AVX-512 micro-kernel has
+/// no more peak than the AVX2 panel kernel and still pays for packing both operands (issue 15:
+/// k-means 0.84x faiss time on Zen 4 with `gemm`); Intel server cores (Sapphire Rapids) have
+/// two full-width FMA ports, on which `gemm`'s AVX-512 kernel measured 0.53x faiss time. So: the
+/// panel kernel everywhere except on Intel at the AVX-512 level. Results differ between the two
+/// paths only in float rounding, and the choice is fixed per CPU, so runs on one machine are
+/// reproducible.
+pub(crate) fn panels_beat_gemm(lvl: SimdLevel) -> bool {
+    match lvl {
+        SimdLevel::Scalar => false,
+        SimdLevel::Avx2 => true,
+        SimdLevel::Avx512 => crate::simd::vendor() != crate::simd::Vendor::Intel,
+    }
+}
+
+/// Bytes of packed centroids one chunk of the panel search keeps hot (in L2) while every row
+/// of the block meets them.
+const PANEL_CHUNK_BYTES: usize = 128 * 1024;
+
+/// [`nearest2_block`] through the panel kernel: for each chunk of centroid panels and each group
+/// of [`panel::MR`] rows, the inner products land in an L1-sized tile that the fused argmin /
+/// second-min kernel reads at once; chunks merge as the tiles of the GEMM path do (strict `<`:
+/// the lower index wins ties), so both paths pick the same labels up to float rounding.
+fn nearest2_panels(
+    lvl: SimdLevel,
+    xb: &[f32],
+    xb_norms: &[f32],
+    panels: &panel::Panels,
+    c_norms: &[f32],
+    out: &mut [Nearest2],
+) {
+    use panel::{MR, NR};
+    let (d, k, np) = (panels.d(), panels.k(), panels.len());
+    let rows = xb_norms.len();
+    let chunk = (PANEL_CHUNK_BYTES / (d * NR * 4)).clamp(1, np.max(1));
+    let width = chunk * NR;
+    let mut tile = vec![0f32; MR * width];
+    let mut best = vec![(0u32, f32::INFINITY, f32::INFINITY); rows];
+    for p0 in (0..np).step_by(chunk) {
+        let p1 = (p0 + chunk).min(np);
+        let (c0, c1) = (p0 * NR, (p1 * NR).min(k));
+        for r0 in (0..rows).step_by(MR) {
+            let mr = MR.min(rows - r0);
+            let xs = &xb[r0 * d..(r0 + mr) * d];
+            for p in p0..p1 {
+                let o = &mut tile[(p - p0) * NR..];
+                panel::ip_rows_panel_with(lvl, xs, mr, d, panels.panel(p), o, width);
+            }
+            for r in 0..mr {
+                let row = &tile[r * width..r * width + (c1 - c0)];
+                let (j, v, v2) = l2::argmin2_shifted_with(lvl, &c_norms[c0..c1], row);
+                let b = &mut best[r0 + r];
+                if v < b.1 {
+                    b.2 = b.1.min(v2);
+                    b.0 = (c0 + j) as u32;
+                    b.1 = v;
+                } else {
+                    b.2 = b.2.min(v);
+                }
             }
         }
     }

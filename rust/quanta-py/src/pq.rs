@@ -11,7 +11,9 @@ use pyo3::prelude::*;
 use quanta_core::index::IndexPQ;
 use quanta_core::io::Persist;
 use quanta_core::kmeans::Init;
-use quanta_core::pq::{OpqMatrix, PqTrainParams, PqTrainReport, ProductQuantizer, SearchMode};
+use quanta_core::pq::{
+    OpqInit, OpqMatrix, PqTrainParams, PqTrainReport, ProductQuantizer, SearchMode,
+};
 use quanta_core::Control;
 use quanta_core::Metric;
 use std::path::PathBuf;
@@ -446,7 +448,7 @@ pub struct PyOpqMatrix {
 #[pymethods]
 impl PyOpqMatrix {
     #[new]
-    #[pyo3(signature = (d, M, niter=50, d_out=None, niter_pq=4, niter_pq_0=40, max_train_points=65536, seed=123))]
+    #[pyo3(signature = (d, M, niter=50, d_out=None, niter_pq=4, niter_pq_0=40, max_train_points=65536, seed=123, init="eigen"))]
     #[allow(non_snake_case, clippy::too_many_arguments)]
     fn new(
         d: i64,
@@ -457,7 +459,9 @@ impl PyOpqMatrix {
         niter_pq_0: i64,
         max_train_points: i64,
         seed: u64,
+        init: &str,
     ) -> PyResult<Self> {
+        let init = OpqInit::parse(init).py()?;
         let mut inner = OpqMatrix::new(
             nonneg(d, "d")?,
             nonneg(M, "M")?,
@@ -469,6 +473,7 @@ impl PyOpqMatrix {
         inner.niter_pq_0 = nonneg(niter_pq_0, "niter_pq_0")?;
         inner.max_train_points = nonneg(max_train_points, "max_train_points")?.max(1);
         inner.seed = seed;
+        inner.init = init;
         Ok(PyOpqMatrix { inner })
     }
 
@@ -487,6 +492,11 @@ impl PyOpqMatrix {
     #[getter]
     fn is_trained(&self) -> bool {
         self.inner.is_trained()
+    }
+    /// Initial rotation: "eigen" (parametric OPQ) or "random" (faiss).
+    #[getter]
+    fn init(&self) -> &'static str {
+        self.inner.init.name()
     }
 
     /// The rotation `(d_out, d_in)` (a copy; empty before training).

@@ -4,4 +4,5 @@ pub mod fastscan;
 pub mod hamming;
 pub mod l2;
 pub mod lattice;
+pub mod panel;
 pub mod pq;

@@ -10,15 +10,15 @@
 //! the centroids still move a lot) and after any empty-cluster split (a new centroid is in nobody's
 //! list). This is an approximation of Lloyd — a point whose true nearest centroid has left its list
 //! keeps a slightly worse one until the next full search — measured at ≤ 0.02 % objective
-//! difference on Gaussian, SIFT and Fashion-MNIST data (benches/results/compare_faiss_kmeans.md). The distances
+//! difference on Gaussian, SIFT and Fashion-MNIST data (benches/results/intel-sapphire-rapids/compare_faiss_kmeans.md). The distances
 //! that are reported are exact distances to the chosen centroid, so the objective never flatters.
 //!
 //! Determinism: every point is handled on its own, so results do not depend on the thread count.
 
 use crate::control::Control;
-use crate::distance::{ip_tile, BASE_TILE, QUERY_TILE};
+use crate::distance::{ip_tile, panels_beat_gemm, QUERY_TILE};
 use crate::error::Result;
-use crate::kernels::l2;
+use crate::kernels::{l2, panel};
 use crate::simd::level;
 use rayon::prelude::*;
 
@@ -60,7 +60,8 @@ impl Candidates {
             d1: vec![0.0; n],
         };
         let lvl = level();
-        let ct = k.min(BASE_TILE * 4);
+        let panels = (d <= panel::PANEL_MAX_D && panels_beat_gemm(lvl))
+            .then(|| panel::Panels::pack(centroids, d));
         c.ids
             .par_chunks_mut(QUERY_TILE * l)
             .zip(c.labels.par_chunks_mut(QUERY_TILE))
@@ -70,26 +71,39 @@ impl Candidates {
                 ctl.check()?;
                 let r0 = blk * QUERY_TILE;
                 let rows = lab.len();
-                let xb = &x[r0 * d..(r0 + rows) * d];
-                let mut tile = vec![0f32; rows * ct];
-                let mut sel: Vec<TopL> = (0..rows).map(|_| TopL::new(l)).collect();
-                for c0 in (0..k).step_by(ct) {
-                    let c1 = (c0 + ct).min(k);
-                    let nc = c1 - c0;
-                    let t = &mut tile[..rows * nc];
-                    ip_tile(lvl, xb, &centroids[c0 * d..c1 * d], d, t);
-                    for (row, s) in t.chunks_exact_mut(nc).zip(sel.iter_mut()) {
-                        // ||c||² − 2<x, c>: the squared distance minus ||x||²
-                        for (v, &cn) in row.iter_mut().zip(&c_norms[c0..c1]) {
-                            *v = cn - 2.0 * *v;
-                        }
-                        s.offer_row(row, c0 as u32);
-                    }
-                }
-                for (r, s) in sel.iter_mut().enumerate() {
-                    let (j, v) = s.finish(&mut ids[r * l..(r + 1) * l]);
+                let mut sel = Selector::new(l);
+                let mut pick = |r: usize, ip: &[f32]| {
+                    let (j, v) = sel.select(lvl, ip, c_norms, &mut ids[r * l..(r + 1) * l]);
                     lab[r] = j;
                     d1[r] = (x_norms[r0 + r] + v).max(0.0);
+                };
+                if let Some(p) = &panels {
+                    // MR rows at a time against every panel: the tile (MR × k) stays in L1/L2
+                    let width = p.len() * panel::NR;
+                    let mut tile = vec![0f32; panel::MR * width];
+                    for g0 in (0..rows).step_by(panel::MR) {
+                        let mr = panel::MR.min(rows - g0);
+                        let xs = &x[(r0 + g0) * d..(r0 + g0 + mr) * d];
+                        for q in 0..p.len() {
+                            let o = &mut tile[q * panel::NR..];
+                            panel::ip_rows_panel_with(lvl, xs, mr, d, p.panel(q), o, width);
+                        }
+                        for r in 0..mr {
+                            pick(g0 + r, &tile[r * width..r * width + k]);
+                        }
+                    }
+                } else {
+                    // GEMM over as many rows as keep the tile near 1 MiB
+                    let sub = ((1 << 18) / k).clamp(1, rows);
+                    let mut tile = vec![0f32; sub * k];
+                    for g0 in (0..rows).step_by(sub) {
+                        let m = sub.min(rows - g0);
+                        let xs = &x[(r0 + g0) * d..(r0 + g0 + m) * d];
+                        ip_tile(lvl, xs, centroids, d, &mut tile[..m * k]);
+                        for r in 0..m {
+                            pick(g0 + r, &tile[r * k..(r + 1) * k]);
+                        }
+                    }
                 }
                 Ok(())
             })?;
@@ -132,135 +146,160 @@ impl Candidates {
     }
 }
 
-/// The `l` smallest (value, id) pairs of a stream, with a running threshold so that most values
-/// are skipped by a SIMD scan; the threshold starts from the chunk minima.
-struct TopL {
+/// Selection of the `l` smallest (value, id) of one row of shifted distances
+/// `c_norms[j] - 2 <x, c_j>` (the squared distance minus ‖x‖²): a valid threshold first (at
+/// least `l` values are <= it: the l-th smallest minimum of 4 l strided groups), then one SIMD
+/// pass collects the values <= it (about 1.1 l of them at k = 512, l = 16, whatever the
+/// iteration), then a partial sort of those few. The kept set is the `l` smallest by (value,
+/// id) whatever the threshold. Buffers are reused from row to row.
+///
+/// (A threshold from the point's previous candidates, the largest of their new values, looked
+/// cheaper but admits ~6 l values right after the first update, when centroids move most.)
+struct Selector {
     l: usize,
     buf: Vec<(f32, u32)>,
-    /// Values `> thr` cannot enter the `l` smallest any more.
-    thr: f32,
-    /// Chunk minima of the current row (selected in place).
+    keys: Vec<u64>,
     mins: Vec<f32>,
+    min_keys: Vec<u32>,
 }
 
-/// Chunk length for the threshold: about 4 l chunks per row, so the l-th smallest chunk minimum
-/// is tight (at k = 1024 and l = 32: 8-value chunks, about 36 values end up below it).
-fn chunk_len(row_len: usize, l: usize) -> usize {
-    (row_len / (4 * l)).clamp(1, 16)
+/// Strided groups for the threshold without previous lists: about 4 l groups, so the l-th
+/// smallest group minimum is tight (at k = 512 and l = 16: 64 groups of 8 values).
+fn group_count(row_len: usize, l: usize) -> usize {
+    (4 * l).clamp(l, row_len.max(l))
 }
 
-fn chunk_min(ch: &[f32]) -> f32 {
-    // four independent lanes and `if` instead of f32::min (inputs are checked finite): the
-    // compiler turns this into packed minimums
-    let mut m = [f32::INFINITY; 4];
-    let mut quads = ch.chunks_exact(4);
-    for q in &mut quads {
-        for i in 0..4 {
-            m[i] = if q[i] < m[i] { q[i] } else { m[i] };
-        }
-    }
-    for &v in quads.remainder() {
-        m[0] = if v < m[0] { v } else { m[0] };
-    }
-    let a = if m[1] < m[0] { m[1] } else { m[0] };
-    let b = if m[3] < m[2] { m[3] } else { m[2] };
-    if b < a {
-        b
-    } else {
-        a
-    }
-}
-
-impl TopL {
+impl Selector {
     fn new(l: usize) -> Self {
-        TopL {
+        Selector {
             l,
-            buf: Vec::with_capacity(2 * l),
-            thr: f32::INFINITY,
+            buf: Vec::with_capacity(4 * l),
+            keys: Vec::with_capacity(4 * l),
             mins: Vec::new(),
+            min_keys: Vec::new(),
         }
     }
 
-    fn offer_row(&mut self, row: &[f32], id0: u32) {
+    /// Write the ids of the `l` smallest values of the row (`ip` holds the inner products) into
+    /// `out` and return the smallest (id, value), ties to the lower id.
+    fn select(
+        &mut self,
+        lvl: crate::simd::SimdLevel,
+        ip: &[f32],
+        c_norms: &[f32],
+        out: &mut [u32],
+    ) -> (u32, f32) {
         let l = self.l;
+        let thr = self.group_threshold(lvl, ip, c_norms);
+        self.buf.clear();
+        l2::collect_le_shifted_with(lvl, c_norms, ip, thr, 0, &mut self.buf);
+        debug_assert!(
+            self.buf.len() >= l,
+            "threshold admitted fewer than l values"
+        );
+        // (value, id) order as one integer key: the partial sort compares single u64s
+        self.keys.clear();
+        self.keys.extend(
+            self.buf
+                .iter()
+                .map(|&(v, j)| (order_key(v) as u64) << 32 | j as u64),
+        );
+        if self.keys.len() > l {
+            self.keys.select_nth_unstable(l - 1);
+            self.keys.truncate(l);
+        }
+        let mut best = u64::MAX;
+        for (o, &key) in out.iter_mut().zip(&self.keys) {
+            *o = key as u32;
+            best = best.min(key);
+        }
+        let j = best as u32;
+        (j, c_norms[j as usize] - 2.0 * ip[j as usize])
+    }
+
+    /// The l-th smallest minimum of `group_count` strided groups (`j mod G`): each of the l groups
+    /// with the smallest minima holds a value <= it.
+    fn group_threshold(&mut self, lvl: crate::simd::SimdLevel, ip: &[f32], c_norms: &[f32]) -> f32 {
+        let g = group_count(ip.len(), self.l);
         self.mins.clear();
-        self.mins
-            .extend(row.chunks(chunk_len(row.len(), l)).map(chunk_min));
-        if self.mins.len() >= l {
-            // l chunks each hold a value <= the l-th smallest chunk minimum: a valid threshold
-            // before the scan, so the buffer rarely has to be pruned
-            self.mins.select_nth_unstable_by(l - 1, f32::total_cmp);
-            self.thr = self.thr.min(self.mins[l - 1]);
-        }
-        // SIMD scan for the next value <= thr (`find_below` is strict, hence next_up)
-        let lvl = level();
-        let mut thr = self.thr;
-        let mut j = l2::find_below_with(lvl, row, 0, thr.next_up());
-        while j < row.len() {
-            self.buf.push((row[j], id0 + j as u32));
-            if self.buf.len() >= 2 * l {
-                self.prune();
-                thr = self.thr;
-            }
-            j = l2::find_below_with(lvl, row, j + 1, thr.next_up());
-        }
+        self.mins.resize(g, f32::INFINITY);
+        l2::strided_min_shifted_with(lvl, c_norms, ip, &mut self.mins);
+        self.min_keys.clear();
+        self.min_keys
+            .extend(self.mins.iter().map(|&v| order_key(v)));
+        let (_, t, _) = self.min_keys.select_nth_unstable(self.l - 1);
+        from_order_key(*t)
     }
+}
 
-    /// Keep the `l` smallest by (value, id); the threshold becomes the largest kept value.
-    fn prune(&mut self) {
-        let l = self.l;
-        self.buf
-            .select_nth_unstable_by(l - 1, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        self.buf.truncate(l);
-        self.thr = self.buf[l - 1].0;
+/// A u32 whose unsigned order is the float order (finite values and ±inf): flip every bit of a
+/// negative float, only the sign bit of a positive one. -0 is read as +0 first, so that the two
+/// zeros tie (and go to the lower id) as they compare equal.
+fn order_key(v: f32) -> u32 {
+    let b = (v + 0.0).to_bits();
+    if b >> 31 == 1 {
+        !b
+    } else {
+        b | 0x8000_0000
     }
+}
 
-    /// Write the kept ids into `out` (length `l`) and return the smallest (id, value).
-    fn finish(&mut self, out: &mut [u32]) -> (u32, f32) {
-        if self.buf.len() > self.l {
-            self.prune();
-        }
-        debug_assert_eq!(self.buf.len(), self.l, "TopL saw fewer than l values");
-        let mut best = (u32::MAX, f32::INFINITY);
-        for (o, &(v, j)) in out.iter_mut().zip(&self.buf) {
-            *o = j;
-            if v < best.1 || (v == best.1 && j < best.0) {
-                best = (j, v);
-            }
-        }
-        best
-    }
+fn from_order_key(k: u32) -> f32 {
+    f32::from_bits(if k >> 31 == 1 { k & 0x7fff_ffff } else { !k })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn topl_keeps_the_smallest() {
-        let vals: Vec<f32> = (0..1000).map(|i| ((i * 7919) % 1000) as f32).collect();
-        let mut t = TopL::new(10);
-        t.offer_row(&vals[..500], 0);
-        t.offer_row(&vals[500..], 500);
-        let mut out = vec![0u32; 10];
-        let (j, v) = t.finish(&mut out);
-        let mut got: Vec<f32> = out.iter().map(|&i| vals[i as usize]).collect();
-        got.sort_by(f32::total_cmp);
-        assert_eq!(got, (0..10).map(|v| v as f32).collect::<Vec<_>>());
-        assert_eq!(v, 0.0);
-        assert_eq!(vals[j as usize], 0.0);
+    fn select_brute(ip: &[f32], cn: &[f32], l: usize) -> (Vec<u32>, u32) {
+        let mut all: Vec<(f32, u32)> = (0..ip.len())
+            .map(|j| (cn[j] - 2.0 * ip[j], j as u32))
+            .collect();
+        all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let mut ids: Vec<u32> = all[..l].iter().map(|p| p.1).collect();
+        ids.sort_unstable();
+        (ids, all[0].1)
     }
 
     #[test]
-    fn topl_ties_prefer_lower_ids() {
-        let vals = vec![1.0f32; 40];
-        let mut t = TopL::new(5);
-        t.offer_row(&vals, 100);
-        let mut out = vec![0u32; 5];
-        let (j, _) = t.finish(&mut out);
-        out.sort();
-        assert_eq!(out, vec![100, 101, 102, 103, 104]);
-        assert_eq!(j, 100);
+    fn selector_keeps_the_l_smallest() {
+        let mut r = crate::rng::Rng::new(3);
+        for lvl in crate::simd::SimdLevel::available() {
+            for (k, l) in [(256usize, 8usize), (300, 16), (1024, 32), (512, 16)] {
+                // quantized values: many exact ties, which must go to the lower id
+                let ip: Vec<f32> = (0..k).map(|_| (r.normal() * 4.0).round() as f32).collect();
+                let cn: Vec<f32> = (0..k)
+                    .map(|_| (r.normal() * 2.0).round().abs() as f32)
+                    .collect();
+                let (want, best) = select_brute(&ip, &cn, l);
+                let mut sel = Selector::new(l);
+                let mut out = vec![0u32; l];
+                let (j, _) = sel.select(lvl, &ip, &cn, &mut out);
+                out.sort_unstable();
+                assert_eq!((out, j), (want, best), "{lvl:?} k={k} l={l}");
+            }
+        }
+    }
+
+    #[test]
+    fn order_keys_sort_like_floats() {
+        let v = [
+            f32::NEG_INFINITY,
+            -3.5,
+            -0.0,
+            0.0,
+            1e-30,
+            2.0,
+            f32::INFINITY,
+        ];
+        for w in v.windows(2) {
+            assert!(order_key(w[0]) <= order_key(w[1]), "{w:?}");
+        }
+        for &x in &v {
+            assert_eq!(from_order_key(order_key(x)), x);
+        }
+        assert_eq!(order_key(-0.0), order_key(0.0));
     }
 
     #[test]

@@ -19,7 +19,7 @@ mod opq;
 mod train;
 
 pub use codec::{divisors, ProductQuantizer, SearchMode};
-pub use opq::OpqMatrix;
+pub use opq::{OpqInit, OpqMatrix};
 pub use train::{PqTrainParams, PqTrainReport};
 
 #[cfg(test)]

@@ -2,6 +2,15 @@
 //! (d_out × d_in) learned so that the product quantization of `y = A x` loses as little as
 //! possible. Alternates (1) PQ training on the rotated data (warm-started after the first
 //! round) and (2) orthogonal Procrustes: with reconstructions Ŷ, `Ŷᵀ X = U Σ Vᵀ` and `A = U Vᵀ`.
+//!
+//! The alternation is non-convex, and its outcome is a chaotic function of every float rounding
+//! on the way (k-means assignments near ties, GEMM blocking, FMA lanes): from a *random* start
+//! (faiss's choice) the recall@10 of OPQ8 on 10k SIFT vectors spreads over about ±0.02 between
+//! SIMD levels, CPUs and training-row orders (`docs/opq.md`). Ge et al. (§4.2, §5) start the
+//! non-parametric iterations from the parametric solution instead — PCA axes dealt to the
+//! sub-spaces by *eigenvalue allocation*, balancing the product of variances per sub-space —
+//! which is deterministic up to rounding and starts near a good optimum; that is the default
+//! here ([`OpqInit::EigenAllocation`]), the random start stays available ([`OpqInit::Random`]).
 
 use super::{PqTrainParams, ProductQuantizer};
 use crate::control::Control;
@@ -12,7 +21,37 @@ use crate::rng::{faiss_perm_prefix, Rng};
 use faer::Mat;
 use rayon::prelude::*;
 
-/// The learned rotation and its training settings (faiss defaults).
+/// How the rotation is initialised before the first alternation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpqInit {
+    /// Parametric OPQ (Ge et al. 2013, eigenvalue allocation) on the training sample.
+    EigenAllocation,
+    /// A seeded random orthogonal matrix (faiss `OPQMatrix`).
+    Random,
+}
+
+impl OpqInit {
+    /// Parse "eigen" / "random".
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "eigen" | "pca" | "eigen_allocation" => Ok(OpqInit::EigenAllocation),
+            "random" => Ok(OpqInit::Random),
+            other => Err(Error::invalid(format!(
+                "init must be 'eigen' or 'random', got {other:?}"
+            ))),
+        }
+    }
+
+    /// Name as accepted by [`OpqInit::parse`].
+    pub fn name(self) -> &'static str {
+        match self {
+            OpqInit::EigenAllocation => "eigen",
+            OpqInit::Random => "random",
+        }
+    }
+}
+
+/// The learned rotation and its training settings (faiss defaults but for the initialisation).
 #[derive(Debug, Clone)]
 pub struct OpqMatrix {
     d_in: usize,
@@ -28,6 +67,8 @@ pub struct OpqMatrix {
     pub max_train_points: usize,
     /// Seed of the subsample and of the random orthogonal initialisation.
     pub seed: u64,
+    /// Initial rotation (used when training an untrained matrix).
+    pub init: OpqInit,
     /// d_out × d_in, rows orthonormal.
     a: Vec<f32>,
     trained: bool,
@@ -60,6 +101,7 @@ impl OpqMatrix {
             niter_pq: 4,
             max_train_points: 256 * 256,
             seed: 123,
+            init: OpqInit::EigenAllocation,
             a: Vec::new(),
             trained: false,
         })
@@ -181,7 +223,10 @@ impl OpqMatrix {
         };
         let n = xs.len() / di;
         if !self.trained {
-            self.a = random_orthonormal_rows(dout, di, self.seed)?;
+            self.a = match self.init {
+                OpqInit::Random => random_orthonormal_rows(dout, di, self.seed)?,
+                OpqInit::EigenAllocation => eigen_allocation(&xs, n, di, dout, self.m)?,
+            };
         }
         self.trained = true;
         let mut pq = ProductQuantizer::new(dout, self.m, 8)?;
@@ -266,6 +311,73 @@ fn procrustes(c: &Mat<f64>, dout: usize, di: usize) -> Result<Vec<f32>> {
     Ok(out)
 }
 
+/// Parametric OPQ: the top `dout` principal axes of `x` (n × di), dealt to `m` sub-spaces of
+/// `dout / m` axes so that the products of the variances per sub-space are balanced (Ge et al.
+/// 2013, §4.2: for Gaussian data this minimizes the PQ distortion bound). Greedy, as in the
+/// paper: axes by decreasing eigenvalue, each to the non-full sub-space whose product (a sum of
+/// logs) is smallest. Rows of the result are the axes, sub-space by sub-space.
+fn eigen_allocation(x: &[f32], n: usize, di: usize, dout: usize, m: usize) -> Result<Vec<f32>> {
+    let cov = covariance(x, n, di);
+    let evd = cov
+        .self_adjoint_eigen(faer::Side::Lower)
+        .map_err(|e| Error::invalid(format!("OPQ: eigendecomposition failed ({e:?})")))?;
+    let (u, s) = (evd.U(), evd.S().column_vector());
+    // faer sorts eigenvalues in nondecreasing order: walk them from the top
+    let order: Vec<usize> = (0..di).rev().take(dout).collect();
+    let top = s[order[0]].max(0.0);
+    // a zero variance would make its log -inf: floor at a tiny fraction of the largest
+    let floor = (top * 1e-12).max(f64::MIN_POSITIVE);
+    let dsub = dout / m;
+    let mut log_prod = vec![0f64; m];
+    let mut slots: Vec<Vec<usize>> = vec![Vec::with_capacity(dsub); m];
+    for &e in &order {
+        let lv = s[e].max(floor).ln();
+        // empty sub-spaces first (the m largest axes open one each), then the smallest product
+        let b = (0..m)
+            .filter(|&b| slots[b].len() < dsub)
+            .min_by(|&a, &b| {
+                let key = |j: usize| (!slots[j].is_empty(), log_prod[j]);
+                key(a).partial_cmp(&key(b)).expect("finite logs")
+            })
+            .expect("dout = m * dsub slots for dout axes");
+        slots[b].push(e);
+        log_prod[b] += lv;
+    }
+    let mut out = vec![0f32; dout * di];
+    for (r, &e) in slots.iter().flatten().enumerate() {
+        for j in 0..di {
+            out[r * di + j] = u[(j, e)] as f32;
+        }
+    }
+    Ok(out)
+}
+
+/// Covariance of the rows of `x` (n × d), in f64, accumulated over row blocks in parallel and
+/// summed in block order (the result does not depend on the thread count).
+fn covariance(x: &[f32], n: usize, d: usize) -> Mat<f64> {
+    const ROWS: usize = 2048;
+    let mean: Vec<f64> = {
+        let mut s = vec![0f64; d];
+        for row in x.chunks_exact(d) {
+            s.iter_mut().zip(row).for_each(|(a, &b)| *a += b as f64);
+        }
+        s.iter().map(|v| v / n as f64).collect()
+    };
+    let parts: Vec<Mat<f64>> = (0..n.div_ceil(ROWS))
+        .into_par_iter()
+        .map(|b| {
+            let (r0, r1) = (b * ROWS, ((b + 1) * ROWS).min(n));
+            let blk = Mat::<f64>::from_fn(r1 - r0, d, |i, j| x[(r0 + i) * d + j] as f64 - mean[j]);
+            blk.transpose() * &blk
+        })
+        .collect();
+    let mut total = Mat::<f64>::zeros(d, d);
+    for p in parts {
+        total += p;
+    }
+    total * faer::Scale(1.0 / (n.max(2) - 1) as f64)
+}
+
 /// d_out × d_in with orthonormal rows: QR of a seeded Gaussian matrix.
 fn random_orthonormal_rows(dout: usize, di: usize, seed: u64) -> Result<Vec<f32>> {
     let mut rng = Rng::new(seed);
@@ -313,6 +425,46 @@ mod tests {
             assert!((p - q).abs() < 1e-3 * (1.0 + q.abs()));
         }
         assert!(OpqMatrix::new(10, 3, None).is_err());
+        assert_eq!(OpqInit::parse("random").unwrap(), OpqInit::Random);
+        assert!(OpqInit::parse("pcaa").is_err());
         assert!(OpqMatrix::new(10, 2, Some(12)).is_err());
+    }
+
+    #[test]
+    fn eigen_allocation_balances_variance_products() {
+        // independent axes with known variances; greedy allocation (largest first, to the
+        // non-full sub-space of smallest product) gives {100, 9, 4, 0.5} and {50, 20, 2, 1}
+        let var = [100.0, 50.0, 20.0, 9.0, 4.0, 2.0, 1.0, 0.5f64];
+        let (n, d) = (20_000, var.len());
+        let mut r = Rng::new(7);
+        let x: Vec<f32> = (0..n * d)
+            .map(|i| (r.normal() * var[i % d].sqrt()) as f32)
+            .collect();
+        let a = eigen_allocation(&x, n, d, d, 2).unwrap();
+        let axis_of_row = |row: usize| {
+            let v = &a[row * d..(row + 1) * d];
+            let j = (0..d)
+                .max_by(|&p, &q| v[p].abs().total_cmp(&v[q].abs()))
+                .unwrap();
+            assert!(v[j].abs() > 0.99, "row {row} is not an axis: {v:?}");
+            j
+        };
+        let mut first: Vec<usize> = (0..4).map(axis_of_row).collect();
+        let mut second: Vec<usize> = (4..8).map(axis_of_row).collect();
+        first.sort_unstable();
+        second.sort_unstable();
+        assert_eq!((first, second), (vec![0, 3, 4, 7], vec![1, 2, 5, 6]));
+        // d_out < d keeps the top principal axes only
+        let a = eigen_allocation(&x, n, d, 4, 2).unwrap();
+        let mut kept: Vec<usize> = (0..4)
+            .map(|row| {
+                let v = &a[row * d..(row + 1) * d];
+                (0..d)
+                    .max_by(|&p, &q| v[p].abs().total_cmp(&v[q].abs()))
+                    .unwrap()
+            })
+            .collect();
+        kept.sort_unstable();
+        assert_eq!(kept, vec![0, 1, 2, 3]);
     }
 }

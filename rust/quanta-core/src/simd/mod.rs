@@ -138,6 +138,45 @@ pub fn set_level(lvl: SimdLevel) -> Result<()> {
     Ok(())
 }
 
+/// CPU vendor (CPUID leaf 0), for kernel choices that feature bits cannot make: Zen 4 and Intel
+/// both report AVX-512 but execute 512-bit FMAs at different widths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vendor {
+    /// "GenuineIntel".
+    Intel,
+    /// "AuthenticAMD".
+    Amd,
+    /// Anything else (or not x86-64).
+    Other,
+}
+
+/// The CPU vendor, detected once.
+pub fn vendor() -> Vendor {
+    static VENDOR: OnceLock<Vendor> = OnceLock::new();
+    *VENDOR.get_or_init(detect_vendor)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn detect_vendor() -> Vendor {
+    // SAFETY: CPUID leaf 0 exists on every x86-64 CPU and has no side effects.
+    #[allow(unused_unsafe)] // `__cpuid` is a safe fn from Rust 1.87 on; MSRV 1.89 accepts both
+    let r = unsafe { std::arch::x86_64::__cpuid(0) };
+    let mut id = [0u8; 12];
+    id[..4].copy_from_slice(&r.ebx.to_le_bytes());
+    id[4..8].copy_from_slice(&r.edx.to_le_bytes());
+    id[8..].copy_from_slice(&r.ecx.to_le_bytes());
+    match &id {
+        b"GenuineIntel" => Vendor::Intel,
+        b"AuthenticAMD" => Vendor::Amd,
+        _ => Vendor::Other,
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn detect_vendor() -> Vendor {
+    Vendor::Other
+}
+
 /// Hint that the cache line holding `*p` will be read soon (a no-op off x86-64). Gathers
 /// with random addresses (re-ranking candidates scattered over lists) prefetch every address
 /// first so the cache misses overlap instead of stalling one by one.
@@ -164,6 +203,21 @@ mod tests {
             assert_eq!(SimdLevel::parse(l.name()).unwrap(), l);
         }
         assert!(SimdLevel::parse("sse9").is_err());
+    }
+
+    #[test]
+    fn vendor_matches_proc_cpuinfo() {
+        let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else {
+            return; // not Linux: nothing to compare with
+        };
+        let want = if info.contains("GenuineIntel") {
+            Vendor::Intel
+        } else if info.contains("AuthenticAMD") {
+            Vendor::Amd
+        } else {
+            Vendor::Other
+        };
+        assert_eq!(vendor(), want);
     }
 
     #[test]

@@ -207,3 +207,75 @@ pub unsafe fn first_non_finite(x: &[f32]) -> Option<usize> {
     }
     (i..n).find(|&j| !x[j].is_finite())
 }
+
+/// # Safety
+/// The CPU must support AVX2 and FMA; `base.len() == ip.len()`.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn collect_le_shifted(
+    base: &[f32],
+    ip: &[f32],
+    thr: f32,
+    id0: u32,
+    out: &mut Vec<(f32, u32)>,
+) {
+    let n = base.len();
+    let (pb, pi) = (base.as_ptr(), ip.as_ptr());
+    let two = _mm256_set1_ps(2.0);
+    let vt = _mm256_set1_ps(thr);
+    let mut vals = [0f32; 8];
+    let mut i = 0;
+    while i + 8 <= n {
+        // base - 2 ip in one rounding (2 ip is exact), as the scalar twin
+        let v = _mm256_fnmadd_ps(two, _mm256_loadu_ps(pi.add(i)), _mm256_loadu_ps(pb.add(i)));
+        let mut m = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_LE_OQ>(v, vt)) as u32;
+        if m != 0 {
+            _mm256_storeu_ps(vals.as_mut_ptr(), v);
+            while m != 0 {
+                let l = m.trailing_zeros() as usize;
+                out.push((vals[l], id0 + (i + l) as u32));
+                m &= m - 1;
+            }
+        }
+        i += 8;
+    }
+    while i < n {
+        let v = *pb.add(i) - 2.0 * *pi.add(i);
+        if v <= thr {
+            out.push((v, id0 + i as u32));
+        }
+        i += 1;
+    }
+}
+
+/// # Safety
+/// The CPU must support AVX2 and FMA; `base.len() == ip.len()`.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn strided_min_shifted(base: &[f32], ip: &[f32], mins: &mut [f32]) {
+    let (n, g) = (base.len(), mins.len());
+    let (pb, pi, pm) = (base.as_ptr(), ip.as_ptr(), mins.as_mut_ptr());
+    let two = _mm256_set1_ps(2.0);
+    let mut c0 = 0;
+    while c0 < n {
+        let len = g.min(n - c0);
+        let mut s = 0;
+        while s + 8 <= len {
+            let v = _mm256_fnmadd_ps(
+                two,
+                _mm256_loadu_ps(pi.add(c0 + s)),
+                _mm256_loadu_ps(pb.add(c0 + s)),
+            );
+            // min_ps(v, m) = v < m ? v : m, the scalar twin's rule
+            let m = _mm256_min_ps(v, _mm256_loadu_ps(pm.add(s)));
+            _mm256_storeu_ps(pm.add(s), m);
+            s += 8;
+        }
+        while s < len {
+            let v = *pb.add(c0 + s) - 2.0 * *pi.add(c0 + s);
+            if v < *pm.add(s) {
+                *pm.add(s) = v;
+            }
+            s += 1;
+        }
+        c0 += g;
+    }
+}

@@ -52,6 +52,47 @@ pub fn argmin2_shifted_with(lvl: SimdLevel, base: &[f32], ip: &[f32]) -> (usize,
     dispatch!(lvl, argmin2_shifted(base, ip))
 }
 
+/// Append `(v, id0 + j)`, in increasing `j`, for every `v = base[j] - 2 ip[j] <= thr`, at a given
+/// level (candidate selection of the k-means full search). Bit-identical at every level: the
+/// subtraction rounds once everywhere. The AVX-512 level runs the AVX2 variant (the pass is a
+/// compare and a rare push per 8 values; wider vectors would not shorten it).
+#[inline]
+pub fn collect_le_shifted_with(
+    lvl: SimdLevel,
+    base: &[f32],
+    ip: &[f32],
+    thr: f32,
+    id0: u32,
+    out: &mut Vec<(f32, u32)>,
+) {
+    assert_eq!(base.len(), ip.len(), "collect_le_shifted: length mismatch");
+    match lvl {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX2+FMA re-checked by `detected()`; lengths asserted above.
+        SimdLevel::Avx2 | SimdLevel::Avx512 if crate::simd::detected() >= SimdLevel::Avx2 => unsafe {
+            avx2::collect_le_shifted(base, ip, thr, id0, out)
+        },
+        _ => scalar::collect_le_shifted(base, ip, thr, id0, out),
+    }
+}
+
+/// `mins[j mod g] = min(mins[j mod g], base[j] - 2 ip[j])` for `g = mins.len() >= 1`, at a
+/// given level (the threshold of the candidate selection). Bit-identical at every level; the
+/// AVX-512 level runs the AVX2 variant.
+#[inline]
+pub fn strided_min_shifted_with(lvl: SimdLevel, base: &[f32], ip: &[f32], mins: &mut [f32]) {
+    assert_eq!(base.len(), ip.len(), "strided_min_shifted: length mismatch");
+    assert!(!mins.is_empty(), "strided_min_shifted: no groups");
+    match lvl {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX2+FMA re-checked by `detected()`; lengths asserted above.
+        SimdLevel::Avx2 | SimdLevel::Avx512 if crate::simd::detected() >= SimdLevel::Avx2 => unsafe {
+            avx2::strided_min_shifted(base, ip, mins)
+        },
+        _ => scalar::strided_min_shifted(base, ip, mins),
+    }
+}
+
 /// First `j >= start` with `v[j] < thr` (or `v.len()`), at a given level.
 #[inline]
 pub fn find_below_with(lvl: SimdLevel, v: &[f32], start: usize, thr: f32) -> usize {

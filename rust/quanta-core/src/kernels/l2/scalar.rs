@@ -97,3 +97,29 @@ pub fn find_below(v: &[f32], start: usize, thr: f32) -> usize {
 pub fn first_non_finite(x: &[f32]) -> Option<usize> {
     x.iter().position(|v| !v.is_finite())
 }
+
+/// Append `(v, id0 + j)` for every `j` (increasing) with `v = base[j] - 2 ip[j] <= thr`.
+pub fn collect_le_shifted(base: &[f32], ip: &[f32], thr: f32, id0: u32, out: &mut Vec<(f32, u32)>) {
+    debug_assert_eq!(base.len(), ip.len());
+    for j in 0..base.len() {
+        let v = base[j] - 2.0 * ip[j];
+        if v <= thr {
+            out.push((v, id0 + j as u32));
+        }
+    }
+}
+
+/// `mins[j mod g] = min(mins[j mod g], base[j] - 2 ip[j])` with `g = mins.len()` (strided group
+/// minima; `min(v, m)` keeps `m` unless `v < m`).
+pub fn strided_min_shifted(base: &[f32], ip: &[f32], mins: &mut [f32]) {
+    debug_assert_eq!(base.len(), ip.len());
+    let g = mins.len();
+    for (cb, ci) in base.chunks(g).zip(ip.chunks(g)) {
+        for ((m, &b), &a) in mins.iter_mut().zip(cb).zip(ci) {
+            let v = b - 2.0 * a;
+            if v < *m {
+                *m = v;
+            }
+        }
+    }
+}
