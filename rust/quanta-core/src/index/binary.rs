@@ -4,8 +4,12 @@
 //! so a serializer can write them as they are ([`IndexBinaryFlat::from_parts`] rebuilds one).
 //!
 //! Search: the base is split into fixed row chunks scanned in parallel; inside a chunk, blocks of
-//! codes small enough to stay in cache are compared with every query of a batch (SIMD popcount
-//! kernel, then a SIMD "first distance below the threshold" scan). Selection exploits that
+//! codes small enough to stay in cache are compared with every query of a batch. With few
+//! queries per task each code is compared directly (the per-code popcount variant measured
+//! fastest on this CPU, then a SIMD "first distance below the threshold" scan); with many, each
+//! block is transposed into bit planes once and every query runs the bit-sliced scan
+//! (`kernels::hamming::sliced`), which yields only the codes below the query's threshold.
+//! `kernels::hamming::select` measures the crossover. Selection exploits that
 //! distances are small integers: a per-query reservoir of candidates is cut back to the best `k`
 //! with a counting pass over the `nbits + 1` possible distances (no comparison sort). Ties go to
 //! the lower id, so results do not depend on thread count or SIMD level.
@@ -16,6 +20,8 @@ use crate::distance::result_len;
 use crate::error::{Error, Result};
 use crate::io::{FileReader, FileWriter, Persist};
 use crate::kernels::hamming;
+use crate::kernels::hamming::select::{plan, Plan};
+use crate::kernels::hamming::sliced::{SlicedQuery, Tile, LANES};
 use crate::simd::{level, SimdLevel};
 use rayon::prelude::*;
 
@@ -25,6 +31,8 @@ pub const PAD_DISTANCE: i32 = i32::MAX;
 const QUERY_BATCH: usize = 1024;
 /// Bytes of codes per cache block (half of a typical 64 KiB L2 slice per query batch).
 const BLOCK_BYTES: usize = 32 * 1024;
+/// Bytes of bit planes per block of the bit-sliced scan (each query reads about half of them).
+const SLICED_BLOCK_BYTES: usize = 32 * 1024;
 
 /// (distance, id) pairs of one query.
 type Candidates = Vec<(u32, i64)>;
@@ -208,11 +216,17 @@ impl IndexBinaryFlat {
     /// each per-query collector sees all codes and its threshold tightens early). Few queries:
     /// split the base into fixed multiples of the cache block, ~4 per thread. Results are exact
     /// either way, so they do not depend on the split.
-    fn grid(&self, nq: usize) -> (usize, usize) {
+    ///
+    /// The bit-sliced scan transposes every block it reads, once per task: there the base is
+    /// always split (each block is transposed once per batch, for all of its queries).
+    fn grid(&self, nq: usize, sliced: bool) -> (usize, usize) {
         let n = self.ntotal().max(1);
         let threads = crate::threads::num_threads().max(1);
         if threads == 1 {
             return (1, n);
+        }
+        if sliced {
+            return (1, n.div_ceil(2 * threads).div_ceil(LANES) * LANES);
         }
         if nq >= 8 * threads {
             return ((2 * threads).min(nq), n);
@@ -223,9 +237,13 @@ impl IndexBinaryFlat {
 
     /// Run `scan` over the (query group × base chunk) grid in parallel; returns, per task, the
     /// first query of its group and the sink's per-query output.
+    ///
+    /// `force` picks the bit-sliced (`Some(true)`) or per-code scan (`Some(false)`) instead of
+    /// the measured crossover (tests check that both give the same results).
     fn scan_grid<S: Sink + Send, T: Send>(
         &self,
         qs: &[u8],
+        force: Option<bool>,
         ctl: &Control,
         make: impl Fn(usize) -> S + Sync,
         finish: impl Fn(S) -> Vec<T> + Sync,
@@ -233,10 +251,13 @@ impl IndexBinaryFlat {
         let cs = self.code_size;
         let nq = qs.len() / cs;
         let n = self.ntotal();
-        let (gq, chunk) = self.grid(nq);
+        let lvl = level();
+        let plan = plan(lvl, cs);
+        // the bit-sliced scan needs enough queries per block to pay for its transpose
+        let sliced = force.unwrap_or(nq >= plan.sliced_min_queries);
+        let (gq, chunk) = self.grid(nq, sliced);
         let qchunk = nq.div_ceil(gq).max(1);
         let nchunks = n.div_ceil(chunk.max(1));
-        let lvl = level();
         let tasks: Vec<(usize, usize)> = (0..nq.div_ceil(qchunk))
             .flat_map(|a| (0..nchunks).map(move |c| (a, c)))
             .collect();
@@ -247,7 +268,12 @@ impl IndexBinaryFlat {
                 let lo = c * chunk;
                 let hi = (lo + chunk).min(n);
                 let mut sink = make(qb - qa);
-                self.scan(lvl, &qs[qa * cs..qb * cs], lo, hi, ctl, &mut sink)?;
+                let qs = &qs[qa * cs..qb * cs];
+                if sliced {
+                    self.scan_sliced(lvl, qs, lo, hi, ctl, &mut sink)?;
+                } else {
+                    self.scan(lvl, plan, qs, lo, hi, ctl, &mut sink)?;
+                }
                 Ok((qa, finish(sink)))
             })
             .collect()
@@ -256,6 +282,17 @@ impl IndexBinaryFlat {
     /// k nearest codes of each query (Hamming), ties to the lower id, padded with
     /// ([`PAD_DISTANCE`], -1) when `k > ntotal`.
     pub fn search(&self, queries: &[u8], k: usize, ctl: &Control) -> Result<BinarySearchResult> {
+        self.search_forced(queries, k, None, ctl)
+    }
+
+    /// [`Self::search`] with the scan kind forced (see [`Self::scan_grid`]).
+    fn search_forced(
+        &self,
+        queries: &[u8],
+        k: usize,
+        force: Option<bool>,
+        ctl: &Control,
+    ) -> Result<BinarySearchResult> {
         check_k(k)?;
         let nq = self.check_codes(queries, "queries")?;
         let total = result_len(nq, k)?;
@@ -277,6 +314,7 @@ impl IndexBinaryFlat {
             let nqb = q1 - q0;
             let parts = self.scan_grid(
                 &queries[q0 * cs..q1 * cs],
+                force,
                 ctl,
                 |m| KnnSink {
                     cols: (0..m)
@@ -321,6 +359,17 @@ impl IndexBinaryFlat {
         radius: usize,
         ctl: &Control,
     ) -> Result<RangeResult> {
+        self.range_search_forced(queries, radius, None, ctl)
+    }
+
+    /// [`Self::range_search`] with the scan kind forced (see [`Self::scan_grid`]).
+    fn range_search_forced(
+        &self,
+        queries: &[u8],
+        radius: usize,
+        force: Option<bool>,
+        ctl: &Control,
+    ) -> Result<RangeResult> {
         let nq = self.check_codes(queries, "queries")?;
         let thr = radius.min(self.nbits + 1) as u32;
         let cs = self.code_size;
@@ -335,6 +384,7 @@ impl IndexBinaryFlat {
             let nqb = q1 - q0;
             let parts = self.scan_grid(
                 &queries[q0 * cs..q1 * cs],
+                force,
                 ctl,
                 |m| RangeSink {
                     thr,
@@ -361,9 +411,11 @@ impl IndexBinaryFlat {
 
     /// Scan rows `lo..hi` for every query of `qs`: `sink.offer(q, d, id)` for each distance
     /// below `sink.thr(q)` (read again after every offer, so it may shrink during the scan).
+    #[allow(clippy::too_many_arguments)]
     fn scan<S: Sink>(
         &self,
         lvl: SimdLevel,
+        plan: Plan,
         qs: &[u8],
         lo: usize,
         hi: usize,
@@ -382,7 +434,7 @@ impl IndexBinaryFlat {
             let ids = &self.ids[b0..b1];
             for (qi, q) in qs.chunks_exact(cs).enumerate() {
                 let row = &mut dist[..nb];
-                hamming::hamming_many_with(lvl, q, codes, row);
+                hamming::hamming_many_kernel(plan.kernel, q, codes, row);
                 let mut j = 0;
                 loop {
                     j = hamming::find_below_u32_with(lvl, row, j, sink.thr(qi));
@@ -391,6 +443,58 @@ impl IndexBinaryFlat {
                     }
                     sink.offer(qi, row[j], ids[j]);
                     j += 1;
+                }
+            }
+            b0 = b1;
+        }
+        Ok(())
+    }
+
+    /// [`Self::scan`] by the bit-sliced kernels: each block of tiles is transposed once, then
+    /// every query gets a lane mask of the codes below its threshold, whose exact distances are
+    /// computed one by one (few once the threshold has settled).
+    fn scan_sliced<S: Sink>(
+        &self,
+        lvl: SimdLevel,
+        qs: &[u8],
+        lo: usize,
+        hi: usize,
+        ctl: &Control,
+        sink: &mut S,
+    ) -> Result<()> {
+        let cs = self.code_size;
+        let queries: Vec<SlicedQuery> = qs.chunks_exact(cs).map(SlicedQuery::new).collect();
+        // tiles per block: the planes of a block stay in L1/L2 while every query reads them
+        let per_block = (SLICED_BLOCK_BYTES / (LANES * cs)).max(1);
+        let mut tiles: Vec<Tile> = (0..per_block).map(|_| Tile::new(cs)).collect();
+        let mut scratch = Vec::new();
+        let mut b0 = lo;
+        while b0 < hi {
+            ctl.check()?;
+            let b1 = (b0 + per_block * LANES).min(hi);
+            let nt = (b1 - b0).div_ceil(LANES);
+            for (t, tile) in tiles[..nt].iter_mut().enumerate() {
+                let r0 = b0 + t * LANES;
+                let r1 = (r0 + LANES).min(b1);
+                tile.load_with(lvl, &self.codes[r0 * cs..r1 * cs], cs);
+            }
+            for (qi, (sq, q)) in queries.iter().zip(qs.chunks_exact(cs)).enumerate() {
+                for (t, tile) in tiles[..nt].iter().enumerate() {
+                    let mask = tile.below_with(lvl, sq, sink.thr(qi), &mut scratch);
+                    let r0 = b0 + t * LANES;
+                    for (w, &m) in mask.iter().enumerate() {
+                        let mut m = m;
+                        while m != 0 {
+                            let r = r0 + 64 * w + m.trailing_zeros() as usize;
+                            m &= m - 1;
+                            let d =
+                                hamming::hamming_with(lvl, q, &self.codes[r * cs..(r + 1) * cs]);
+                            // the threshold may have dropped since the mask was computed
+                            if d < sink.thr(qi) {
+                                sink.offer(qi, d, self.ids[r]);
+                            }
+                        }
+                    }
                 }
             }
             b0 = b1;
@@ -595,27 +699,34 @@ mod tests {
                 let qs: Vec<u8> = (0..5 * cs).map(|_| (r.below(4) as u8) * 17).collect();
                 let mut idx = IndexBinaryFlat::new(nbits).unwrap();
                 idx.add(&codes).unwrap();
-                for &k in &[1usize, 3, 10, 64, n + 2] {
-                    let (d, i) = idx.search(&qs, k, &Control::new()).unwrap();
+                for (&k, force) in [1usize, 3, 10, 64, n + 2]
+                    .iter()
+                    .flat_map(|k| [None, Some(false), Some(true)].map(|f| (k, f)))
+                {
+                    let (d, i) = idx.search_forced(&qs, k, force, &Control::new()).unwrap();
                     for q in 0..5 {
                         let want = brute(&codes, idx.ids(), &qs[q * cs..(q + 1) * cs], cs, k);
                         let got: Vec<(i32, i64)> =
                             (0..k).map(|j| (d[q * k + j], i[q * k + j])).collect();
-                        assert_eq!(got, want, "nbits={nbits} n={n} k={k}");
+                        assert_eq!(got, want, "nbits={nbits} n={n} k={k} {force:?}");
                     }
                 }
-                let rr = idx.range_search(&qs, nbits / 3, &Control::new()).unwrap();
-                assert_eq!(rr.lims.len(), 6);
-                for q in 0..5 {
-                    let all = brute(&codes, idx.ids(), &qs[q * cs..(q + 1) * cs], cs, n);
-                    let want: Vec<(i32, i64)> = all
-                        .into_iter()
-                        .filter(|&(d, _)| d < (nbits / 3) as i32)
-                        .collect();
-                    let got: Vec<(i32, i64)> = (rr.lims[q]..rr.lims[q + 1])
-                        .map(|j| (rr.dist[j], rr.ids[j]))
-                        .collect();
-                    assert_eq!(got, want);
+                for force in [None, Some(false), Some(true)] {
+                    let rr = idx
+                        .range_search_forced(&qs, nbits / 3, force, &Control::new())
+                        .unwrap();
+                    assert_eq!(rr.lims.len(), 6);
+                    for q in 0..5 {
+                        let all = brute(&codes, idx.ids(), &qs[q * cs..(q + 1) * cs], cs, n);
+                        let want: Vec<(i32, i64)> = all
+                            .into_iter()
+                            .filter(|&(d, _)| d < (nbits / 3) as i32)
+                            .collect();
+                        let got: Vec<(i32, i64)> = (rr.lims[q]..rr.lims[q + 1])
+                            .map(|j| (rr.dist[j], rr.ids[j]))
+                            .collect();
+                        assert_eq!(got, want);
+                    }
                 }
             }
         }
@@ -632,10 +743,12 @@ mod tests {
         idx.add_with_ids(&codes, &ids).unwrap();
         let q: Vec<u8> = (0..cs).map(|_| (r.below(2) as u8) * 255).collect();
         for &k in &[1usize, 5, 100] {
-            let (d, i) = idx.search(&q, k, &Control::new()).unwrap();
-            let want = brute(&codes, &ids, &q, cs, k);
-            let got: Vec<(i32, i64)> = d.into_iter().zip(i).collect();
-            assert_eq!(got, want);
+            for force in [None, Some(false), Some(true)] {
+                let (d, i) = idx.search_forced(&q, k, force, &Control::new()).unwrap();
+                let want = brute(&codes, &ids, &q, cs, k);
+                let got: Vec<(i32, i64)> = d.into_iter().zip(i).collect();
+                assert_eq!(got, want);
+            }
         }
         assert_eq!(idx.remove_ids(&[ids[0], ids[5], 123_456]), 2);
         assert_eq!(idx.ntotal(), n - 2);

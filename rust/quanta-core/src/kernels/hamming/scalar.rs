@@ -10,6 +10,12 @@ fn word(b: &[u8], i: usize) -> u64 {
 
 /// Hamming distance of two equally long byte strings.
 pub fn hamming(a: &[u8], b: &[u8]) -> u32 {
+    hamming_inline(a, b)
+}
+
+/// Body of [`hamming`], inlined into the `popcnt` variant so `count_ones` compiles to `popcnt`.
+#[inline(always)]
+pub(super) fn hamming_inline(a: &[u8], b: &[u8]) -> u32 {
     debug_assert_eq!(a.len(), b.len());
     let n = a.len();
     let mut s = 0u32;
@@ -29,6 +35,12 @@ pub fn hamming(a: &[u8], b: &[u8]) -> u32 {
 ///
 /// Specialised loops for 8/16/32/64-byte codes (64/128/256/512 bits), a generic one otherwise.
 pub fn hamming_many(q: &[u8], codes: &[u8], out: &mut [u32]) {
+    hamming_many_inline(q, codes, out)
+}
+
+/// Body of [`hamming_many`] (see [`hamming_inline`]).
+#[inline(always)]
+pub(super) fn hamming_many_inline(q: &[u8], codes: &[u8], out: &mut [u32]) {
     let cs = q.len();
     debug_assert_eq!(codes.len(), out.len() * cs);
     match cs {
@@ -39,12 +51,15 @@ pub fn hamming_many(q: &[u8], codes: &[u8], out: &mut [u32]) {
         64 => fixed::<8>(q, codes, out),
         _ => {
             for (o, c) in out.iter_mut().zip(codes.chunks_exact(cs)) {
-                *o = hamming(q, c);
+                *o = hamming_inline(q, c);
             }
         }
     }
 }
 
+/// `W` query words stay in registers; the sum over a code's words is a tree, so the popcounts
+/// of one code are independent.
+#[inline(always)]
 fn fixed<const W: usize>(q: &[u8], codes: &[u8], out: &mut [u32]) {
     let mut qw = [0u64; W];
     for (w, x) in qw.iter_mut().enumerate() {
