@@ -174,6 +174,11 @@ pub(crate) trait ListScanner: Clone + Send + Sync {
         heap: &mut TopK,
     );
 
+    /// The list the next [`scan_list`](Self::scan_list) call will scan after this one (`None`
+    /// after the last): scanners that stream per-list data from memory prefetch it while
+    /// they scan the current list.
+    fn set_next_list(&mut self, _next: Option<usize>) {}
+
     /// Size of the collector the scan fills (more than `k` when `finish` re-ranks).
     fn heap_k(&self, k: usize) -> usize {
         k
@@ -184,6 +189,33 @@ pub(crate) trait ListScanner: Clone + Send + Sync {
     fn finish(&mut self, heap: TopK, _probes: &[(usize, f32)], _k: usize) -> TopK {
         heap
     }
+}
+
+/// Scan `probes` in order, telling the scanner which list comes next (for its prefetches).
+fn scan_probes<S: ListScanner>(
+    scanner: &mut S,
+    probes: &[(usize, f32)],
+    sel: Option<&IdSelector>,
+    heap: &mut TopK,
+) {
+    for (j, &(l, key)) in probes.iter().enumerate() {
+        scanner.set_next_list(probes.get(j + 1).map(|p| p.0));
+        scanner.scan_list(l, key, sel, heap);
+    }
+}
+
+/// The order in which a batch's queries are scanned: by nearest list (then query index).
+///
+/// Why: queries with the same nearest list probe mostly the same lists, and each probed
+/// list's data (codes, and for IVFPQ its 32 KiB precomputed table term at PQ32) is then
+/// still in cache from the previous query instead of coming from DRAM again. Each query's
+/// result does not depend on when it is scanned, so this changes timing only.
+fn locality_order(ci: &[i64], nq: usize, nprobe: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..nq).collect();
+    if nprobe > 0 {
+        order.sort_by_key(|&i| (ci[i * nprobe], i));
+    }
+    order
 }
 
 /// Coarse search of a batch (`nq × nprobe` keys as the flat quantizer returns them, list ids
@@ -377,6 +409,10 @@ impl<T: Element> IvfBase<T> {
 
     /// Search driver: coarse search, then `scanner` over the probed lists of every query.
     /// Parallel over queries, and over lists when there are fewer queries than threads.
+    ///
+    /// `make_scanner(query, previous)` gets back the scanner of the previous query handled by
+    /// the same worker, so scanners can recycle their buffers: allocating (and filling) fresh
+    /// per-query tables measured ~12 % of an IVFPQ search at nprobe = 8.
     pub fn search<S: ListScanner>(
         &self,
         q: &[f32],
@@ -384,7 +420,7 @@ impl<T: Element> IvfBase<T> {
         nprobe: usize,
         sel: Option<&IdSelector>,
         ctl: &Control,
-        make_scanner: impl Fn(&[f32]) -> S + Sync,
+        make_scanner: impl Fn(&[f32], Option<S>) -> S + Sync,
     ) -> Result<SearchResult> {
         let Probes {
             nq,
@@ -395,54 +431,56 @@ impl<T: Element> IvfBase<T> {
         let total = nq * k;
         let ip = self.metric == Metric::InnerProduct;
         let sign = if ip { -1.0 } else { 1.0 };
-        let mut dist = vec![0f32; total];
-        let mut ids = vec![0i64; total];
         let threads = crate::threads::num_threads().max(1);
         let split = nq < threads && nprobe > 1;
         let d = self.d;
         ctl.set_total(nq as u64);
-        dist.par_chunks_mut(k)
-            .zip(ids.par_chunks_mut(k))
-            .enumerate()
-            .try_for_each(|(i, (dq, iq))| -> Result<()> {
-                ctl.check()?;
-                let mut scanner = make_scanner(&q[i * d..(i + 1) * d]);
-                let hk = scanner.heap_k(k);
-                let probes: Vec<(usize, f32)> = (0..nprobe)
-                    .filter(|&p| ci[i * nprobe + p] >= 0)
-                    .map(|p| (ci[i * nprobe + p] as usize, sign * cd[i * nprobe + p]))
+        let order = locality_order(&ci, nq, nprobe);
+        let one = |i: usize, slot: &mut Option<S>| -> Result<TopK> {
+            ctl.check()?;
+            let mut scanner = make_scanner(&q[i * d..(i + 1) * d], slot.take());
+            let hk = scanner.heap_k(k);
+            let probes: Vec<(usize, f32)> = (0..nprobe)
+                .filter(|&p| ci[i * nprobe + p] >= 0)
+                .map(|p| (ci[i * nprobe + p] as usize, sign * cd[i * nprobe + p]))
+                .collect();
+            let cand: usize = probes.iter().map(|&(l, _)| self.lists.list_len(l)).sum();
+            let heap = if split {
+                let per = probes.len().div_ceil(2 * threads).max(1);
+                let parts: Vec<TopK> = probes
+                    .par_chunks(per)
+                    .map(|chunk| {
+                        let mut s = scanner.clone();
+                        let mut h = TopK::with_capacity_hint(hk, cand);
+                        scan_probes(&mut s, chunk, sel, &mut h);
+                        h
+                    })
                     .collect();
-                let cand: usize = probes.iter().map(|&(l, _)| self.lists.list_len(l)).sum();
-                let heap = if split {
-                    let per = probes.len().div_ceil(2 * threads).max(1);
-                    let parts: Vec<TopK> = probes
-                        .par_chunks(per)
-                        .map(|chunk| {
-                            let mut s = scanner.clone();
-                            let mut h = TopK::with_capacity_hint(hk, cand);
-                            for &(l, key) in chunk {
-                                s.scan_list(l, key, sel, &mut h);
-                            }
-                            h
-                        })
-                        .collect();
-                    let mut heap = TopK::with_capacity_hint(hk, cand);
-                    for p in &parts {
-                        heap.merge(p);
-                    }
-                    heap
-                } else {
-                    let mut heap = TopK::with_capacity_hint(hk, cand);
-                    for &(l, key) in &probes {
-                        scanner.scan_list(l, key, sel, &mut heap);
-                    }
-                    heap
-                };
-                let heap = scanner.finish(heap, &probes, k);
-                heap.write_into(dq, iq, self.metric.pad(), |key| sign * key);
-                ctl.advance(1);
-                Ok(())
-            })?;
+                let mut heap = TopK::with_capacity_hint(hk, cand);
+                for p in &parts {
+                    heap.merge(p);
+                }
+                heap
+            } else {
+                let mut heap = TopK::with_capacity_hint(hk, cand);
+                scan_probes(&mut scanner, &probes, sel, &mut heap);
+                heap
+            };
+            let heap = scanner.finish(heap, &probes, k);
+            *slot = Some(scanner);
+            ctl.advance(1);
+            Ok(heap)
+        };
+        let heaps: Vec<TopK> = order
+            .par_iter()
+            .map_init(|| None, |slot, &i| one(i, slot))
+            .collect::<Result<_>>()?;
+        let mut dist = vec![0f32; total];
+        let mut ids = vec![0i64; total];
+        for (heap, &i) in heaps.into_iter().zip(&order) {
+            let (dq, iq) = (&mut dist[i * k..(i + 1) * k], &mut ids[i * k..(i + 1) * k]);
+            heap.write_into(dq, iq, self.metric.pad(), |key| sign * key);
+        }
         Ok((dist, ids))
     }
 
