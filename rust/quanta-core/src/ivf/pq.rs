@@ -271,6 +271,11 @@ impl IndexIVFPQ {
         if !self.pq.is_trained() {
             return Err(Error::NotTrained("IndexIVFPQ"));
         }
+        // the row count only picks the driver; `probe` checks the arguments
+        if self.use_grouped(q.len() / self.d()) {
+            let probes = self.base.probe(q, k, nprobe, ctl)?;
+            return self.search_grouped(probes, q, k, sel, ctl);
+        }
         let lvl = level();
         self.base
             .search(q, k, nprobe, sel, ctl, |x, old| self.scanner(x, lvl, old))
@@ -379,19 +384,7 @@ impl PqScanner<'_> {
         if self.table.is_empty() {
             return &self.query;
         }
-        let pq = &self.idx.pq;
-        let (m, ks) = (pq.m(), pq.ksub());
-        let pre = &self.idx.precomputed[list * m * ks..(list + 1) * m * ks];
-        for ((dst, src), p) in self
-            .table
-            .chunks_exact_mut(TABLE_STRIDE)
-            .zip(self.query.chunks_exact(TABLE_STRIDE))
-            .zip(pre.chunks_exact(ks))
-        {
-            for ((a, b), c) in dst[..ks].iter_mut().zip(&src[..ks]).zip(p) {
-                *a = b + c;
-            }
-        }
+        self.idx.add_list_term(list, &self.query, &mut self.table);
         &self.table
     }
 
@@ -429,28 +422,10 @@ impl ListScanner for PqScanner<'_> {
         if ids.is_empty() {
             return;
         }
-        let m = idx.pq.m();
         let key0 = self.key0(coarse_key);
-        let lvl = self.lvl;
-        let mut ahead = Prefetcher::new(self.next.map(|l| idx.next_list_data(l)), ids.len());
+        let (lvl, next) = (self.lvl, self.next);
         let table = self.list_table(list);
-        let mut buf = [0f32; SCAN_BLOCK];
-        for (blk, bid) in lists
-            .codes(list)
-            .chunks(SCAN_BLOCK * m)
-            .zip(ids.chunks(SCAN_BLOCK))
-        {
-            let out = &mut buf[..bid.len()];
-            for (c, o) in blk
-                .chunks(PREFETCH_STEP * m)
-                .zip(out.chunks_mut(PREFETCH_STEP))
-            {
-                ahead.step(o.len());
-                adc_block(table, m, c, o);
-            }
-            out.iter_mut().for_each(|v| *v += key0);
-            super::offer(lvl, out, bid, sel, heap);
-        }
+        idx.scan_codes(lvl, list, table, key0, next, sel, heap);
     }
 
     fn set_next_list(&mut self, next: Option<usize>) {
@@ -516,6 +491,58 @@ impl<'a> Prefetcher<'a> {
 }
 
 impl IndexIVFPQ {
+    /// `out = query + precomputed term of list` over the entries `0..ksub` of each row (the
+    /// per-list table with precomputed tables; `out`'s other entries stay +inf).
+    pub(super) fn add_list_term(&self, list: usize, query: &[f32], out: &mut [f32]) {
+        let ks = self.pq.ksub();
+        let pre = self.precomputed_rows(list).expect("precomputed tables");
+        for ((dst, src), p) in out
+            .chunks_exact_mut(TABLE_STRIDE)
+            .zip(query.chunks_exact(TABLE_STRIDE))
+            .zip(pre.chunks_exact(ks))
+        {
+            for ((a, b), c) in dst[..ks].iter_mut().zip(&src[..ks]).zip(p) {
+                *a = b + c;
+            }
+        }
+    }
+
+    /// Offer every entry of list `list` to `heap`: `key0 + ADC(table)` per code, in blocks,
+    /// prefetching list `next`'s data meanwhile (see [`Prefetcher`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn scan_codes(
+        &self,
+        lvl: SimdLevel,
+        list: usize,
+        table: &[f32],
+        key0: f32,
+        next: Option<usize>,
+        sel: Option<&IdSelector>,
+        heap: &mut TopK,
+    ) {
+        let lists = &self.base.lists;
+        let ids = lists.ids(list);
+        let m = self.pq.m();
+        let mut ahead = Prefetcher::new(next.map(|l| self.next_list_data(l)), ids.len());
+        let mut buf = [0f32; SCAN_BLOCK];
+        for (blk, bid) in lists
+            .codes(list)
+            .chunks(SCAN_BLOCK * m)
+            .zip(ids.chunks(SCAN_BLOCK))
+        {
+            let out = &mut buf[..bid.len()];
+            for (c, o) in blk
+                .chunks(PREFETCH_STEP * m)
+                .zip(out.chunks_mut(PREFETCH_STEP))
+            {
+                ahead.step(o.len());
+                adc_block(table, m, c, o);
+            }
+            out.iter_mut().for_each(|v| *v += key0);
+            super::offer(lvl, out, bid, sel, heap);
+        }
+    }
+
     /// What scanning list `l` reads first: its precomputed table term (if any) and its codes.
     fn next_list_data(&self, l: usize) -> (&[f32], &[u8]) {
         (
