@@ -25,6 +25,27 @@ IVF_QPS_TARGET = 1.0  # quanta QPS / faiss QPS at equal recall >= this (aim 1.5)
 NPROBES = [1, 2, 4, 8, 16, 32, 64, 128]
 
 
+def gaussian_mixture(
+    rng: np.random.Generator, centers: np.ndarray, n: int, sigma: float
+) -> np.ndarray:
+    """``n`` points, each a random center plus isotropic Gaussian noise of std ``sigma``."""
+    lab = rng.integers(0, len(centers), n)
+    noise = rng.standard_normal((n, centers.shape[1]), dtype=np.float32) * np.float32(sigma)
+    return centers[lab] + noise
+
+
+def clustered_data(nb: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Issue 15's IVFPQ case: train (100k), base (``nb``) and 1000 queries, 128-d, drawn from
+    one mixture of 100 unit-variance centers with noise std 1.4. Overlapping clusters: recall@10
+    of IVF1024,PQ32 grows from ~0.25 at nprobe 1 to its PQ ceiling ~0.92 at nprobe 16."""
+    rng = np.random.default_rng(15)
+    centers = rng.standard_normal((100, 128), dtype=np.float32)
+    train = gaussian_mixture(rng, centers, 100_000, 1.4)
+    base = gaussian_mixture(rng, centers, nb, 1.4)
+    queries = gaussian_mixture(rng, centers, 1000, 1.4)
+    return train, base, queries
+
+
 def exact_top10(base: np.ndarray, q: np.ndarray) -> np.ndarray:
     idx = quanta.IndexFlat(base.shape[1])
     idx.add(base)
@@ -89,6 +110,7 @@ def run_case(
     reps: int,
     best_of: Callable[..., Any],
     set_threads: Callable[[int], None],
+    nprobes: list[int] = NPROBES,
 ) -> dict[str, Any]:
     d = base.shape[1]
     set_threads(max(threads))
@@ -127,7 +149,7 @@ def run_case(
     sweep = []
     for nt in threads:
         set_threads(nt)
-        for nprobe in [p for p in NPROBES if p <= nlist]:
+        for nprobe in [p for p in nprobes if p <= nlist]:
             ref.nprobe = nprobe
 
             def f_search() -> Any:
@@ -207,7 +229,7 @@ def bench_ivf(
     set_threads: Callable[[int], None],
     load_dataset: Callable[[str], Any],
 ) -> list[dict[str, Any]]:
-    cases = []
+    cases = [clustered_case(args, best_of, set_threads)]
     rng = np.random.default_rng(0)
     nb = 200_000 if args.quick else 1_000_000
     d = 128
@@ -240,6 +262,31 @@ def bench_ivf(
         tag = c["dataset"] + "_" + c["index"].replace(",", "_").lower()
         plot(c, results / f"ivf_{tag}.png")
     return cases
+
+
+def cpu_family_model() -> str:
+    """``family F model M`` from /proc/cpuinfo (the model name alone hides the generation)."""
+    info = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, val = line.partition(":")
+                info.setdefault(key.strip(), val.strip())
+    except OSError:
+        return "unknown"
+    return f"family {info.get('cpu family', '?')} model {info.get('model', '?')}"
+
+
+def clustered_case(
+    args: Any, best_of: Callable[..., Any], set_threads: Callable[[int], None]
+) -> dict[str, Any]:
+    """Issue 15's case: IVF1024,PQ32 (8-bit) on 300k clustered 128-d vectors, nprobe 1..64."""
+    train, base, queries = clustered_data(100_000 if args.quick else 300_000)
+    gt = exact_top10(base, queries)
+    return run_case(
+        "clustered", train, base, queries, gt, 1024, "pq", 32,
+        args.threads, args.reps, best_of, set_threads, nprobes=NPROBES[:7],
+    )  # fmt: skip
 
 
 def to_markdown(cases: list[dict[str, Any]]) -> str:
@@ -329,6 +376,14 @@ def main() -> int:
     import compare_faiss as cf
 
     p = argparse.ArgumentParser()
+    p.add_argument(
+        "--case",
+        choices=["fs", "pq32"],
+        default="fs",
+        help="fs: the fast-scan case (default); pq32: issue 15's IVF1024,PQ32 clustered case, "
+        "written to compare_faiss_ivf_pq32.{md,json}",
+    )
+    p.add_argument("--quick", action="store_true", help="pq32: 100k base instead of 300k")
     p.add_argument("--nb", type=int, default=1_000_000)
     p.add_argument("--reps", type=int, default=2)
     p.add_argument("--threads", type=cf.parse_threads, default=[1, 2])
@@ -340,6 +395,29 @@ def main() -> int:
     args = p.parse_args()
     cf.GUARD.budget_s = 60.0
     cf.GUARD.retries = 1
+    import bench_cpu
+
+    out = Path(__file__).resolve().parent / "results" / bench_cpu.cpu_tag()
+    out.mkdir(parents=True, exist_ok=True)
+    if args.case == "pq32":
+        cf.GUARD.budget_s, cf.GUARD.retries = 300.0, 3
+        args.kmeans_reps, args.retries, args.max_wait = 1, cf.GUARD.retries, cf.GUARD.budget_s
+        meta = cf.header(args)
+        meta["cpu_family_model"] = cpu_family_model()
+        c = clustered_case(args, cf.best_of, cf.set_threads)
+        md = (
+            "# quanta vs faiss-cpu: IVFPQ, issue 15 case\n\n"
+            f"- CPU: {bench_cpu.describe(meta['cpu'])} ({meta['cpu_family_model']}, "
+            f"{meta['cpu_count']} logical cores), quanta SIMD level `{meta['quanta_simd_level']}`, "
+            f"faiss {meta['faiss_version']} (`{meta['faiss_compile_options']}`)\n"
+            f"- run at {meta.get('date', '')}\n\n" + to_markdown([c])
+        )
+        (out / "compare_faiss_ivf_pq32.md").write_text(md)
+        (out / "compare_faiss_ivf_pq32.json").write_text(
+            json.dumps({"meta": meta, "ivf": [c]}, indent=2)
+        )
+        print(md)
+        return 0
     rng = np.random.default_rng(0)
     d = 128
     base = rng.standard_normal((args.nb, d), dtype=np.float32)
@@ -355,10 +433,6 @@ def main() -> int:
         )  # fmt: skip
         cases.append(c)
     case = cases[0]
-    import bench_cpu
-
-    out = Path(__file__).resolve().parent / "results" / bench_cpu.cpu_tag()
-    out.mkdir(parents=True, exist_ok=True)
     md = "# quanta vs faiss-cpu: IVF fast scan\n\n"
     md += f"- CPU: {bench_cpu.describe()}; quanta SIMD level `{quanta.simd_level()}`\n\n"
     md += to_markdown(cases).replace(

@@ -188,50 +188,54 @@ fn knn_batch(
     }
     let chunk = chunk_rows(n.max(1));
     let nchunks = n.div_ceil(chunk);
-    // one TopK per query per chunk; chunks are processed in parallel, then merged in order
-    let partial: Vec<Result<Vec<TopK>>> = (0..nchunks)
-        .into_par_iter()
-        .map(|c| {
-            let lo = c * chunk;
-            let hi = (lo + chunk).min(n);
-            let mut heaps: Vec<TopK> = (0..nq)
-                .map(|_| TopK::with_capacity_hint(kk, hi - lo))
-                .collect();
-            let mut tile = vec![0f32; QUERY_TILE * BASE_TILE];
-            let mut b0 = lo;
-            while b0 < hi {
-                ctl.check()?;
-                let b1 = (b0 + BASE_TILE).min(hi);
-                let nb = b1 - b0;
-                let btile = &base[b0 * d..b1 * d];
-                for q0 in (0..nq).step_by(QUERY_TILE) {
-                    let q1 = (q0 + QUERY_TILE).min(nq);
-                    let t = &mut tile[..(q1 - q0) * nb];
-                    ip_tile(lvl, &queries[q0 * d..q1 * d], btile, d, t);
-                    for (r, row) in t.chunks_exact_mut(nb).enumerate() {
-                        to_keys(row, base_norms, b0, metric);
-                        scan_row(lvl, row, b0 as i64, &mut heaps[q0 + r]);
-                    }
-                }
-                b0 = b1;
-            }
-            ctl.advance(1);
-            Ok(heaps)
-        })
-        .collect();
-    let mut merged: Option<Vec<TopK>> = None;
-    for p in partial {
-        let p = p?;
-        match &mut merged {
-            None => merged = Some(p),
-            Some(m) => {
-                for (a, b) in m.iter_mut().zip(p.iter()) {
-                    a.merge(b);
-                }
-            }
+    let threads = crate::threads::num_threads().max(1);
+    // one TopK per query per chunk, merged in chunk order
+    let merged = if nchunks >= threads || nq <= QUERY_TILE {
+        // chunks in parallel, every query tile in each
+        let partial: Vec<Result<Vec<TopK>>> = (0..nchunks)
+            .into_par_iter()
+            .map(|c| {
+                let (lo, hi) = (c * chunk, ((c + 1) * chunk).min(n));
+                let r = knn_chunk(queries, 0..nq, base, base_norms, d, kk, metric, lo..hi, ctl);
+                ctl.advance(1);
+                r
+            })
+            .collect();
+        merge_chunks(partial.into_iter(), nq, kk)?
+    } else {
+        // Fewer base chunks than threads (a coarse quantizer of nlist <= 1024 centroids is a
+        // single chunk): query tiles in parallel instead, each over every chunk in order. The
+        // tiles are the same `QUERY_TILE` rows as above and the chunks the same rows, so every
+        // GEMM call, hence every distance and result, is the same whatever the thread count.
+        let tiles: Vec<Result<Vec<TopK>>> = (0..nq.div_ceil(QUERY_TILE))
+            .into_par_iter()
+            .map(|t| {
+                let qs = t * QUERY_TILE..((t + 1) * QUERY_TILE).min(nq);
+                let parts = (0..nchunks).map(|c| {
+                    let (lo, hi) = (c * chunk, ((c + 1) * chunk).min(n));
+                    let qd = &queries[qs.start * d..qs.end * d];
+                    knn_chunk(
+                        qd,
+                        0..qs.len(),
+                        base,
+                        base_norms,
+                        d,
+                        kk,
+                        metric,
+                        lo..hi,
+                        ctl,
+                    )
+                });
+                merge_chunks(parts, qs.len(), kk)
+            })
+            .collect();
+        ctl.advance(nchunks as u64);
+        let mut all = Vec::with_capacity(nq);
+        for t in tiles {
+            all.extend(t?);
         }
-    }
-    let merged = merged.unwrap_or_else(|| (0..nq).map(|_| TopK::new(kk)).collect());
+        all
+    };
     let qnorms: Vec<f32> = match metric {
         Metric::L2 => queries
             .chunks_exact(d)
@@ -254,6 +258,68 @@ fn knn_batch(
         }
     }
     Ok((dist, ids))
+}
+
+/// Per-query collectors of the base rows `rows` for the queries `qs` (indices into
+/// `queries`), query tiles of [`QUERY_TILE`] rows from `qs.start`, base tiles of [`BASE_TILE`].
+#[allow(clippy::too_many_arguments)]
+fn knn_chunk(
+    queries: &[f32],
+    qs: std::ops::Range<usize>,
+    base: &[f32],
+    base_norms: &[f32],
+    d: usize,
+    kk: usize,
+    metric: Metric,
+    rows: std::ops::Range<usize>,
+    ctl: &Control,
+) -> Result<Vec<TopK>> {
+    let lvl = level();
+    let (lo, hi) = (rows.start, rows.end);
+    let mut heaps: Vec<TopK> = qs
+        .clone()
+        .map(|_| TopK::with_capacity_hint(kk, hi - lo))
+        .collect();
+    let mut tile = vec![0f32; QUERY_TILE.min(qs.len()) * BASE_TILE.min(hi - lo)];
+    let mut b0 = lo;
+    while b0 < hi {
+        ctl.check()?;
+        let b1 = (b0 + BASE_TILE).min(hi);
+        let nb = b1 - b0;
+        let btile = &base[b0 * d..b1 * d];
+        for q0 in qs.clone().step_by(QUERY_TILE) {
+            let q1 = (q0 + QUERY_TILE).min(qs.end);
+            let t = &mut tile[..(q1 - q0) * nb];
+            ip_tile(lvl, &queries[q0 * d..q1 * d], btile, d, t);
+            for (r, row) in t.chunks_exact_mut(nb).enumerate() {
+                to_keys(row, base_norms, b0, metric);
+                scan_row(lvl, row, b0 as i64, &mut heaps[q0 - qs.start + r]);
+            }
+        }
+        b0 = b1;
+    }
+    Ok(heaps)
+}
+
+/// Merge per-chunk collectors (in chunk order) into one per query.
+fn merge_chunks(
+    parts: impl Iterator<Item = Result<Vec<TopK>>>,
+    nq: usize,
+    kk: usize,
+) -> Result<Vec<TopK>> {
+    let mut merged: Option<Vec<TopK>> = None;
+    for p in parts {
+        let p = p?;
+        match &mut merged {
+            None => merged = Some(p),
+            Some(m) => {
+                for (a, b) in m.iter_mut().zip(p.iter()) {
+                    a.merge(b);
+                }
+            }
+        }
+    }
+    Ok(merged.unwrap_or_else(|| (0..nq).map(|_| TopK::new(kk)).collect()))
 }
 
 /// Turn a row of inner products into "smaller is better" keys, in place:

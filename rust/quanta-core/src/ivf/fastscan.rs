@@ -453,14 +453,16 @@ impl IndexIVFPQFastScan {
         let kf = self.k_factor;
         self.inner
             .base
-            .search(q, k, nprobe, sel, ctl, |x| FsScanner {
-                idx: self,
-                pq: self.inner.scanner(x, lvl),
-                lvl,
-                rerank: kf > 1,
-                k_factor: kf,
-                small: vec![0f32; self.inner.pq.m() * 16],
-                luts: None,
+            .search(q, k, nprobe, sel, ctl, |x, old: Option<FsScanner>| {
+                FsScanner {
+                    idx: self,
+                    pq: self.inner.scanner(x, lvl, old.map(|o| o.pq)),
+                    lvl,
+                    rerank: kf > 1,
+                    k_factor: kf,
+                    small: vec![0f32; self.inner.pq.m() * 16],
+                    luts: None,
+                }
             })
     }
 }

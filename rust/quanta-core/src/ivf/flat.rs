@@ -126,11 +126,12 @@ impl IndexIVFFlat {
         ctl: &Control,
     ) -> Result<SearchResult> {
         let lvl = level();
-        self.base.search(q, k, nprobe, sel, ctl, |x| FlatScanner {
-            idx: self,
-            lvl,
-            q: x.to_vec(),
-        })
+        self.base
+            .search(q, k, nprobe, sel, ctl, |x, _| FlatScanner {
+                idx: self,
+                lvl,
+                q: x.to_vec(),
+            })
     }
 }
 

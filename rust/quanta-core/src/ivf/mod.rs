@@ -20,6 +20,7 @@ mod fastscan;
 mod flat;
 mod lists;
 mod pq;
+mod pq_grouped;
 #[cfg(test)]
 mod tests;
 
@@ -174,6 +175,11 @@ pub(crate) trait ListScanner: Clone + Send + Sync {
         heap: &mut TopK,
     );
 
+    /// The list the next [`scan_list`](Self::scan_list) call will scan after this one (`None`
+    /// after the last): scanners that stream per-list data from memory prefetch it while
+    /// they scan the current list.
+    fn set_next_list(&mut self, _next: Option<usize>) {}
+
     /// Size of the collector the scan fills (more than `k` when `finish` re-ranks).
     fn heap_k(&self, k: usize) -> usize {
         k
@@ -184,6 +190,101 @@ pub(crate) trait ListScanner: Clone + Send + Sync {
     fn finish(&mut self, heap: TopK, _probes: &[(usize, f32)], _k: usize) -> TopK {
         heap
     }
+}
+
+/// Scan `probes` in order, telling the scanner which list comes next (for its prefetches).
+fn scan_probes<S: ListScanner>(
+    scanner: &mut S,
+    probes: &[(usize, f32)],
+    sel: Option<&IdSelector>,
+    heap: &mut TopK,
+) {
+    for (j, &(l, key)) in probes.iter().enumerate() {
+        scanner.set_next_list(probes.get(j + 1).map(|p| p.0));
+        scanner.scan_list(l, key, sel, heap);
+    }
+}
+
+/// The order in which a batch's queries are scanned: nearby queries next to each other.
+///
+/// Why: nearby queries probe mostly the same lists, and a list's data (codes, and for IVFPQ
+/// its 32 KiB precomputed table term at PQ32) is then still in cache from the previous query
+/// instead of coming from DRAM again (IVFPQ also groups [`LOCALITY_LEAF`] queries and scans
+/// them list by list). The order is a recursive median split of the batch along its principal
+/// direction, down to leaves of [`LOCALITY_LEAF`] rows (about `6·nq·d·log2(nq / LOCALITY_LEAF)`
+/// operations, small next to the search). Deterministic, and
+/// each query's result does not depend on when it is scanned, so this changes timing only.
+///
+/// Below [`LOCALITY_MIN_NPROBE`] probes the split would cost about as much as the scan it
+/// speeds up (one ~300-code list per query), so the batch order is kept.
+pub(crate) fn locality_order(q: &[f32], d: usize, nprobe: usize) -> Vec<usize> {
+    let nq = q.len() / d.max(1);
+    let mut order: Vec<usize> = (0..nq).collect();
+    if d > 0 && nprobe >= LOCALITY_MIN_NPROBE {
+        kd_split(q, d, &mut order);
+    }
+    order
+}
+
+/// Fewest probes per query for which [`locality_order`] reorders the batch (measured on
+/// IVF1024,PQ32, AMD EPYC Zen 3: a net loss at nprobe 1-2, a gain from nprobe 8).
+const LOCALITY_MIN_NPROBE: usize = 4;
+
+/// Rows per leaf of [`locality_order`] (a multiple of every group size that uses it).
+pub(crate) const LOCALITY_LEAF: usize = 8;
+
+/// Power-iteration steps for the splitting direction of [`kd_split`].
+const SPLIT_ITERS: usize = 4;
+
+/// Halve `rows` at the median of their projections on (an approximation of) their principal
+/// direction, recursively. Axis-aligned splits (a k-d tree on coordinates) barely separate
+/// clusters in 128 dimensions — every coordinate overlaps — while the principal direction of a
+/// mixture runs between clusters.
+fn kd_split(q: &[f32], d: usize, rows: &mut [usize]) {
+    if rows.len() <= LOCALITY_LEAF {
+        return;
+    }
+    let x = |i: usize| &q[i * d..(i + 1) * d];
+    let mut mean = vec![0f32; d];
+    for &i in rows.iter() {
+        mean.iter_mut().zip(x(i)).for_each(|(m, &v)| *m += v);
+    }
+    mean.iter_mut().for_each(|m| *m /= rows.len() as f32);
+    // start from the first row's offset: deterministic, and not orthogonal to the spread
+    let mut dir: Vec<f32> = x(rows[0]).iter().zip(&mean).map(|(v, m)| v - m).collect();
+    for _ in 0..SPLIT_ITERS {
+        let mut next = vec![0f32; d];
+        for &i in rows.iter() {
+            let p: f32 = x(i)
+                .iter()
+                .zip(&mean)
+                .zip(&dir)
+                .map(|((v, m), u)| (v - m) * u)
+                .sum();
+            next.iter_mut()
+                .zip(x(i).iter().zip(&mean))
+                .for_each(|(n, (v, m))| *n += p * (v - m));
+        }
+        let norm = next.iter().map(|v| v * v).sum::<f32>().sqrt();
+        if !(norm > 0.0 && norm.is_finite()) {
+            break;
+        }
+        dir = next.into_iter().map(|v| v / norm).collect();
+    }
+    // split at a leaf boundary so that leaves never straddle two halves
+    let mid = (rows.len() / 2).div_ceil(LOCALITY_LEAF) * LOCALITY_LEAF;
+    if mid >= rows.len() {
+        return;
+    }
+    let proj = |i: usize| x(i).iter().zip(&dir).map(|(v, u)| v * u).sum::<f32>();
+    let mut keyed: Vec<(f32, usize)> = rows.iter().map(|&i| (proj(i), i)).collect();
+    keyed.select_nth_unstable_by(mid, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    for (r, (_, i)) in rows.iter_mut().zip(keyed) {
+        *r = i;
+    }
+    let (left, right) = rows.split_at_mut(mid);
+    kd_split(q, d, left);
+    kd_split(q, d, right);
 }
 
 /// Coarse search of a batch (`nq × nprobe` keys as the flat quantizer returns them, list ids
@@ -377,6 +478,10 @@ impl<T: Element> IvfBase<T> {
 
     /// Search driver: coarse search, then `scanner` over the probed lists of every query.
     /// Parallel over queries, and over lists when there are fewer queries than threads.
+    ///
+    /// `make_scanner(query, previous)` gets back the scanner of the previous query handled by
+    /// the same worker, so scanners can recycle their buffers: allocating (and filling) fresh
+    /// per-query tables measured ~12 % of an IVFPQ search at nprobe = 8.
     pub fn search<S: ListScanner>(
         &self,
         q: &[f32],
@@ -384,7 +489,7 @@ impl<T: Element> IvfBase<T> {
         nprobe: usize,
         sel: Option<&IdSelector>,
         ctl: &Control,
-        make_scanner: impl Fn(&[f32]) -> S + Sync,
+        make_scanner: impl Fn(&[f32], Option<S>) -> S + Sync,
     ) -> Result<SearchResult> {
         let Probes {
             nq,
@@ -395,54 +500,56 @@ impl<T: Element> IvfBase<T> {
         let total = nq * k;
         let ip = self.metric == Metric::InnerProduct;
         let sign = if ip { -1.0 } else { 1.0 };
-        let mut dist = vec![0f32; total];
-        let mut ids = vec![0i64; total];
         let threads = crate::threads::num_threads().max(1);
         let split = nq < threads && nprobe > 1;
         let d = self.d;
         ctl.set_total(nq as u64);
-        dist.par_chunks_mut(k)
-            .zip(ids.par_chunks_mut(k))
-            .enumerate()
-            .try_for_each(|(i, (dq, iq))| -> Result<()> {
-                ctl.check()?;
-                let mut scanner = make_scanner(&q[i * d..(i + 1) * d]);
-                let hk = scanner.heap_k(k);
-                let probes: Vec<(usize, f32)> = (0..nprobe)
-                    .filter(|&p| ci[i * nprobe + p] >= 0)
-                    .map(|p| (ci[i * nprobe + p] as usize, sign * cd[i * nprobe + p]))
+        let order = locality_order(q, d, nprobe);
+        let one = |i: usize, slot: &mut Option<S>| -> Result<TopK> {
+            ctl.check()?;
+            let mut scanner = make_scanner(&q[i * d..(i + 1) * d], slot.take());
+            let hk = scanner.heap_k(k);
+            let probes: Vec<(usize, f32)> = (0..nprobe)
+                .filter(|&p| ci[i * nprobe + p] >= 0)
+                .map(|p| (ci[i * nprobe + p] as usize, sign * cd[i * nprobe + p]))
+                .collect();
+            let cand: usize = probes.iter().map(|&(l, _)| self.lists.list_len(l)).sum();
+            let heap = if split {
+                let per = probes.len().div_ceil(2 * threads).max(1);
+                let parts: Vec<TopK> = probes
+                    .par_chunks(per)
+                    .map(|chunk| {
+                        let mut s = scanner.clone();
+                        let mut h = TopK::with_capacity_hint(hk, cand);
+                        scan_probes(&mut s, chunk, sel, &mut h);
+                        h
+                    })
                     .collect();
-                let cand: usize = probes.iter().map(|&(l, _)| self.lists.list_len(l)).sum();
-                let heap = if split {
-                    let per = probes.len().div_ceil(2 * threads).max(1);
-                    let parts: Vec<TopK> = probes
-                        .par_chunks(per)
-                        .map(|chunk| {
-                            let mut s = scanner.clone();
-                            let mut h = TopK::with_capacity_hint(hk, cand);
-                            for &(l, key) in chunk {
-                                s.scan_list(l, key, sel, &mut h);
-                            }
-                            h
-                        })
-                        .collect();
-                    let mut heap = TopK::with_capacity_hint(hk, cand);
-                    for p in &parts {
-                        heap.merge(p);
-                    }
-                    heap
-                } else {
-                    let mut heap = TopK::with_capacity_hint(hk, cand);
-                    for &(l, key) in &probes {
-                        scanner.scan_list(l, key, sel, &mut heap);
-                    }
-                    heap
-                };
-                let heap = scanner.finish(heap, &probes, k);
-                heap.write_into(dq, iq, self.metric.pad(), |key| sign * key);
-                ctl.advance(1);
-                Ok(())
-            })?;
+                let mut heap = TopK::with_capacity_hint(hk, cand);
+                for p in &parts {
+                    heap.merge(p);
+                }
+                heap
+            } else {
+                let mut heap = TopK::with_capacity_hint(hk, cand);
+                scan_probes(&mut scanner, &probes, sel, &mut heap);
+                heap
+            };
+            let heap = scanner.finish(heap, &probes, k);
+            *slot = Some(scanner);
+            ctl.advance(1);
+            Ok(heap)
+        };
+        let heaps: Vec<TopK> = order
+            .par_iter()
+            .map_init(|| None, |slot, &i| one(i, slot))
+            .collect::<Result<_>>()?;
+        let mut dist = vec![0f32; total];
+        let mut ids = vec![0i64; total];
+        for (heap, &i) in heaps.into_iter().zip(&order) {
+            let (dq, iq) = (&mut dist[i * k..(i + 1) * k], &mut ids[i * k..(i + 1) * k]);
+            heap.write_into(dq, iq, self.metric.pad(), |key| sign * key);
+        }
         Ok((dist, ids))
     }
 

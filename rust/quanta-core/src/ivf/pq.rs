@@ -271,9 +271,14 @@ impl IndexIVFPQ {
         if !self.pq.is_trained() {
             return Err(Error::NotTrained("IndexIVFPQ"));
         }
+        // the row count only picks the driver; `probe` checks the arguments
+        if self.use_grouped(q.len() / self.d()) {
+            let probes = self.base.probe(q, k, nprobe, ctl)?;
+            return self.search_grouped(probes, q, k, sel, ctl);
+        }
         let lvl = level();
         self.base
-            .search(q, k, nprobe, sel, ctl, |x| self.scanner(x, lvl))
+            .search(q, k, nprobe, sel, ctl, |x, old| self.scanner(x, lvl, old))
     }
 
     /// The per-query scanner: the query table (or its query-dependent term).
@@ -282,18 +287,38 @@ impl IndexIVFPQ {
     /// transposed codebooks (one vectorized pass over the `ksub` centroids per dimension);
     /// then: −2⟨q_m, c_mj⟩ with precomputed tables, −⟨q_m, c_mj⟩ for the inner product,
     /// ‖q_m‖² + ‖c_mj‖² − 2⟨q_m, c_mj⟩ for L2 without residuals. Entries `j >= ksub` are +inf.
-    pub(super) fn scanner(&self, x: &[f32], lvl: SimdLevel) -> PqScanner<'_> {
-        let m = self.pq.m();
+    ///
+    /// `old` (the previous query's scanner on this worker) lends its buffers: only the entries
+    /// `0..ksub` of each row are rewritten per query / list, the +inf tail stays.
+    pub(super) fn scanner<'a>(
+        &'a self,
+        x: &[f32],
+        lvl: SimdLevel,
+        old: Option<PqScanner<'a>>,
+    ) -> PqScanner<'a> {
+        let n = self.pq.m() * TABLE_STRIDE;
         let per_list = !self.precomputed.is_empty();
-        let mut qt = vec![f32::INFINITY; m * TABLE_STRIDE];
+        let (qt, table) = match old {
+            Some(o) => (std::sync::Arc::try_unwrap(o.query).ok(), Some(o.table)),
+            None => (None, None),
+        };
+        let mut qt = qt
+            .filter(|v| v.len() == n)
+            .unwrap_or_else(|| vec![f32::INFINITY; n]);
         self.query_rows(x, lvl, &mut qt, TABLE_STRIDE);
-        let table = if per_list { qt.clone() } else { Vec::new() };
+        let table = match table {
+            _ if !per_list => Vec::new(),
+            Some(t) if t.len() == n => t,
+            // every entry is overwritten by `list_table` but the +inf tail
+            _ => vec![f32::INFINITY; n],
+        };
         PqScanner {
             idx: self,
             lvl,
             query: std::sync::Arc::new(qt),
             table,
             add_coarse: self.by_residual,
+            next: None,
         }
     }
 
@@ -348,6 +373,8 @@ pub(super) struct PqScanner<'a> {
     /// Per-list table buffer (precomputed tables only).
     table: Vec<f32>,
     add_coarse: bool,
+    /// The list scanned after the current one (see [`ListScanner::set_next_list`]).
+    next: Option<usize>,
 }
 
 impl PqScanner<'_> {
@@ -357,19 +384,7 @@ impl PqScanner<'_> {
         if self.table.is_empty() {
             return &self.query;
         }
-        let pq = &self.idx.pq;
-        let (m, ks) = (pq.m(), pq.ksub());
-        let pre = &self.idx.precomputed[list * m * ks..(list + 1) * m * ks];
-        for ((dst, src), p) in self
-            .table
-            .chunks_exact_mut(TABLE_STRIDE)
-            .zip(self.query.chunks_exact(TABLE_STRIDE))
-            .zip(pre.chunks_exact(ks))
-        {
-            for ((a, b), c) in dst[..ks].iter_mut().zip(&src[..ks]).zip(p) {
-                *a = b + c;
-            }
-        }
+        self.idx.add_list_term(list, &self.query, &mut self.table);
         &self.table
     }
 
@@ -407,10 +422,108 @@ impl ListScanner for PqScanner<'_> {
         if ids.is_empty() {
             return;
         }
-        let m = idx.pq.m();
         let key0 = self.key0(coarse_key);
-        let lvl = self.lvl;
+        let (lvl, next) = (self.lvl, self.next);
         let table = self.list_table(list);
+        idx.scan_codes(lvl, list, table, key0, next, sel, heap);
+    }
+
+    fn set_next_list(&mut self, next: Option<usize>) {
+        self.next = next;
+    }
+}
+
+/// Codes scanned between two prefetch bursts.
+const PREFETCH_STEP: usize = 32;
+
+/// Spreads prefetches of the next list's data over the scan of the current one.
+///
+/// Why: the per-list table reads the list's precomputed term (`M × ksub` floats: 32 KiB at
+/// PQ32), and `nlist` of those (32 MiB at IVF1024,PQ32) do not stay in cache, so building the
+/// table streamed from DRAM and cost about as much as scanning a 300-code list. The scan
+/// itself is bound by table lookups (L1 hits) and leaves the memory system idle, so the next
+/// list's term and codes are requested while it runs, a few lines per [`PREFETCH_STEP`]
+/// codes (a burst of hundreds of misses at once would stall the scan's own loads).
+struct Prefetcher<'a> {
+    /// The next list's precomputed term (16 floats a line), then its codes (64 bytes a line).
+    pre: &'a [f32],
+    codes: &'a [u8],
+    /// Next line to request: `pre` lines first, then `codes` lines.
+    pos: usize,
+    lines: usize,
+    /// Lines per scanned code, in 1/256ths (rounded up: both regions are covered by the end).
+    rate: usize,
+    due: usize,
+}
+
+impl<'a> Prefetcher<'a> {
+    fn new(next: Option<(&'a [f32], &'a [u8])>, codes: usize) -> Self {
+        let (pre, next_codes) = next.unwrap_or((&[], &[]));
+        let lines = pre.len().div_ceil(16) + next_codes.len().div_ceil(64);
+        Prefetcher {
+            pre,
+            codes: next_codes,
+            pos: 0,
+            lines,
+            rate: (lines * 256).div_ceil(codes.max(1)),
+            due: 0,
+        }
+    }
+
+    /// Request the lines due before scanning `codes` more codes.
+    #[inline]
+    fn step(&mut self, codes: usize) {
+        if self.pos >= self.lines {
+            return;
+        }
+        self.due += codes * self.rate;
+        let until = (self.due / 256).min(self.lines);
+        let first = self.pre.len().div_ceil(16);
+        while self.pos < until {
+            if self.pos < first {
+                crate::simd::prefetch(&self.pre[self.pos * 16]);
+            } else {
+                crate::simd::prefetch(&self.codes[(self.pos - first) * 64]);
+            }
+            self.pos += 1;
+        }
+    }
+}
+
+impl IndexIVFPQ {
+    /// `out = query + precomputed term of list` over the entries `0..ksub` of each row (the
+    /// per-list table with precomputed tables; `out`'s other entries stay +inf).
+    pub(super) fn add_list_term(&self, list: usize, query: &[f32], out: &mut [f32]) {
+        let ks = self.pq.ksub();
+        let pre = self.precomputed_rows(list).expect("precomputed tables");
+        for ((dst, src), p) in out
+            .chunks_exact_mut(TABLE_STRIDE)
+            .zip(query.chunks_exact(TABLE_STRIDE))
+            .zip(pre.chunks_exact(ks))
+        {
+            for ((a, b), c) in dst[..ks].iter_mut().zip(&src[..ks]).zip(p) {
+                *a = b + c;
+            }
+        }
+    }
+
+    /// Offer every entry of list `list` to `heap`: `key0 + ADC(table)` per code, in blocks,
+    /// prefetching list `next`'s data meanwhile (see [`Prefetcher`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn scan_codes(
+        &self,
+        lvl: SimdLevel,
+        list: usize,
+        table: &[f32],
+        key0: f32,
+        next: Option<usize>,
+        sel: Option<&IdSelector>,
+        heap: &mut TopK,
+    ) {
+        let lists = &self.base.lists;
+        let ids = lists.ids(list);
+        let m = self.pq.m();
+        let mut ahead = Prefetcher::new(next.map(|l| self.next_list_data(l)), ids.len());
         let mut buf = [0f32; SCAN_BLOCK];
         for (blk, bid) in lists
             .codes(list)
@@ -418,10 +531,24 @@ impl ListScanner for PqScanner<'_> {
             .zip(ids.chunks(SCAN_BLOCK))
         {
             let out = &mut buf[..bid.len()];
-            adc_block(table, m, blk, out);
+            for (c, o) in blk
+                .chunks(PREFETCH_STEP * m)
+                .zip(out.chunks_mut(PREFETCH_STEP))
+            {
+                ahead.step(o.len());
+                adc_block(table, m, c, o);
+            }
             out.iter_mut().for_each(|v| *v += key0);
             super::offer(lvl, out, bid, sel, heap);
         }
+    }
+
+    /// What scanning list `l` reads first: its precomputed table term (if any) and its codes.
+    fn next_list_data(&self, l: usize) -> (&[f32], &[u8]) {
+        (
+            self.precomputed_rows(l).unwrap_or(&[]),
+            self.base.lists.codes(l),
+        )
     }
 }
 
