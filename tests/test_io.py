@@ -226,8 +226,8 @@ def test_core_entry_points_accept_pathlike(tmp_path: Path) -> None:
     core = _core.IndexFlat(4, "l2")
     core.add(np.eye(4, dtype=np.float32))
     core.write(tmp_path / "core.qnt")
-    back = _core.IndexFlat.read(tmp_path / "core.qnt", mmap=True)
-    assert back.ntotal == 4 and back.is_mapped
+    back = _core.read_index(tmp_path / "core.qnt", mmap=True)
+    assert isinstance(back, _core.IndexFlat) and back.ntotal == 4 and back.is_mapped
     assert _core.read_index_kind(str(tmp_path / "core.qnt")) == "IndexFlat"
 
 

@@ -23,8 +23,9 @@ from .exceptions import (
 )
 from .factory import index_factory
 from .fastscan import IndexPQFastScan, IndexRefineFlat
-from .index import IndexFlat, IndexFlatIP, IndexFlatL2
-from .io import read_index, write_index
+from .base import Index, SearchParameters
+from .index import IndexFlat, IndexFlatIP, IndexFlatL2, IndexIDMap
+from .io import deserialize_index, read_index, serialize_index, write_index
 from .ivf import IndexIVFFlat, IndexIVFPQ, IndexIVFPQFastScan
 from .lattice import E8Lattice, E8ShellCodec, IndexLattice, ZnSphereCodec
 from .pq import IndexPQ, ProductQuantizer
@@ -40,9 +41,11 @@ __all__ = [
     "E8ShellCodec",
     "FormatError",
     "IndexBinaryFlat",
+    "Index",
     "IndexFlat",
     "IndexFlatIP",
     "IndexFlatL2",
+    "IndexIDMap",
     "IndexIVFFlat",
     "IndexIVFPQ",
     "IndexIVFPQFastScan",
@@ -70,6 +73,9 @@ __all__ = [
     "metrics",
     "pack_bits",
     "read_index",
+    "deserialize_index",
+    "serialize_index",
+    "SearchParameters",
     "set_num_threads",
     "set_simd_level",
     "simd_level",

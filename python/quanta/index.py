@@ -1,100 +1,32 @@
-"""Indexes with faiss-like names: ``add``, ``search``, ``reconstruct``, ``ntotal``."""
+"""Flat indexes (faiss ``IndexFlatL2`` / ``IndexFlatIP``) and :class:`IndexIDMap`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-
 from . import _core
-from ._validation import as_float_matrix, as_int, positive_int
-from .exceptions import InvalidArgumentError
-from .io import register_index_kind
+from ._validation import positive_int
+from .base import Index
+from .exceptions import DTypeError, InvalidArgumentError
 
-__all__ = ["IndexFlat", "IndexFlatIP", "IndexFlatL2"]
-
-SearchResult = tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]
+__all__ = ["IndexFlat", "IndexFlatIP", "IndexFlatL2", "IndexIDMap"]
 
 
-class IndexFlat:
-    """Exact search over the raw vectors (faiss ``IndexFlatL2`` / ``IndexFlatIP``).
+def check_metric(metric: str) -> str:
+    """``metric`` if it is ``"l2"`` or ``"ip"``, else an :class:`InvalidArgumentError`."""
+    if metric not in ("l2", "ip"):
+        raise InvalidArgumentError(f"metric must be 'l2' or 'ip', got {metric!r}")
+    return metric
 
-    ``search(q, k)`` returns ``(D, I)``: ``D`` float32 ``(nq, k)`` squared L2 distances
-    (ascending) or inner products (descending), ``I`` int64 ``(nq, k)`` ids; ties go to the lower
-    id; rows are padded with ``-1`` (and ``inf``/``-inf``) when ``k > ntotal``.
-    """
+
+class IndexFlat(Index):
+    """Exact search over the raw vectors (faiss ``IndexFlatL2`` / ``IndexFlatIP``); ids are
+    insertion positions (``remove_ids`` renumbers, as faiss), ties go to the lower id."""
+
+    _kind = "IndexFlat"
 
     def __init__(self, d: int, metric: str = "l2") -> None:
-        d = positive_int(d, "d")
-        if metric not in ("l2", "ip"):
-            raise InvalidArgumentError(f"metric must be 'l2' or 'ip', got {metric!r}")
-        self._index = _core.IndexFlat(d, metric)
-
-    @property
-    def d(self) -> int:
-        return self._index.d
-
-    @property
-    def metric(self) -> str:
-        return self._index.metric
-
-    @property
-    def ntotal(self) -> int:
-        return self._index.ntotal
-
-    @property
-    def is_trained(self) -> bool:
-        return True
-
-    def __len__(self) -> int:
-        return self._index.ntotal
-
-    def train(self, x: Any) -> None:
-        """No-op (a flat index needs no training); validates ``x`` like faiss would use it."""
-        as_float_matrix(x, "x", self.d)
-
-    def add(self, x: Any) -> None:
-        """Append ``x`` ``(n, d)``; ids continue from ``ntotal``."""
-        self._index.add(as_float_matrix(x, "x", self.d))
-
-    def search(self, q: Any, k: int) -> SearchResult:
-        """k nearest stored vectors of each query (a 1-D query is one query)."""
-        k = positive_int(k, "k")
-        qs = as_float_matrix(q, "queries", self.d, allow_1d=True, allow_empty=True)
-        return self._index.search(qs, k)
-
-    def reconstruct(self, i: int) -> npt.NDArray[np.float32]:
-        """The stored vector with id ``i``."""
-        return self._index.reconstruct(as_int(i, "i", 0, max(self.ntotal - 1, 0)))
-
-    def reconstruct_n(self, i0: int = 0, n: int | None = None) -> npt.NDArray[np.float32]:
-        """Stored vectors ``i0 .. i0+n`` as an ``(n, d)`` copy."""
-        i0 = as_int(i0, "i0", 0, self.ntotal)
-        n = self.ntotal - i0 if n is None else as_int(n, "n", 0, self.ntotal - i0)
-        return self._index.reconstruct_n(i0, n)
-
-    def reset(self) -> None:
-        """Remove every vector."""
-        self._index.reset()
-
-    @property
-    def is_mapped(self) -> bool:
-        """Whether the vectors are still in a memory-mapped file (``read_index(..., mmap=True)``
-        until the first ``add``/``reset``)."""
-        return self._index.is_mapped
-
-    def _write_index(self, path: str) -> None:
-        self._index.write(path)
-
-    @classmethod
-    def _read_index(cls, path: str, mmap: bool) -> IndexFlat:
-        self = cls.__new__(cls)
-        self._index = _core.IndexFlat.read(path, mmap)
-        return self
-
-    def __repr__(self) -> str:
-        return f"IndexFlat(d={self.d}, metric={self.metric!r}, ntotal={self.ntotal})"
+        self._index = _core.IndexFlat(positive_int(d, "d"), check_metric(metric))
 
 
 def IndexFlatL2(d: int) -> IndexFlat:
@@ -107,4 +39,33 @@ def IndexFlatIP(d: int) -> IndexFlat:
     return IndexFlat(d, "ip")
 
 
-register_index_kind("IndexFlat", IndexFlat._read_index)
+class IndexIDMap(Index):
+    """Explicit int64 ids over an index that numbers vectors by position (faiss
+    ``IndexIDMap2``): ``add_with_ids``, ``remove_ids`` and ``reconstruct`` by id; search
+    filters (``ids_allowed=``/``ids_denied=``) are given in these ids.
+
+    Wraps a copy of ``index``, which must be empty (train it first if it needs training)."""
+
+    _kind = "IndexIDMap"
+
+    def __init__(self, index: Index) -> None:
+        if not isinstance(index, Index):
+            raise DTypeError(f"index must be a quanta Index, got {type(index).__name__}")
+        self._index = _core.IndexIDMap(index._index)
+
+    @property
+    def index(self) -> Index:
+        """A copy of the wrapped index."""
+        return Index._from_core(self._index.index)
+
+    @property
+    def id_map(self) -> Any:
+        """int64 ids of the stored vectors, in insertion order (a copy)."""
+        return self._index.id_map
+
+    def add(self, x: Any, *, verbose: bool = False) -> None:
+        """Not available: an id map needs ids (:meth:`add_with_ids`)."""
+        raise InvalidArgumentError("IndexIDMap needs ids: use add_with_ids(x, ids)")
+
+    def _repr_fields(self) -> str:
+        return f"index={type(self.index).__name__}"

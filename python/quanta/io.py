@@ -13,7 +13,10 @@ A truncated, corrupted or foreign file, an unsupported version or an I/O problem
 :class:`~quanta.exceptions.FormatError` (an ``OSError``) whose message names the file and the
 problem.
 
-Index classes plug in with :func:`register_index_kind` and a ``_write_index(path)`` method.
+Every :class:`~quanta.Index` subclass is found by its kind tag; other classes (binary
+indexes) plug in with :func:`register_index_kind` and a ``_write_index(path)`` method.
+``write_index`` / ``read_index`` take a path or a binary file object; ``serialize_index`` /
+``deserialize_index`` give the same file as ``bytes``; pickling an index uses the same format.
 """
 
 from __future__ import annotations
@@ -27,7 +30,15 @@ import numpy as np
 from . import _core
 from .exceptions import DTypeError, FormatError
 
-__all__ = ["PathLike", "read_index", "read_index_kind", "register_index_kind", "write_index"]
+__all__ = [
+    "PathLike",
+    "deserialize_index",
+    "read_index",
+    "read_index_kind",
+    "register_index_kind",
+    "serialize_index",
+    "write_index",
+]
 
 PathLike = Union[str, "os.PathLike[str]"]
 """A file path: ``str`` or ``pathlib.Path`` (any ``os.PathLike[str]``)."""
@@ -65,12 +76,43 @@ def read_index_kind(path: PathLike) -> str:
     return _core.read_index_kind(_path(path))
 
 
-def write_index(index: Any, path: PathLike) -> None:
-    """Save ``index`` to ``path``, atomically: ``path`` holds the old file or the new one.
+def serialize_index(index: Any) -> bytes:
+    """The file of ``index`` as ``bytes`` (what :func:`write_index` would write)."""
+    ser = getattr(index, "serialize", None)
+    if not callable(ser):
+        raise DTypeError(f"cannot serialize a {type(index).__name__}: not a quanta index")
+    out: bytes = ser()
+    return out
+
+
+def deserialize_index(data: Any) -> Any:
+    """The index held in ``data`` (``bytes``, ``bytearray``, ``memoryview`` or a uint8 array),
+    as the class that wrote it; a bad file raises :class:`~quanta.exceptions.FormatError`."""
+    from .base import Index
+
+    if isinstance(data, np.ndarray):
+        if data.dtype != np.uint8:
+            raise DTypeError(f"data as an array must be uint8, got {data.dtype}")
+        data = data.tobytes()
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise DTypeError(f"data must be bytes, got {type(data).__name__}")
+    return Index._from_core(_core.deserialize_index(bytes(data)))
+
+
+def _is_file(obj: Any, method: str) -> bool:
+    return not isinstance(obj, (str, bytes, os.PathLike)) and callable(getattr(obj, method, None))
+
+
+def write_index(index: Any, path: Any) -> None:
+    """Save ``index`` to ``path`` atomically (``path`` then holds the old file or the new one),
+    or to a binary file object (anything with ``write``).
 
     Raises :class:`~quanta.exceptions.FormatError` (an ``OSError``) if it cannot be written,
     e.g. when the directory does not exist; no partial or temporary file is left behind.
     """
+    if _is_file(path, "write"):
+        path.write(serialize_index(index))
+        return
     p = _path(path)
     write = getattr(index, "_write_index", None)
     if not callable(write):
@@ -78,20 +120,29 @@ def write_index(index: Any, path: PathLike) -> None:
     write(p)
 
 
-def read_index(path: PathLike, mmap: bool = False) -> Any:
-    """Load the index saved at ``path``, as an instance of the class that wrote it.
+def read_index(path: Any, mmap: bool = False) -> Any:
+    """Load the index saved at ``path`` (or read from a binary file object), as an instance
+    of the class that wrote it.
 
-    With ``mmap=True`` the index data stays in the (memory-mapped) file until the index is
-    modified; see the module documentation. Raises
+    With ``mmap=True`` (paths only) the index data stays in the memory-mapped file until the
+    index is modified; see the module documentation. Raises
     :class:`~quanta.exceptions.FormatError` for a missing, truncated, corrupted or foreign file.
     """
-    p = _path(path)
     if not isinstance(mmap, (bool, np.bool_)):
         raise DTypeError(f"mmap must be a bool, got {type(mmap).__name__}")
+    if _is_file(path, "read"):
+        if mmap:
+            raise DTypeError("mmap=True needs a path, not a file object")
+        return deserialize_index(path.read())
+    from .base import Index
+
+    p = _path(path)
     kind = _core.read_index_kind(p)
+    if kind in Index._classes:
+        return Index._from_core(_core.read_index(p, bool(mmap)))
     reader = _READERS.get(kind)
     if reader is None:
-        known = ", ".join(sorted(_READERS)) or "none"
+        known = ", ".join(sorted(set(_READERS) | set(Index._classes))) or "none"
         raise FormatError(
             f"{p}: holds an index of kind {kind!r}, which this version of quanta cannot read "
             f"(known kinds: {known})"

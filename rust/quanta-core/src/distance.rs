@@ -4,6 +4,7 @@
 
 use crate::control::Control;
 use crate::error::Result;
+use crate::index::IdSelector;
 use crate::kernels::{l2, panel};
 use crate::simd::{level, SimdLevel};
 use crate::topk::TopK;
@@ -123,6 +124,22 @@ pub fn knn(
     metric: Metric,
     ctl: &Control,
 ) -> Result<(Vec<f32>, Vec<i64>)> {
+    knn_filtered(queries, base, base_norms, d, k, metric, None, ctl)
+}
+
+/// [`knn`] returning only base rows the selector accepts (row number = id); rejected rows are
+/// masked inside the scan, so they never take a result slot.
+#[allow(clippy::too_many_arguments)]
+pub fn knn_filtered(
+    queries: &[f32],
+    base: &[f32],
+    base_norms: &[f32],
+    d: usize,
+    k: usize,
+    metric: Metric,
+    sel: Option<&IdSelector>,
+    ctl: &Control,
+) -> Result<(Vec<f32>, Vec<i64>)> {
     let nq = queries.len() / d.max(1);
     let total = result_len(nq, k)?;
     let mut dist = Vec::new();
@@ -143,6 +160,7 @@ pub fn knn(
             d,
             k,
             metric,
+            sel,
             ctl,
         )?;
         dist.extend_from_slice(&dd);
@@ -167,6 +185,7 @@ pub(crate) fn too_large(nq: usize, k: usize) -> crate::Error {
 /// Queries per pass over the base in [`knn`].
 const QUERY_BATCH: usize = 4096;
 
+#[allow(clippy::too_many_arguments)]
 fn knn_batch(
     queries: &[f32],
     base: &[f32],
@@ -174,6 +193,7 @@ fn knn_batch(
     d: usize,
     k: usize,
     metric: Metric,
+    sel: Option<&IdSelector>,
     ctl: &Control,
 ) -> Result<(Vec<f32>, Vec<i64>)> {
     let nq = queries.len() / d;
@@ -196,7 +216,18 @@ fn knn_batch(
             .into_par_iter()
             .map(|c| {
                 let (lo, hi) = (c * chunk, ((c + 1) * chunk).min(n));
-                let r = knn_chunk(queries, 0..nq, base, base_norms, d, kk, metric, lo..hi, ctl);
+                let r = knn_chunk(
+                    queries,
+                    0..nq,
+                    base,
+                    base_norms,
+                    d,
+                    kk,
+                    metric,
+                    sel,
+                    lo..hi,
+                    ctl,
+                );
                 ctl.advance(1);
                 r
             })
@@ -222,6 +253,7 @@ fn knn_batch(
                         d,
                         kk,
                         metric,
+                        sel,
                         lo..hi,
                         ctl,
                     )
@@ -271,6 +303,7 @@ fn knn_chunk(
     d: usize,
     kk: usize,
     metric: Metric,
+    sel: Option<&IdSelector>,
     rows: std::ops::Range<usize>,
     ctl: &Control,
 ) -> Result<Vec<TopK>> {
@@ -293,6 +326,9 @@ fn knn_chunk(
             ip_tile(lvl, &queries[q0 * d..q1 * d], btile, d, t);
             for (r, row) in t.chunks_exact_mut(nb).enumerate() {
                 to_keys(row, base_norms, b0, metric);
+                if let Some(sel) = sel {
+                    mask_rejected(row, b0, sel);
+                }
                 scan_row(lvl, row, b0 as i64, &mut heaps[q0 - qs.start + r]);
             }
         }
@@ -339,6 +375,15 @@ fn to_keys(row: &mut [f32], base_norms: &[f32], b0: usize, metric: Metric) {
             for v in row.iter_mut() {
                 *v = 0.0 - *v;
             }
+        }
+    }
+}
+
+/// Keys of rows the selector rejects become `+inf`, which no collector admits.
+fn mask_rejected(row: &mut [f32], id0: usize, sel: &IdSelector) {
+    for (j, key) in row.iter_mut().enumerate() {
+        if !sel.accepts((id0 + j) as i64) {
+            *key = f32::INFINITY;
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod rng;
 pub mod simd;
 pub mod threads;
 pub mod topk;
+pub mod validate;
 
 pub use control::Control;
 pub use distance::Metric;

@@ -92,7 +92,7 @@ pub fn assign_nearest<'py>(
     }
     let (xs, cs) = (x.as_slice()?, c.as_slice()?);
     let (lab, dis) = run_released(py, None, |ctl| {
-        quanta_core::index::check_batch(xs, d, "x")?;
+        quanta_core::validate::check_batch(xs, d, "x")?;
         let xn = quanta_core::distance::row_norms(xs, d);
         let cn = quanta_core::distance::row_norms(cs, d);
         quanta_core::distance::assign_nearest(xs, &xn, cs, &cn, d, ctl)

@@ -2,6 +2,7 @@
 //! `quanta-core`.
 
 mod arrays;
+mod base;
 mod binary;
 mod clustering;
 mod errors;
@@ -28,7 +29,11 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(runtime::_reset_after_fork, m)?)?;
     m.add_function(wrap_pyfunction!(clustering::kmeans_train, m)?)?;
     m.add_function(wrap_pyfunction!(clustering::assign_nearest, m)?)?;
+    m.add_class::<base::PyIndex>()?;
+    m.add_function(wrap_pyfunction!(base::read_index, m)?)?;
+    m.add_function(wrap_pyfunction!(base::deserialize_index, m)?)?;
     m.add_class::<indexes::PyIndexFlat>()?;
+    m.add_class::<indexes::PyIndexIDMap>()?;
     m.add_class::<pq::PyProductQuantizer>()?;
     m.add_class::<pq::PyIndexPQ>()?;
     m.add_class::<pq::PyOpqMatrix>()?;

@@ -96,7 +96,7 @@ impl Itq {
     /// Train on `x` (n × d). Returns warnings (e.g. fewer rows than bits).
     pub fn train(&mut self, x: &[f32], ctl: &Control) -> Result<Vec<String>> {
         let (d, b) = (self.d, self.nbits);
-        let n = crate::index::check_batch(x, d, "x")?;
+        let n = crate::validate::check_batch(x, d, "x")?;
         if n == 0 {
             return Err(Error::shape("x is empty (0 rows)"));
         }

@@ -150,7 +150,7 @@ impl Lsh {
 
     /// Learn the mean and/or the thresholds from `x` (n × d, n >= 1).
     pub fn train(&mut self, x: &[f32]) -> Result<()> {
-        let n = crate::index::check_batch(x, self.d, "x")?;
+        let n = crate::validate::check_batch(x, self.d, "x")?;
         if n == 0 {
             return Err(Error::shape("x is empty (0 rows)"));
         }

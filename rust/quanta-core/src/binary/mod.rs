@@ -27,7 +27,7 @@ const ENCODE_ROWS: usize = 1024;
 
 /// Sign binarization: `bit_j = x_j > 0`, packed (n × ceil(d/8) bytes). Rejects NaN/Inf.
 pub fn sign_encode(x: &[f32], d: usize) -> Result<Vec<u8>> {
-    let n = crate::index::check_batch(x, d, "x")?;
+    let n = crate::validate::check_batch(x, d, "x")?;
     let cs = code_size(d);
     let mut out = vec![0u8; n * cs];
     out.par_chunks_mut(ENCODE_ROWS * cs.max(1))
@@ -85,7 +85,7 @@ pub fn linear_sign_encode(
     offset: &[f32],
     arg: &'static str,
 ) -> Result<Vec<u8>> {
-    let n = crate::index::check_batch(x, d, arg)?;
+    let n = crate::validate::check_batch(x, d, arg)?;
     let nbits = offset.len();
     debug_assert_eq!(w.len(), nbits * d);
     let cs = code_size(nbits);

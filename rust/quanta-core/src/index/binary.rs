@@ -14,7 +14,6 @@
 //! with a counting pass over the `nbits + 1` possible distances (no comparison sort). Ties go to
 //! the lower id, so results do not depend on thread count or SIMD level.
 
-use super::check_k;
 use crate::control::Control;
 use crate::distance::result_len;
 use crate::error::{Error, Result};
@@ -23,6 +22,7 @@ use crate::kernels::hamming;
 use crate::kernels::hamming::select::{plan, Plan};
 use crate::kernels::hamming::sliced::{SlicedQuery, Tile, LANES};
 use crate::simd::{level, SimdLevel};
+use crate::validate::check_k;
 use rayon::prelude::*;
 
 /// Distance written in result slots with no result (faiss: `INT32_MAX`), id -1.

@@ -1,10 +1,11 @@
 //! Exact (brute-force) search over raw float vectors: faiss `IndexFlatL2` / `IndexFlatIP`.
 
-use super::{check_batch, check_k};
+use super::{IdSelector, Index, SearchParams};
 use crate::control::Control;
-use crate::distance::{check_finite, knn, row_norms, Metric};
+use crate::distance::{check_finite, knn_filtered, row_norms, Metric};
 use crate::error::{Error, Result};
 use crate::io::{FileReader, FileWriter, Persist, SharedSlice};
+use crate::validate::{check_batch, check_k};
 
 /// Flat index holding the vectors themselves; ids are insertion positions.
 ///
@@ -74,9 +75,39 @@ impl IndexFlat {
 
     /// k nearest stored vectors of each query; padded with -1 when `k > ntotal`.
     pub fn search(&self, q: &[f32], k: usize, ctl: &Control) -> Result<SearchResult> {
+        self.search_filtered(q, k, None, ctl)
+    }
+
+    /// [`IndexFlat::search`] returning only ids the selector accepts.
+    pub fn search_filtered(
+        &self,
+        q: &[f32],
+        k: usize,
+        sel: Option<&IdSelector>,
+        ctl: &Control,
+    ) -> Result<SearchResult> {
         check_k(k)?;
         check_batch(q, self.d, "queries")?;
-        knn(q, &self.data, &self.norms, self.d, k, self.metric, ctl)
+        knn_filtered(q, &self.data, &self.norms, self.d, k, self.metric, sel, ctl)
+    }
+
+    /// Remove the vectors the selector accepts; later vectors move down (ids are positions,
+    /// as in faiss `IndexFlat::remove_ids`). Returns how many were removed.
+    pub fn remove_ids(&mut self, sel: &IdSelector) -> usize {
+        let (d, n) = (self.d, self.ntotal());
+        let keep: Vec<usize> = (0..n).filter(|&i| !sel.accepts(i as i64)).collect();
+        if keep.len() == n {
+            return 0;
+        }
+        let mut data = Vec::with_capacity(keep.len() * d);
+        for &i in &keep {
+            data.extend_from_slice(&self.data[i * d..(i + 1) * d]);
+        }
+        if self.metric == Metric::L2 {
+            self.norms = keep.iter().map(|&i| self.norms[i]).collect();
+        }
+        self.data = SharedSlice::from_vec(data);
+        n - keep.len()
     }
 
     /// Copy of the vector with id `id`.
@@ -93,6 +124,44 @@ impl IndexFlat {
     pub fn reset(&mut self) {
         self.data = SharedSlice::new();
         self.norms.clear();
+    }
+}
+
+impl Index for IndexFlat {
+    crate::index_plumbing!();
+
+    fn d(&self) -> usize {
+        self.d
+    }
+    fn metric(&self) -> Metric {
+        self.metric
+    }
+    fn ntotal(&self) -> usize {
+        IndexFlat::ntotal(self)
+    }
+    fn add(&mut self, x: &[f32], _ctl: &Control) -> Result<()> {
+        IndexFlat::add(self, x)
+    }
+    fn search(
+        &self,
+        q: &[f32],
+        k: usize,
+        params: &SearchParams,
+        ctl: &Control,
+    ) -> Result<SearchResult> {
+        self.search_filtered(q, k, params.selector.as_ref(), ctl)
+    }
+    fn remove_ids(&mut self, sel: &IdSelector) -> Result<usize> {
+        Ok(IndexFlat::remove_ids(self, sel))
+    }
+    fn reconstruct(&self, id: i64) -> Result<Vec<f32>> {
+        IndexFlat::reconstruct(self, id)
+    }
+    fn reset(&mut self) {
+        IndexFlat::reset(self)
+    }
+    fn is_mapped(&self) -> bool {
+        IndexFlat::is_mapped(self)
     }
 }
 

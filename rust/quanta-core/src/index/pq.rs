@@ -1,6 +1,6 @@
 //! `IndexPQ`: PQ codes in memory, exhaustive ADC / SDC search (faiss `IndexPQ`).
 
-use super::{check_batch, check_k, SearchResult};
+use super::SearchResult;
 use crate::control::Control;
 use crate::distance::{result_len, scan_row, Metric};
 use crate::error::{Error, Result};
@@ -9,6 +9,7 @@ use crate::kernels::pq::{adc_block, TABLE_STRIDE};
 use crate::pq::{PqTrainParams, PqTrainReport, ProductQuantizer, SearchMode};
 use crate::simd::{level, SimdLevel};
 use crate::topk::TopK;
+use crate::validate::{check_batch, check_k};
 use rayon::prelude::*;
 
 /// Codes per kernel call: the distances of one block (1 KiB) stay in L1 until filtered.

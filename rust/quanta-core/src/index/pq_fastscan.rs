@@ -1,7 +1,7 @@
 //! `IndexPQFastScan`: 4-bit PQ codes in the packed block layout, scanned with in-register
 //! table shuffles (faiss `IndexPQFastScan`), optional re-ranking with the float ADC tables.
 
-use super::{check_batch, check_k, SearchResult};
+use super::SearchResult;
 use crate::control::Control;
 use crate::distance::{result_len, Metric};
 use crate::error::{Error, Result};
@@ -14,6 +14,7 @@ use crate::kernels::pq::{adc_block, TABLE_STRIDE};
 use crate::pq::{PqTrainParams, PqTrainReport, ProductQuantizer};
 use crate::simd::level;
 use crate::topk::TopK;
+use crate::validate::{check_batch, check_k};
 use rayon::prelude::*;
 
 /// Smallest run of blocks worth a separate task when few queries are split over threads.

@@ -231,6 +231,14 @@ impl FileReader {
         )
     }
 
+    /// The nested quanta file held in section `name` (see `FileWriter::section_nested`),
+    /// verified like any file; errors name this file and the section.
+    pub fn nested(&self, name: &str) -> Result<FileReader> {
+        let bytes = self.section_u8(name)?;
+        FileReader::from_bytes(&bytes[..])
+            .map_err(|e| self.err(format!("section {name:?} holds a bad nested file: {e}")))
+    }
+
     /// `u8` section (see [`FileReader::section`]).
     pub fn section_u8(&self, name: &str) -> Result<SharedSlice<u8>> {
         self.section(name)

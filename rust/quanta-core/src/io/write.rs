@@ -135,6 +135,19 @@ impl<'a> FileWriter<'a> {
         self
     }
 
+    /// Add section `name` holding a whole nested quanta file (a composite's inner index), read
+    /// back with [`FileReader::nested`]; an error of the nested writer surfaces when this one
+    /// is written.
+    pub fn section_nested(&mut self, name: &str, inner: &FileWriter<'_>) -> &mut Self {
+        match inner.to_bytes() {
+            Ok(bytes) => self.section_owned(name, bytes),
+            Err(e) => {
+                self.fail(format!("section {name:?}: {e}"));
+                self
+            }
+        }
+    }
+
     /// Add a `u8` section.
     pub fn section_u8(&mut self, name: &str, data: &'a [u8]) -> &mut Self {
         self.section(name, data)

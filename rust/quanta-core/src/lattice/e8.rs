@@ -61,7 +61,7 @@ impl E8Lattice {
 
     fn check(&self, x: &[f32], d: usize) -> Result<usize> {
         check_blocks(d, "x")?;
-        let n = crate::index::check_batch(x, d, "x")?;
+        let n = crate::validate::check_batch(x, d, "x")?;
         let lim = MAX_COORD * self.scale;
         if let Some(p) = x.iter().position(|v| v.abs() / self.scale > MAX_COORD) {
             return Err(Error::invalid(format!(
@@ -345,7 +345,7 @@ impl E8ShellCodec {
 
     /// Codes (n × code_size) of the rows of `x` (n × d).
     pub fn encode(&self, x: &[f32], ctl: &Control) -> Result<Vec<u8>> {
-        let n = crate::index::check_batch(x, self.d, "x")?;
+        let n = crate::validate::check_batch(x, self.d, "x")?;
         let mut codes = vec![0u8; n * self.code_size];
         x.par_chunks(ROWS_PER_TASK * self.d)
             .zip(codes.par_chunks_mut(ROWS_PER_TASK * self.code_size))

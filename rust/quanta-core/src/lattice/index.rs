@@ -14,12 +14,12 @@ use super::{E8ShellCodec, LatticeCodec, ZnSphereCodec};
 use crate::control::Control;
 use crate::distance::{ip_tile, result_len, Metric, BASE_TILE, QUERY_TILE};
 use crate::error::{Error, Result};
-use crate::index::{check_batch, check_k};
 use crate::io::{FileReader, FileWriter, Persist};
 use crate::kernels::l2;
 use crate::lattice::zn::check_codes_len;
 use crate::simd::level;
 use crate::topk::TopK;
+use crate::validate::{check_batch, check_k};
 use rayon::prelude::*;
 
 /// Queries per pass over the codes.

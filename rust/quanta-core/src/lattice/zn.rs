@@ -790,7 +790,7 @@ impl ZnSphereCodec {
 
     /// Codes (n × code_size bytes) of the nearest points of the rows of `x`.
     pub fn encode(&self, x: &[f32], ctl: &Control) -> Result<Vec<u8>> {
-        let n = crate::index::check_batch(x, self.d, "x")?;
+        let n = crate::validate::check_batch(x, self.d, "x")?;
         let mut codes = vec![0u8; n * self.code_size];
         x.par_chunks(ROWS_PER_TASK * self.d)
             .zip(codes.par_chunks_mut(ROWS_PER_TASK * self.code_size))
@@ -819,7 +819,7 @@ impl ZnSphereCodec {
 
     /// Nearest unit-norm lattice points of the rows of `x` (encode then decode, fused).
     pub fn quantize(&self, x: &[f32], ctl: &Control) -> Result<Vec<f32>> {
-        let n = crate::index::check_batch(x, self.d, "x")?;
+        let n = crate::validate::check_batch(x, self.d, "x")?;
         let mut out = vec![0f32; n * self.d];
         x.par_chunks(ROWS_PER_TASK * self.d)
             .zip(out.par_chunks_mut(ROWS_PER_TASK * self.d))

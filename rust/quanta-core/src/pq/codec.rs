@@ -184,7 +184,7 @@ impl ProductQuantizer {
     /// index on ties. Parallel over row blocks.
     pub fn encode(&self, x: &[f32], ctl: &Control) -> Result<Vec<u8>> {
         self.require_trained()?;
-        let n = crate::index::check_batch(x, self.d, "x")?;
+        let n = crate::validate::check_batch(x, self.d, "x")?;
         let mut codes = vec![0u8; n * self.m];
         self.encode_into(x, &mut codes, ctl)?;
         Ok(codes)
@@ -348,7 +348,7 @@ impl ProductQuantizer {
     /// Public ADC tables: nq × M × ksub, ‖x_m − c_mj‖² (L2) or ⟨x_m, c_mj⟩ (inner product).
     pub fn compute_distance_tables(&self, q: &[f32], metric: Metric) -> Result<Vec<f32>> {
         self.require_trained()?;
-        let nq = crate::index::check_batch(q, self.d, "queries")?;
+        let nq = crate::validate::check_batch(q, self.d, "queries")?;
         let per = self.m * self.ksub;
         let mut out = vec![0f32; nq * per];
         out.par_chunks_mut(per.max(1))

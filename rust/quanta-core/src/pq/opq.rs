@@ -16,8 +16,8 @@ use super::{PqTrainParams, ProductQuantizer};
 use crate::control::Control;
 use crate::distance::ip_tile;
 use crate::error::{Error, Result};
-use crate::index::check_batch;
 use crate::rng::{faiss_perm_prefix, Rng};
+use crate::validate::check_batch;
 use faer::Mat;
 use rayon::prelude::*;
 

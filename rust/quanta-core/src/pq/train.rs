@@ -70,7 +70,7 @@ impl ProductQuantizer {
         params: &PqTrainParams,
         ctl: &Control,
     ) -> Result<PqTrainReport> {
-        let n = crate::index::check_batch(x, self.d, "x")?;
+        let n = crate::validate::check_batch(x, self.d, "x")?;
         if n < self.ksub {
             return Err(Error::invalid(format!(
                 "x has {n} training vectors, fewer than ksub={} (2^nbits) centroids per \

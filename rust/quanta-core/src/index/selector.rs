@@ -1,0 +1,74 @@
+//! Id selectors: which ids a search may return (faiss `IDSelector`), honoured by every index
+//! inside its scan, and which ids `remove_ids` removes.
+
+/// A set of ids: a bitmap when the ids are dense enough, else a sorted array.
+#[derive(Debug, Clone)]
+pub enum IdSet {
+    /// Bit `id` of the words (LSB first) is set for members; ids past the end are not members.
+    Bitmap(Vec<u64>),
+    /// Sorted, deduplicated ids (binary search).
+    Sorted(Vec<i64>),
+}
+
+impl IdSet {
+    /// The set of `ids` (any order, duplicates allowed). Stored as a bitmap when every id is
+    /// non-negative and the bitmap is at most about 8 bytes per id (+ 8 KiB), else sorted.
+    pub fn from_ids(ids: &[i64]) -> Self {
+        let max = ids.iter().copied().max().unwrap_or(-1);
+        let min = ids.iter().copied().min().unwrap_or(0);
+        if min >= 0 && (max as u64) / 64 <= ids.len() as u64 + 1024 {
+            let mut words = vec![0u64; (max + 1) as usize / 64 + 1];
+            for &id in ids {
+                words[id as usize / 64] |= 1 << (id % 64);
+            }
+            IdSet::Bitmap(words)
+        } else {
+            let mut v = ids.to_vec();
+            v.sort_unstable();
+            v.dedup();
+            IdSet::Sorted(v)
+        }
+    }
+
+    /// The set `{i : mask[i]}`.
+    pub fn from_mask(mask: &[bool]) -> Self {
+        let mut words = vec![0u64; mask.len().div_ceil(64)];
+        for (i, _) in mask.iter().enumerate().filter(|(_, &b)| b) {
+            words[i / 64] |= 1 << (i % 64);
+        }
+        IdSet::Bitmap(words)
+    }
+
+    /// Whether `id` is a member.
+    #[inline]
+    pub fn contains(&self, id: i64) -> bool {
+        match self {
+            IdSet::Bitmap(w) => {
+                id >= 0
+                    && w.get(id as usize / 64)
+                        .is_some_and(|x| x >> (id % 64) & 1 == 1)
+            }
+            IdSet::Sorted(v) => v.binary_search(&id).is_ok(),
+        }
+    }
+}
+
+/// Which ids a filtered search may return.
+#[derive(Debug, Clone)]
+pub enum IdSelector {
+    /// Only these ids.
+    Allow(IdSet),
+    /// Every id except these.
+    Deny(IdSet),
+}
+
+impl IdSelector {
+    /// Whether `id` may be returned.
+    #[inline]
+    pub fn accepts(&self, id: i64) -> bool {
+        match self {
+            IdSelector::Allow(s) => s.contains(id),
+            IdSelector::Deny(s) => !s.contains(id),
+        }
+    }
+}
