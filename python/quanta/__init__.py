@@ -10,6 +10,7 @@ from typing import Any as _Any
 
 from . import _core, datasets, io, metrics
 from ._validation import as_int
+from .base import Index, SearchParameters
 from .binary import ITQ, LSH, IndexBinaryFlat, SignEncoder, pack_bits, unpack_bits
 from .clustering import KMeans
 from .exceptions import (
@@ -22,13 +23,13 @@ from .exceptions import (
     SimdUnavailableError,
 )
 from .factory import index_factory
-from .fastscan import IndexPQFastScan, IndexRefineFlat
-from .base import Index, SearchParameters
+from .fastscan import IndexPQFastScan
 from .index import IndexFlat, IndexFlatIP, IndexFlatL2, IndexIDMap
 from .io import deserialize_index, read_index, serialize_index, write_index
 from .ivf import IndexIVFFlat, IndexIVFPQ, IndexIVFPQFastScan
 from .lattice import E8Lattice, E8ShellCodec, IndexLattice, ZnSphereCodec
 from .pq import IndexPQ, ProductQuantizer
+from .refine import IndexRefineFlat
 from .transform import IndexPreTransform, OPQMatrix
 
 __version__: str = _core.__version__
@@ -40,8 +41,8 @@ __all__ = [
     "E8Lattice",
     "E8ShellCodec",
     "FormatError",
-    "IndexBinaryFlat",
     "Index",
+    "IndexBinaryFlat",
     "IndexFlat",
     "IndexFlatIP",
     "IndexFlatL2",
@@ -60,6 +61,7 @@ __all__ = [
     "OPQMatrix",
     "ProductQuantizer",
     "QuantaError",
+    "SearchParameters",
     "ShapeError",
     "SignEncoder",
     "SimdUnavailableError",
@@ -67,15 +69,14 @@ __all__ = [
     "__version__",
     "available_simd_levels",
     "datasets",
+    "deserialize_index",
     "get_num_threads",
     "index_factory",
     "io",
     "metrics",
     "pack_bits",
     "read_index",
-    "deserialize_index",
     "serialize_index",
-    "SearchParameters",
     "set_num_threads",
     "set_simd_level",
     "simd_level",

@@ -5,6 +5,7 @@ from typing import final
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import disjoint_base
 
 __version__: str
 __all__ = [
@@ -12,14 +13,18 @@ __all__ = [
     "LSH",
     "E8Lattice",
     "E8ShellCodec",
+    "Index",
     "IndexBinaryFlat",
     "IndexFlat",
+    "IndexIDMap",
     "IndexIVFFlat",
     "IndexIVFPQ",
     "IndexIVFPQFastScan",
     "IndexLattice",
     "IndexPQ",
     "IndexPQFastScan",
+    "IndexPreTransform",
+    "IndexRefineFlat",
     "OPQMatrix",
     "ProductQuantizer",
     "ZnSphereCodec",
@@ -27,9 +32,11 @@ __all__ = [
     "_reset_after_fork",
     "assign_nearest",
     "available_simd_levels",
+    "deserialize_index",
     "detected_simd_level",
     "get_num_threads",
     "kmeans_train",
+    "read_index",
     "read_index_kind",
     "set_num_threads",
     "set_simd_level",
@@ -72,6 +79,7 @@ _F32 = npt.NDArray[np.float32]
 _I64 = npt.NDArray[np.int64]
 _Mask = npt.NDArray[np.bool_]
 
+@disjoint_base
 class Index:
     """Base class of every float-vector index (the shared protocol)."""
     @property
@@ -130,6 +138,7 @@ class Index:
 
 def read_index(path: str | os.PathLike[str], mmap: bool = False) -> Index: ...
 def deserialize_index(data: bytes) -> Index: ...
+
 @final
 class IndexFlat(Index):
     def __new__(cls, d: int, metric: str = "l2") -> IndexFlat: ...
@@ -141,6 +150,24 @@ class IndexIDMap(Index):
     def index(self) -> Index: ...
     @property
     def id_map(self) -> _I64: ...
+
+@final
+class IndexPreTransform(Index):
+    def __new__(cls, transform: OPQMatrix, index: Index) -> IndexPreTransform: ...
+    @property
+    def transform(self) -> OPQMatrix: ...
+    @property
+    def index(self) -> Index: ...
+
+@final
+class IndexRefineFlat(Index):
+    def __new__(cls, base_index: Index, k_factor: int = 1) -> IndexRefineFlat: ...
+    @property
+    def base_index(self) -> Index: ...
+    @property
+    def k_factor(self) -> int: ...
+    @k_factor.setter
+    def k_factor(self, value: int) -> None: ...
 
 @final
 class ProductQuantizer:

@@ -5,6 +5,7 @@ mod arrays;
 mod base;
 mod binary;
 mod clustering;
+mod composite;
 mod errors;
 mod fastscan;
 mod gil;
@@ -34,6 +35,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(base::deserialize_index, m)?)?;
     m.add_class::<indexes::PyIndexFlat>()?;
     m.add_class::<indexes::PyIndexIDMap>()?;
+    m.add_class::<composite::PyIndexPreTransform>()?;
+    m.add_class::<composite::PyIndexRefineFlat>()?;
     m.add_class::<pq::PyProductQuantizer>()?;
     m.add_class::<pq::PyIndexPQ>()?;
     m.add_class::<pq::PyOpqMatrix>()?;

@@ -13,6 +13,8 @@ pub use pq_fastscan::IndexPQFastScan;
 mod any;
 mod idmap;
 mod params;
+mod pretransform;
+mod refine;
 mod selector;
 
 pub use any::{
@@ -21,4 +23,6 @@ pub use any::{
 };
 pub use idmap::IndexIDMap;
 pub use params::SearchParams;
+pub use pretransform::IndexPreTransform;
+pub use refine::IndexRefineFlat;
 pub use selector::{IdSelector, IdSet};
