@@ -12,6 +12,7 @@ from . import _core, datasets, io, metrics
 from ._validation import as_int
 from .base import Index, SearchParameters
 from .binary import ITQ, LSH, IndexBinaryFlat, SignEncoder, pack_bits, unpack_bits
+from .binary_base import IndexBinary
 from .clustering import KMeans
 from .exceptions import (
     DTypeError,
@@ -42,6 +43,7 @@ __all__ = [
     "E8ShellCodec",
     "FormatError",
     "Index",
+    "IndexBinary",
     "IndexBinaryFlat",
     "IndexFlat",
     "IndexFlatIP",

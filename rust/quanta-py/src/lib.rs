@@ -4,6 +4,7 @@
 mod arrays;
 mod base;
 mod binary;
+mod binary_base;
 mod clustering;
 mod composite;
 mod errors;
@@ -45,6 +46,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ivf::PyIndexIVFPQFastScan>()?;
     m.add_class::<fastscan::PyIndexPQFastScan>()?;
     m.add_function(wrap_pyfunction!(io::read_index_kind, m)?)?;
+    m.add_class::<binary_base::PyIndexBinary>()?;
     m.add_class::<binary::PyIndexBinaryFlat>()?;
     m.add_class::<binary::PyLsh>()?;
     m.add_class::<binary::PyItq>()?;

@@ -11,6 +11,7 @@ pub use pq::IndexPQ;
 pub use pq_fastscan::IndexPQFastScan;
 
 mod any;
+mod binary_any;
 mod idmap;
 mod params;
 mod pretransform;
@@ -20,6 +21,9 @@ mod selector;
 pub use any::{
     range_by_knn, read_any, read_any_bytes, read_any_path, unsupported, within_fn, AnyIndex, Index,
     RangeResult,
+};
+pub use binary_any::{
+    is_binary_kind, read_any_binary, read_index_file, AnyBinaryIndex, BinaryIndex, LoadedIndex,
 };
 pub use idmap::IndexIDMap;
 pub use params::SearchParams;
