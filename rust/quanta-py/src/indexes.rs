@@ -6,10 +6,11 @@
 
 use crate::base::PyIndex;
 pub use crate::base::{positive, SearchOut};
+use crate::composite::{PyIndexPreTransform, PyIndexRefineFlat};
 use crate::errors::CoreResultExt;
 use pyo3::prelude::*;
 use pyo3::PyClassInitializer;
-use quanta_core::index::{IndexFlat, IndexIDMap};
+use quanta_core::index::{IndexFlat, IndexIDMap, IndexPreTransform, IndexRefineFlat};
 use quanta_core::io::Persist;
 use quanta_core::Metric;
 
@@ -37,6 +38,8 @@ pub fn wrap_subclass(py: Python<'_>, base: PyIndex) -> PyResult<Py<PyAny>> {
     table! {
         IndexFlat => PyIndexFlat,
         IndexIDMap => PyIndexIDMap,
+        IndexPreTransform => PyIndexPreTransform,
+        IndexRefineFlat => PyIndexRefineFlat,
     }
     Ok(Py::new(py, init)?.into_any())
 }

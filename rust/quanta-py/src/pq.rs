@@ -442,7 +442,7 @@ impl PyIndexPQ {
 /// Learned orthogonal rotation for PQ (faiss `OPQMatrix`).
 #[pyclass(name = "OPQMatrix", module = "quanta._core")]
 pub struct PyOpqMatrix {
-    inner: OpqMatrix,
+    pub(crate) inner: OpqMatrix,
 }
 
 #[pymethods]

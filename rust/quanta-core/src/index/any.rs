@@ -174,6 +174,8 @@ pub fn read_any(r: &FileReader) -> Result<AnyIndex> {
     let loader: fn(&FileReader) -> Result<AnyIndex> = match r.kind() {
         IndexFlat::KIND => load::<IndexFlat>,
         super::IndexIDMap::KIND => load::<super::IndexIDMap>,
+        super::IndexPreTransform::KIND => load::<super::IndexPreTransform>,
+        super::IndexRefineFlat::KIND => load::<super::IndexRefineFlat>,
         other => {
             return Err(r.err(format!(
                 "holds an index of kind {other:?}, which is not a float-vector index this \
