@@ -37,6 +37,9 @@ pub fn wrap_subclass(py: Python<'_>, base: PyIndex) -> PyResult<Py<PyAny>> {
     table! {
         IndexFlat => PyIndexFlat,
         IndexIDMap => PyIndexIDMap,
+        quanta_core::index::IndexPQ => crate::pq::PyIndexPQ,
+        quanta_core::index::IndexPQFastScan => crate::fastscan::PyIndexPQFastScan,
+        quanta_core::lattice::IndexLattice => crate::lattice::PyIndexLattice,
     }
     Ok(Py::new(py, init)?.into_any())
 }

@@ -174,6 +174,9 @@ pub fn read_any(r: &FileReader) -> Result<AnyIndex> {
     let loader: fn(&FileReader) -> Result<AnyIndex> = match r.kind() {
         IndexFlat::KIND => load::<IndexFlat>,
         super::IndexIDMap::KIND => load::<super::IndexIDMap>,
+        super::IndexPQ::KIND => load::<super::IndexPQ>,
+        super::IndexPQFastScan::KIND => load::<super::IndexPQFastScan>,
+        crate::lattice::IndexLattice::KIND => load::<crate::lattice::IndexLattice>,
         other => {
             return Err(r.err(format!(
                 "holds an index of kind {other:?}, which is not a float-vector index this \
