@@ -14,19 +14,14 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core
-from ._progress import make_progress
 from ._validation import as_float_matrix, as_int, positive_int
+from .base import Index
 from .exceptions import DTypeError, InvalidArgumentError, ShapeError
-from .io import register_index_kind
 from .pq import ProductQuantizer, _check_m, _train
 
 __all__ = ["IndexPQFastScan"]
 
 SearchResult = tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]
-
-DEFAULT_K_FACTOR = 4
-"""Default re-ranking factor (ALGORITHMS.md §2.9 recommendation; faiss does not re-rank)."""
-
 
 def _check_metric(metric: str) -> str:
     if metric not in ("l2", "ip"):
@@ -42,9 +37,9 @@ def _k_factor(v: Any) -> int:
     return int(v)
 
 
-class IndexPQFastScan:
+class IndexPQFastScan(Index):
     """Exhaustive search over 4-bit PQ codes with SIMD shuffle lookups (faiss
-    ``IndexPQFastScan``).
+    ``IndexPQFastScan``); ids are positions (``remove_ids`` renumbers, as faiss).
 
     ``M`` sub-quantizers of 16 centroids each (``nbits`` must be 4; odd ``M`` is padded with a
     dummy sub-quantizer internally). ``code_size == ceil(M / 2)`` bytes, as in faiss; storage
@@ -52,11 +47,14 @@ class IndexPQFastScan:
 
     ``search(q, k)`` ranks by distances computed from uint8-quantized tables (per query: scale
     ``a = 255 / max span``, offset = sum of row minima, round half up), so returned distances are
-    approximate within ``M / (2a)`` when ``k_factor == 1`` (faiss behaviour). With
-    ``k_factor > 1`` (default :attr:`k_factor` = 4) the best ``k * k_factor`` candidates are
-    re-scored with the float ADC tables and the best ``k`` returned with those distances.
-    Results like faiss: ``D`` float32 ``(nq, k)``, ``I`` int64, ``-1`` padding.
+    approximate within ``M / (2a)`` with ``k_factor == 1`` (the default, faiss's behaviour).
+    With ``k_factor > 1`` (a search parameter, or the saved default :attr:`k_factor`) the best
+    ``k * k_factor`` candidates are re-scored with the float ADC tables and the best ``k``
+    returned with those distances. Results like faiss: ``D`` float32 ``(nq, k)``, ``I`` int64,
+    ``-1`` padding.
     """
+
+    _kind = "IndexPQFastScan"
 
     def __init__(self, d: int, M: int, nbits: int = 4, metric: str = "l2") -> None:
         d = positive_int(d, "d")
@@ -76,34 +74,12 @@ class IndexPQFastScan:
         .reshape(M, 16, d // M))``."""
         if not isinstance(pq, ProductQuantizer):
             raise DTypeError(f"pq must be a quanta.ProductQuantizer, got {type(pq).__name__}")
-        obj = cls.__new__(cls)
-        obj._index = _core.IndexPQFastScan.from_pq(pq._pq, _check_metric(metric))
-        return obj
-
-    @property
-    def d(self) -> int:
-        """Dimension."""
-        return self._index.d
-
-    @property
-    def metric(self) -> str:
-        """'l2' or 'ip'."""
-        return self._index.metric
-
-    @property
-    def ntotal(self) -> int:
-        """Number of stored vectors."""
-        return self._index.ntotal
+        return cls._wrap(_core.IndexPQFastScan.from_pq(pq._pq, _check_metric(metric)))
 
     @property
     def code_size(self) -> int:
         """Bytes per vector code, ``ceil(M / 2)``."""
-        return self._index.code_size
-
-    @property
-    def is_trained(self) -> bool:
-        """Whether the PQ is trained."""
-        return self._index.is_trained
+        return int(self._index.code_size)
 
     @property
     def pq(self) -> ProductQuantizer:
@@ -112,24 +88,23 @@ class IndexPQFastScan:
 
     @property
     def M(self) -> int:
-        return self.pq.M
+        """Number of sub-quantizers."""
+        return int(self._index.M)
 
     @property
     def nbits(self) -> int:
-        return 4
+        """Bits per sub-code (always 4)."""
+        return int(self._index.nbits)
 
     @property
     def k_factor(self) -> int:
-        """Re-ranking factor used when :meth:`search` gets none (1: no re-ranking); saved
-        with the index by :func:`quanta.write_index`."""
-        return self._index.k_factor
+        """Re-ranking factor of searches that pass none (default 1: no re-ranking); saved with
+        the index by :func:`quanta.write_index` and pickling."""
+        return int(self._index.k_factor)
 
     @k_factor.setter
-    def k_factor(self, value: Any) -> None:
+    def k_factor(self, value: int) -> None:
         self._index.k_factor = _k_factor(value)
-
-    def __len__(self) -> int:
-        return self._index.ntotal
 
     def train(
         self,
@@ -154,10 +129,6 @@ class IndexPQFastScan:
             "IndexPQFastScan training",
         )
 
-    def add(self, x: Any) -> None:
-        """Encode and append ``x`` ``(n, d)``; ids continue from ``ntotal``."""
-        self._index.add(as_float_matrix(x, "x", self.d, allow_empty=True))
-
     def add_codes(self, codes: Any) -> None:
         """Append unpacked codes ``(n, M)`` uint8 (one 4-bit sub-code per byte, the
         :meth:`ProductQuantizer.encode` layout)."""
@@ -171,47 +142,8 @@ class IndexPQFastScan:
     @property
     def codes(self) -> npt.NDArray[np.uint8]:
         """Stored codes unpacked to ``(ntotal, M)`` (a copy)."""
-        return self._index.codes()
+        out: npt.NDArray[np.uint8] = self._index.codes()
+        return out
 
-    def search(
-        self, q: Any, k: int, k_factor: int | None = None, *, verbose: bool = False
-    ) -> SearchResult:
-        """k nearest codes of each query (a 1-D query is one query); ``k_factor`` overrides
-        :attr:`k_factor` for this call."""
-        k = positive_int(k, "k")
-        kf = self._index.k_factor if k_factor is None else _k_factor(k_factor)
-        qs = as_float_matrix(q, "queries", self.d, allow_1d=True, allow_empty=True)
-        return self._index.search(
-            qs, k, kf, progress=make_progress(verbose, "IndexPQFastScan search")
-        )
-
-    def reconstruct(self, i: int) -> npt.NDArray[np.float32]:
-        """Decoded vector of id ``i``."""
-        return self._index.reconstruct(as_int(i, "i", 0, max(self.ntotal - 1, 0)))
-
-    def reset(self) -> None:
-        """Remove every code (the quantizer stays trained)."""
-        self._index.reset()
-
-    @property
-    def is_mapped(self) -> bool:
-        """Whether the blocks are still in a memory-mapped file."""
-        return self._index.is_mapped
-
-    def _write_index(self, path: str) -> None:
-        self._index.write(path)
-
-    @classmethod
-    def _read_index(cls, path: str, mmap: bool) -> IndexPQFastScan:
-        obj = cls.__new__(cls)
-        obj._index = _core.IndexPQFastScan.read(path, mmap)
-        return obj
-
-    def __repr__(self) -> str:
-        return (
-            f"IndexPQFastScan(d={self.d}, M={self.M}, nbits=4, metric={self.metric!r}, "
-            f"ntotal={self.ntotal}, k_factor={self.k_factor})"
-        )
-
-
-register_index_kind("IndexPQFastScan", IndexPQFastScan._read_index)
+    def _repr_fields(self) -> str:
+        return f"M={self.M}, nbits=4, k_factor={self.k_factor}"

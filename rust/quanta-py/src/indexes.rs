@@ -40,6 +40,9 @@ pub fn wrap_subclass(py: Python<'_>, base: PyIndex) -> PyResult<Py<PyAny>> {
         IndexIDMap => PyIndexIDMap,
         IndexPreTransform => PyIndexPreTransform,
         IndexRefineFlat => PyIndexRefineFlat,
+        quanta_core::index::IndexPQ => crate::pq::PyIndexPQ,
+        quanta_core::index::IndexPQFastScan => crate::fastscan::PyIndexPQFastScan,
+        quanta_core::lattice::IndexLattice => crate::lattice::PyIndexLattice,
     }
     Ok(Py::new(py, init)?.into_any())
 }

@@ -176,6 +176,9 @@ pub fn read_any(r: &FileReader) -> Result<AnyIndex> {
         super::IndexIDMap::KIND => load::<super::IndexIDMap>,
         super::IndexPreTransform::KIND => load::<super::IndexPreTransform>,
         super::IndexRefineFlat::KIND => load::<super::IndexRefineFlat>,
+        super::IndexPQ::KIND => load::<super::IndexPQ>,
+        super::IndexPQFastScan::KIND => load::<super::IndexPQFastScan>,
+        crate::lattice::IndexLattice::KIND => load::<crate::lattice::IndexLattice>,
         other => {
             return Err(r.err(format!(
                 "holds an index of kind {other:?}, which is not a float-vector index this \
