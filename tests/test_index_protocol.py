@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 import quanta
 
 D, N, NQ, K = 16, 600, 12, 10
@@ -74,7 +73,7 @@ def _build(name: str) -> quanta.Index:
     make = CASES[name]
     try:
         probe = make()
-    except Exception as e:  # noqa: BLE001 - a case that cannot even be built is reported
+    except Exception as e:  # a case that cannot even be built is reported
         pytest.fail(f"{name}: cannot build: {e!r}")
     if not isinstance(probe, quanta.Index):
         pytest.skip(f"{type(probe).__name__} is not on the Index protocol yet")
@@ -124,7 +123,7 @@ def test_pickle_copy_serialize_round_trips(index: quanta.Index, tmp_path: Path) 
 
 
 def test_copies_are_independent(index: quanta.Index) -> None:
-    x, q = _data(1)
+    _, q = _data(1)
     twin = copy.deepcopy(index)
     index.reset()
     assert index.ntotal == 0 and twin.ntotal == N
@@ -162,7 +161,7 @@ def test_filter_is_applied_inside_the_scan(index: quanta.Index, how: str) -> Non
     # rejected entries never take a slot: every row is full
     assert (i >= 0).all(), "a filtered search returned fewer than k hits"
     # the same as the same search through SearchParameters
-    d2, i2 = index.search(q, K, params=quanta.SearchParameters(nprobe=nprobe, **kw))
+    _, i2 = index.search(q, K, params=quanta.SearchParameters(nprobe=nprobe, **kw))
     np.testing.assert_array_equal(i, i2)
     if type(index).__name__ == "IndexRefineFlat":
         return  # re-ranks the best allowed *approximate* hits: not a prefix of the full search
@@ -184,7 +183,7 @@ def test_range_search_matches_the_knn_search(index: quanta.Index) -> None:
     _, q = _data()
     dw, iw = index.search(q, N, nprobe=64)
     radius = float(np.median(dw[:, K]))
-    lims, dd, ii = index.range_search(q, radius, nprobe=64)
+    lims, _, ii = index.range_search(q, radius, nprobe=64)
     assert lims.dtype == np.int64 and lims.shape == (NQ + 1,) and lims[0] == 0
     for r in range(NQ):
         if index.metric == "l2":
@@ -198,7 +197,6 @@ def test_range_search_matches_the_knn_search(index: quanta.Index) -> None:
 
 
 def test_remove_ids_or_a_clear_error(index: quanta.Index) -> None:
-    _, q = _data()
     ids = _ids_of(index)
     gone = ids[:5]
     try:

@@ -88,7 +88,8 @@ def test_ivfpq_fashion_mnist(fmnist: quanta.datasets.Dataset) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["sift", pytest.param("fmnist", marks=pytest.mark.slow)]  # 784-d: full pass only
+    "name",
+    ["sift", pytest.param("fmnist", marks=pytest.mark.slow)],  # 784-d: full pass only
 )
 def test_ivfflat(name: str, request: pytest.FixtureRequest) -> None:
     ds: quanta.datasets.Dataset = request.getfixturevalue(name)

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core
-from ._validation import as_float_matrix, as_int, positive_int
+from ._validation import as_int, positive_int
 from .base import Index
 from .exceptions import DTypeError, InvalidArgumentError, ShapeError
 from .pq import ProductQuantizer, _check_m, _train
@@ -22,6 +22,7 @@ from .pq import ProductQuantizer, _check_m, _train
 __all__ = ["IndexPQFastScan"]
 
 SearchResult = tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]
+
 
 def _check_metric(metric: str) -> str:
     if metric not in ("l2", "ip"):
