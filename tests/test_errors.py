@@ -29,6 +29,20 @@ def _trained_index() -> quanta.IndexFlat:
     return index
 
 
+def _trained_ivf(kind: str) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if kind == "flat":
+            index: Any = quanta.IndexIVFFlat(D, 4)
+            index.train(_x())
+        else:
+            cls = quanta.IndexIVFPQ if kind == "pq" else quanta.IndexIVFPQFastScan
+            index = cls(D, 4, 2) if kind == "fs" else cls(D, 4, 2, nbits=4)
+            index.train(_x(), niter=2, pq_niter=2)
+        index.add(_x())
+    return index
+
+
 def _trained_kmeans() -> quanta.KMeans:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -43,6 +57,15 @@ ENTRY_POINTS: list[tuple[str, Callable[[Any], Any], str]] = [
     ("IndexFlatIP.add", lambda x: quanta.IndexFlatIP(D).add(x), "x"),
     ("IndexFlat.train", lambda x: quanta.IndexFlatL2(D).train(x), "x"),
     ("IndexFlat.search", lambda x: _trained_index().search(x, 3), "queries"),
+    ("IndexIVFFlat.train", lambda x: quanta.IndexIVFFlat(D, 4).train(x), "x"),
+    ("IndexIVFFlat.add", lambda x: _trained_ivf("flat").add(x), "x"),
+    ("IndexIVFFlat.search", lambda x: _trained_ivf("flat").search(x, 3, nprobe=2), "queries"),
+    ("IndexIVFFlat.range_search", lambda x: _trained_ivf("flat").range_search(x, 1.0), "queries"),
+    ("IndexIVFPQ.train", lambda x: quanta.IndexIVFPQ(D, 4, 2, nbits=4).train(x, niter=2), "x"),
+    ("IndexIVFPQ.add", lambda x: _trained_ivf("pq").add_with_ids(x, np.arange(N)), "x"),
+    ("IndexIVFPQ.search", lambda x: _trained_ivf("pq").search(x, 3), "queries"),
+    ("IndexIVFPQFastScan.train", lambda x: quanta.IndexIVFPQFastScan(D, 4, 2).train(x), "x"),
+    ("IndexIVFPQFastScan.search", lambda x: _trained_ivf("fs").search(x, 3), "queries"),
 ]
 IDS = [e[0] for e in ENTRY_POINTS]
 
@@ -154,10 +177,14 @@ def test_three_d_rejected(name: str, call: Callable[[Any], Any], arg: str) -> No
     assert isinstance(err, ValueError) and _names(str(err), arg), str(err)
 
 
+# a 1-D query batch is one query
+_QUERIES = ("KMeans.assign", *[n for n in IDS if n.endswith("search")])
+
+
 @pytest.mark.parametrize(
     ("name", "call", "arg"),
-    [e for e in ENTRY_POINTS if e[0] not in ("IndexFlat.search", "KMeans.assign")],
-    ids=[n for n in IDS if n not in ("IndexFlat.search", "KMeans.assign")],
+    [e for e in ENTRY_POINTS if e[0] not in _QUERIES],
+    ids=[n for n in IDS if n not in _QUERIES],
 )
 def test_one_d_rejected_outside_queries(name: str, call: Callable[[Any], Any], arg: str) -> None:
     err = _raises(quanta.ShapeError, lambda: call(_x()[0]))
@@ -176,7 +203,8 @@ def test_dimension_mismatch(name: str, call: Callable[[Any], Any], arg: str, bad
 
 # an empty query batch and an empty add are no-ops for every index (faiss behaviour; one policy
 # since the Index protocol), so they are not in the "empty is rejected" list
-_EMPTY_OK = ("IndexFlat.search", "IndexFlat.add", "IndexFlatIP.add")
+_EMPTY_OK = ("IndexFlat.search", "IndexFlat.add", "IndexFlatIP.add", "IndexIVFFlat.add")
+_EMPTY_OK += tuple(n for n in IDS if n.endswith("search") or n == "IndexIVFPQ.add")
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 use pyo3::PyClassInitializer;
 use quanta_core::index::{IndexFlat, IndexIDMap};
 use quanta_core::io::Persist;
+use quanta_core::ivf::{IndexIVFFlat, IndexIVFPQ, IndexIVFPQFastScan};
 use quanta_core::Metric;
 
 pub fn positive_k(k: i64) -> PyResult<usize> {
@@ -37,6 +38,9 @@ pub fn wrap_subclass(py: Python<'_>, base: PyIndex) -> PyResult<Py<PyAny>> {
     table! {
         IndexFlat => PyIndexFlat,
         IndexIDMap => PyIndexIDMap,
+        IndexIVFFlat => crate::ivf::PyIndexIVFFlat,
+        IndexIVFPQ => crate::ivf::PyIndexIVFPQ,
+        IndexIVFPQFastScan => crate::ivf::PyIndexIVFPQFastScan,
     }
     Ok(Py::new(py, init)?.into_any())
 }

@@ -9,6 +9,7 @@ use crate::control::Control;
 use crate::distance::Metric;
 use crate::error::{Error, Result};
 use crate::io::{FileReader, FileWriter, Persist};
+use crate::ivf::{IndexIVFFlat, IndexIVFPQ, IndexIVFPQFastScan};
 use crate::validate::{check_batch, check_radius};
 use std::any::Any;
 use std::fmt;
@@ -174,6 +175,9 @@ pub fn read_any(r: &FileReader) -> Result<AnyIndex> {
     let loader: fn(&FileReader) -> Result<AnyIndex> = match r.kind() {
         IndexFlat::KIND => load::<IndexFlat>,
         super::IndexIDMap::KIND => load::<super::IndexIDMap>,
+        IndexIVFFlat::KIND => load::<IndexIVFFlat>,
+        IndexIVFPQ::KIND => load::<IndexIVFPQ>,
+        IndexIVFPQFastScan::KIND => load::<IndexIVFPQFastScan>,
         other => {
             return Err(r.err(format!(
                 "holds an index of kind {other:?}, which is not a float-vector index this \
