@@ -43,6 +43,21 @@ def _trained_ivf(kind: str) -> Any:
     return index
 
 
+def _trained_pq(cls: type = quanta.IndexPQ) -> Any:
+    index = cls(D, 2, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        index.train(_x(7, n=400))
+    index.add(_x())
+    return index
+
+
+def _lattice() -> quanta.IndexLattice:
+    index = quanta.IndexLattice(quanta.ZnSphereCodec(D, 6))
+    index.add(_x())
+    return index
+
+
 def _trained_kmeans() -> quanta.KMeans:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -57,6 +72,18 @@ ENTRY_POINTS: list[tuple[str, Callable[[Any], Any], str]] = [
     ("IndexFlatIP.add", lambda x: quanta.IndexFlatIP(D).add(x), "x"),
     ("IndexFlat.train", lambda x: quanta.IndexFlatL2(D).train(x), "x"),
     ("IndexFlat.search", lambda x: _trained_index().search(x, 3), "queries"),
+    ("IndexPQ.train", lambda x: quanta.IndexPQ(D, 2, 4).train(x), "x"),
+    ("IndexPQ.add", lambda x: _trained_pq().add(x), "x"),
+    ("IndexPQ.search", lambda x: _trained_pq().search(x, 3), "queries"),
+    ("IndexPQFastScan.train", lambda x: quanta.IndexPQFastScan(D, 2).train(x), "x"),
+    ("IndexPQFastScan.add", lambda x: _trained_pq(quanta.IndexPQFastScan).add(x), "x"),
+    (
+        "IndexPQFastScan.search",
+        lambda x: _trained_pq(quanta.IndexPQFastScan).search(x, 3, k_factor=2),
+        "queries",
+    ),
+    ("IndexLattice.add", lambda x: quanta.IndexLattice(quanta.ZnSphereCodec(D, 6)).add(x), "x"),
+    ("IndexLattice.search", lambda x: _lattice().search(x, 3), "queries"),
     ("IndexIVFFlat.train", lambda x: quanta.IndexIVFFlat(D, 4).train(x), "x"),
     ("IndexIVFFlat.add", lambda x: _trained_ivf("flat").add(x), "x"),
     ("IndexIVFFlat.search", lambda x: _trained_ivf("flat").search(x, 3, nprobe=2), "queries"),
@@ -178,7 +205,7 @@ def test_three_d_rejected(name: str, call: Callable[[Any], Any], arg: str) -> No
 
 
 # a 1-D query batch is one query
-_QUERIES = ("KMeans.assign", *[n for n in IDS if n.endswith("search")])
+_QUERIES = ("KMeans.assign", *(n for n in IDS if n.endswith("search")))
 
 
 @pytest.mark.parametrize(
@@ -203,8 +230,7 @@ def test_dimension_mismatch(name: str, call: Callable[[Any], Any], arg: str, bad
 
 # an empty query batch and an empty add are no-ops for every index (faiss behaviour; one policy
 # since the Index protocol), so they are not in the "empty is rejected" list
-_EMPTY_OK = ("IndexFlat.search", "IndexFlat.add", "IndexFlatIP.add", "IndexIVFFlat.add")
-_EMPTY_OK += tuple(n for n in IDS if n.endswith("search") or n == "IndexIVFPQ.add")
+_EMPTY_OK = tuple(n for n in IDS if n.startswith("Index") and not n.endswith(".train"))
 
 
 @pytest.mark.parametrize(

@@ -251,6 +251,52 @@ def test_fastscan_k_factor_is_saved_with_the_index(tmp_path: Path) -> None:
         idx.k_factor = 0
 
 
+def _pq_family(kind: str) -> quanta.Index:
+    """A small filled index of each migrated code-index kind."""
+    x = np.random.default_rng(8).standard_normal((800, 16)).astype(np.float32)
+    idx: quanta.Index
+    if kind == "IndexPQ":
+        idx = quanta.IndexPQ(16, 4, 5)
+    elif kind == "IndexPQFastScan":
+        idx = quanta.IndexPQFastScan(16, 8)
+    else:
+        idx = quanta.IndexLattice(quanta.E8ShellCodec([1, 2], 16))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idx.train(x)
+    idx.add(x)
+    return idx
+
+
+@pytest.mark.parametrize("kind", ["IndexPQ", "IndexPQFastScan", "IndexLattice"])
+def test_code_indexes_through_every_entry_point(tmp_path: Path, kind: str) -> None:
+    idx = _pq_family(kind)
+    q = np.random.default_rng(9).standard_normal((9, 16)).astype(np.float32)
+    want = idx.search(q, 7)
+    path = tmp_path / "i.qnt"
+    quanta.write_index(idx, path)
+    assert quanta.io.read_index_kind(path) == kind
+    with open(tmp_path / "f.qnt", "wb") as f:
+        quanta.write_index(idx, f)
+    with open(tmp_path / "f.qnt", "rb") as f:
+        from_file = quanta.read_index(f)
+    loaded = [
+        quanta.read_index(path),
+        quanta.read_index(path, mmap=True),
+        from_file,
+        quanta.deserialize_index(quanta.serialize_index(idx)),
+    ]
+    for back in loaded:
+        assert type(back) is type(idx) and back._index.kind == kind
+        assert (back.d, back.metric, back.ntotal) == (idx.d, idx.metric, idx.ntotal)
+        for a, b in zip(back.search(q, 7), want):
+            np.testing.assert_array_equal(a, b)
+    assert loaded[1].is_mapped and not loaded[0].is_mapped
+    # the core entry point returns the core subclass of the kind
+    core = _core.read_index(path)
+    assert type(core).__name__ == kind and isinstance(core, _core.Index)
+
+
 def test_ivf_files_load_as_their_class_with_their_search_defaults(tmp_path: Path) -> None:
     rng = np.random.default_rng(6)
     x = rng.standard_normal((800, 16)).astype(np.float32)

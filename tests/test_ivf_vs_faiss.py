@@ -82,11 +82,15 @@ def test_ivfpq_sift_6bit(sift: quanta.datasets.Dataset) -> None:
     _ivfpq_vs_faiss(sift, 32, 8, 6)
 
 
+@pytest.mark.slow  # 784-d training: 3 min at QUANTA_SIMD=scalar, so the full pass only
 def test_ivfpq_fashion_mnist(fmnist: quanta.datasets.Dataset) -> None:
     _ivfpq_vs_faiss(fmnist, 64, 16, 8)
 
 
-@pytest.mark.parametrize("name", ["sift", "fmnist"])
+@pytest.mark.parametrize(
+    "name",
+    ["sift", pytest.param("fmnist", marks=pytest.mark.slow)],  # 784-d: full pass only
+)
 def test_ivfflat(name: str, request: pytest.FixtureRequest) -> None:
     ds: quanta.datasets.Dataset = request.getfixturevalue(name)
     nlist = 64

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
+import pickle
 from collections.abc import Iterator
 from typing import Any
 
@@ -384,6 +386,7 @@ def test_lattice_write_read_round_trip(tmp_path: Any, codec: Any, metric: str, m
     assert quanta.io.read_index_kind(path) == "IndexLattice"
     back = quanta.read_index(path, mmap=mmap)
     assert isinstance(back, quanta.IndexLattice)
+    assert back.is_mapped == mmap
     assert type(back.codec) is type(c)
     assert (back.d, back.metric, back.ntotal, back.code_size) == (16, metric, 500, idx.code_size)
     assert back.codec.nv == c.nv
@@ -393,6 +396,8 @@ def test_lattice_write_read_round_trip(tmp_path: Any, codec: Any, metric: str, m
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
     repr(back)
+    back.add(x[:2])  # copy-on-write: the file is never modified
+    assert back.ntotal == 502 and not back.is_mapped
 
 
 def test_damaged_lattice_file_is_a_format_error(tmp_path: Any) -> None:
@@ -411,3 +416,72 @@ def test_damaged_lattice_file_is_a_format_error(tmp_path: Any) -> None:
     path.write_bytes(bytes(flipped))
     with pytest.raises(quanta.FormatError):
         quanta.read_index(path)
+
+
+def _ids_match_up_to_ties(D: np.ndarray, ids: np.ndarray, Dw: np.ndarray, Iw: np.ndarray) -> None:
+    """Same distances (to float rounding: the tiles of a subset are laid out differently) and
+    the same ids, except between entries whose distances are within that rounding."""
+    np.testing.assert_allclose(D, Dw, atol=1e-5)
+    for d_row, i_row, w_row in zip(Dw, ids, Iw):
+        for j in np.flatnonzero(i_row != w_row):
+            near = np.abs(d_row - d_row[j]) <= 1e-5
+            assert i_row[j] in w_row[near] or near.sum() > 1, (j, i_row, w_row)
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip"])
+@pytest.mark.parametrize(
+    "make", [lambda: quanta.ZnSphereCodec(24, 10), lambda: quanta.E8ShellCodec([1, 2], d=24)]
+)
+def test_index_lattice_filters_equal_search_of_the_allowed_subset(make: Any, metric: str) -> None:
+    index = quanta.IndexLattice(make(), metric)
+    index.add(unit_rows(6000, 24, seed=50))
+    q = unit_rows(20, 24, seed=51)
+    mask = np.random.default_rng(52).random(index.ntotal) < 0.2
+    allowed = np.flatnonzero(mask).astype(np.int64)
+    sub = quanta.IndexLattice(index.codec, metric)
+    sub.add_codes(index.codes()[allowed])
+    for k in (1, 10, 300):
+        Dw, Iw = sub.search(q, k)
+        Iw = np.where(Iw >= 0, allowed[np.maximum(Iw, 0)], -1)
+        for f in (
+            {"ids_allowed": allowed},
+            {"ids_allowed": mask},
+            {"ids_denied": np.flatnonzero(~mask).astype(np.int64)},
+            {"ids_denied": ~mask},
+        ):
+            D, ids = index.search(q, k, **f)
+            assert np.isin(ids, allowed).all()
+            _ids_match_up_to_ties(D, ids, Dw, Iw)
+    D, ids = index.search(q, 5, ids_allowed=allowed[:2])
+    assert (ids[:, 2:] == -1).all() and np.isinf(D[:, 2:]).all()
+
+
+def test_index_lattice_remove_ids_pickle_and_default_metric() -> None:
+    codec = quanta.ZnSphereCodec(16, 10)
+    index = quanta.IndexLattice(codec)
+    assert index.metric == "l2"
+    assert (index.nv, index.nbits, index.code_size) == (codec.nv, codec.nbits, codec.code_size)
+    x = unit_rows(500, 16, seed=53)
+    index.add(x)
+    codes = index.codes()
+    gone = np.array([1, 2, 499, 600], dtype=np.int64)
+    assert index.remove_ids(gone) == 3
+    keep = np.setdiff1d(np.arange(500), gone)
+    np.testing.assert_array_equal(index.codes(), codes[keep])
+    np.testing.assert_array_equal(index.reconstruct(1), codec.decode(codes[3])[0])
+    q = unit_rows(7, 16, seed=54)
+    want = index.search(q, 9)
+    for back in (pickle.loads(pickle.dumps(index)), copy.deepcopy(index)):
+        assert type(back) is quanta.IndexLattice and type(back.codec) is quanta.ZnSphereCodec
+        assert (back.metric, back.ntotal, back.codec.r2) == ("l2", 497, 10)
+        for a, b in zip(back.search(q, 9), want):
+            np.testing.assert_array_equal(a, b)
+    # range search = the k = ntotal search cut at the radius
+    D, ids = index.search(q, index.ntotal)
+    lims, Dr, Ir = index.range_search(q, 1.0)
+    for i in range(len(q)):
+        np.testing.assert_array_equal(Ir[lims[i] : lims[i + 1]], ids[i][D[i] < 1.0])
+        np.testing.assert_array_equal(Dr[lims[i] : lims[i + 1]], D[i][D[i] < 1.0])
+    index.train(x)  # a no-op that checks x
+    with pytest.raises(quanta.ShapeError):
+        index.train(x[:, :8])

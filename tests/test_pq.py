@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -86,7 +89,7 @@ def test_input_validation() -> None:
         idx.add_codes(np.array([[200, 1]], np.uint8))
     with pytest.raises(quanta.InvalidArgumentError, match="already holds codes"):
         idx.train(x)
-    with pytest.raises(ValueError, match="i must be in"):
+    with pytest.raises(ValueError, match="out of range"):
         idx.reconstruct(10**6)
 
 
@@ -342,6 +345,159 @@ def test_damaged_pq_file_is_a_format_error(tmp_path: Path) -> None:
     path.write_bytes(bytes(flipped))
     with pytest.raises(quanta.FormatError, match=r"checksum|CRC|crc"):
         quanta.read_index(path)
+
+
+# --------------------------------------------------------------------------- Index protocol
+
+
+def _pq_index(metric: str = "l2", n: int = 3000, nbits: int = 6) -> tuple[quanta.IndexPQ, Any]:
+    x = _gauss(n, 16, 21)
+    idx = quanta.IndexPQ(16, 4, nbits, metric)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # few training points for small n
+        idx.train(x, niter=4)
+    idx.add(x)
+    return idx, x
+
+
+def _subset(idx: quanta.IndexPQ, keep: np.ndarray) -> quanta.IndexPQ:
+    sub = quanta.IndexPQ.from_pq(idx.pq, idx.metric)
+    sub.add_codes(idx.codes[keep])
+    return sub
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip"])
+def test_filters_equal_search_of_the_allowed_subset(metric: str) -> None:
+    idx, _ = _pq_index(metric)
+    q = _gauss(9, 16, 22)
+    rng = np.random.default_rng(23)
+    mask = rng.random(idx.ntotal) < 0.3
+    allowed = np.flatnonzero(mask).astype(np.int64)
+    sub = _subset(idx, allowed)
+    modes = [("adc", False), ("sdc", False)] + ([("sdc", True)] if metric == "l2" else [])
+    for mode, bias in modes:
+        for k in (1, 10, 400):
+            Dw, Iw = sub.search(q, k, mode=mode, bias_correction=bias)
+            Iw = np.where(Iw >= 0, allowed[np.maximum(Iw, 0)], -1)
+            for f in (
+                {"ids_allowed": allowed},
+                {"ids_allowed": mask},
+                {"ids_denied": np.flatnonzero(~mask).astype(np.int64)},
+                {"ids_denied": ~mask},
+            ):
+                D, ids = idx.search(q, k, mode=mode, bias_correction=bias, **f)
+                np.testing.assert_array_equal(ids, Iw)
+                np.testing.assert_array_equal(D, Dw)
+    # the same through SearchParameters
+    p = quanta.SearchParameters(ids_allowed=allowed, mode="sdc")
+    _, Iw1 = sub.search(q[:1], 5, mode="sdc")
+    np.testing.assert_array_equal(idx.search(q[:1], 5, params=p)[1], allowed[Iw1])
+    # fewer allowed entries than k: padding
+    D, ids = idx.search(q, 5, ids_allowed=allowed[:3])
+    assert (ids[:, 3:] == -1).all() and set(ids[0, :3]) == set(allowed[:3].tolist())
+
+
+def test_remove_ids_renumbers_like_faiss() -> None:
+    x = _gauss(2000, 16, 24)
+    fidx = faiss.IndexPQ(16, 4, 8)
+    fidx.pq.cp.niter = 4
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fidx.train(x)
+    fidx.add(x[:500])
+    cent = faiss.vector_to_array(fidx.pq.centroids).reshape(4, 256, 4)
+    idx = quanta.IndexPQ.from_pq(quanta.ProductQuantizer.from_centroids(cent))
+    codes = faiss.vector_to_array(fidx.codes).reshape(500, 4)
+    idx.add_codes(codes)
+    gone = np.array([0, 7, 250, 499, 1000], dtype=np.int64)
+    assert idx.remove_ids(gone) == 4
+    assert fidx.remove_ids(faiss.IDSelectorBatch(gone)) == 4
+    assert idx.ntotal == fidx.ntotal == 496
+    np.testing.assert_array_equal(idx.codes, faiss.vector_to_array(fidx.codes).reshape(496, 4))
+    q = _gauss(20, 16, 25)
+    D, ids = idx.search(q, 10)
+    Dref, Iref = fidx.search(q, 10)
+    np.testing.assert_allclose(D, Dref, rtol=1e-4)
+    assert (ids == Iref).mean() > 0.99
+    keep = np.setdiff1d(np.arange(500), gone)
+    np.testing.assert_array_equal(idx.reconstruct(7), idx.pq.decode(codes[keep[7]])[0])
+    # a bool mask: removes the marked positions
+    mask = np.zeros(idx.ntotal, dtype=bool)
+    mask[::2] = True
+    assert idx.remove_ids(mask) == 248 and idx.ntotal == 248
+    assert idx.remove_ids(np.array([], dtype=np.int64)) == 0
+
+
+def test_search_defaults_are_properties_saved_with_the_index(tmp_path: Path) -> None:
+    idx, x = _pq_index()
+    q = x[:12]
+    assert (idx.mode, idx.bias_correction) == ("adc", False)
+    adc = idx.search(q, 6)
+    sdc = idx.search(q, 6, mode="sdc", bias_correction=True)
+    assert not np.array_equal(adc[0], sdc[0])
+    idx.mode = "sdc"
+    idx.bias_correction = True
+    for a, b in zip(idx.search(q, 6), sdc):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(idx.search(q, 6, mode="adc", bias_correction=False), adc):
+        np.testing.assert_array_equal(a, b)
+    quanta.write_index(idx, tmp_path / "pq.qnt")
+    for back in (quanta.read_index(tmp_path / "pq.qnt"), pickle.loads(pickle.dumps(idx))):
+        assert isinstance(back, quanta.IndexPQ)
+        assert (back.mode, back.bias_correction) == ("sdc", True)
+        for a, b in zip(back.search(q, 6), sdc):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(quanta.InvalidArgumentError, match="mode"):
+        idx.mode = "xdc"
+    with pytest.raises(quanta.DTypeError, match="bias_correction"):
+        idx.bias_correction = 1  # type: ignore[assignment]
+    ip = quanta.IndexPQ(16, 4, 4, "ip")
+    with pytest.raises(quanta.InvalidArgumentError, match="L2 metric only"):
+        ip.bias_correction = True
+    assert repr(idx) == "IndexPQ(d=16, M=4, nbits=6, metric='l2', ntotal=3000)"
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip"])
+def test_pickle_and_copy_round_trip_give_identical_results(metric: str) -> None:
+    idx, x = _pq_index(metric, n=1000)
+    q = _gauss(15, 16, 26)
+    want = idx.search(q, 8)
+    for back in (pickle.loads(pickle.dumps(idx)), copy.deepcopy(idx), copy.copy(idx)):
+        assert type(back) is quanta.IndexPQ
+        assert (back.M, back.nbits, back.metric, back.ntotal) == (4, 6, metric, 1000)
+        np.testing.assert_array_equal(back.codes, idx.codes)
+        np.testing.assert_array_equal(back.pq.centroids, idx.pq.centroids)
+        for a, b in zip(back.search(q, 8), want):
+            np.testing.assert_array_equal(a, b)
+    # a copy is independent
+    other = copy.copy(idx)
+    other.add(x[:5])
+    assert (other.ntotal, idx.ntotal) == (1005, 1000)
+    # an untrained index pickles too
+    fresh = pickle.loads(pickle.dumps(quanta.IndexPQ(16, 4)))
+    assert not fresh.is_trained and fresh.ntotal == 0
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip"])
+def test_range_search_equals_filtering_the_full_search(metric: str) -> None:
+    idx, _ = _pq_index(metric, n=700)
+    q = _gauss(6, 16, 27)
+    D, ids = idx.search(q, idx.ntotal)
+    radius = float(np.median(D[:, 50]))
+    lims, Dr, Ir = idx.range_search(q, radius)
+    assert lims.shape == (7,) and lims[0] == 0
+    for i in range(len(q)):
+        keep = D[i] < radius if metric == "l2" else D[i] > radius
+        np.testing.assert_array_equal(Ir[lims[i] : lims[i + 1]], ids[i][keep])
+        np.testing.assert_array_equal(Dr[lims[i] : lims[i + 1]], D[i][keep])
+    # search parameters apply: sdc, and a filter
+    allowed = np.arange(0, idx.ntotal, 2, dtype=np.int64)
+    lims, Dr, Ir = idx.range_search(q, radius, mode="sdc", ids_allowed=allowed)
+    D2, I2 = idx.search(q, idx.ntotal, mode="sdc", ids_allowed=allowed)
+    for i in range(len(q)):
+        keep = (I2[i] >= 0) & ((D2[i] < radius) if metric == "l2" else (D2[i] > radius))
+        np.testing.assert_array_equal(Ir[lims[i] : lims[i + 1]], I2[i][keep])
+    assert (Ir % 2 == 0).all()
 
 
 # --------------------------------------------------------------------------- OPQ

@@ -10,7 +10,9 @@ from typing import Any as _Any
 
 from . import _core, datasets, io, metrics
 from ._validation import as_int
+from .base import Index, SearchParameters
 from .binary import ITQ, LSH, IndexBinaryFlat, SignEncoder, pack_bits, unpack_bits
+from .binary_base import IndexBinary
 from .clustering import KMeans
 from .exceptions import (
     DTypeError,
@@ -22,13 +24,13 @@ from .exceptions import (
     SimdUnavailableError,
 )
 from .factory import index_factory
-from .fastscan import IndexPQFastScan, IndexRefineFlat
-from .base import Index, SearchParameters
+from .fastscan import IndexPQFastScan
 from .index import IndexFlat, IndexFlatIP, IndexFlatL2, IndexIDMap
 from .io import deserialize_index, read_index, serialize_index, write_index
 from .ivf import IndexIVFFlat, IndexIVFPQ, IndexIVFPQFastScan
 from .lattice import E8Lattice, E8ShellCodec, IndexLattice, ZnSphereCodec
 from .pq import IndexPQ, ProductQuantizer
+from .refine import IndexRefineFlat
 from .transform import IndexPreTransform, OPQMatrix
 
 __version__: str = _core.__version__
@@ -40,8 +42,9 @@ __all__ = [
     "E8Lattice",
     "E8ShellCodec",
     "FormatError",
-    "IndexBinaryFlat",
     "Index",
+    "IndexBinary",
+    "IndexBinaryFlat",
     "IndexFlat",
     "IndexFlatIP",
     "IndexFlatL2",
@@ -60,6 +63,7 @@ __all__ = [
     "OPQMatrix",
     "ProductQuantizer",
     "QuantaError",
+    "SearchParameters",
     "ShapeError",
     "SignEncoder",
     "SimdUnavailableError",
@@ -67,15 +71,14 @@ __all__ = [
     "__version__",
     "available_simd_levels",
     "datasets",
+    "deserialize_index",
     "get_num_threads",
     "index_factory",
     "io",
     "metrics",
     "pack_bits",
     "read_index",
-    "deserialize_index",
     "serialize_index",
-    "SearchParameters",
     "set_num_threads",
     "set_simd_level",
     "simd_level",

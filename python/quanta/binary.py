@@ -22,16 +22,14 @@ import numpy.typing as npt
 
 from . import _core
 from ._progress import make_progress
-from ._validation import _to_numpy, as_codes, as_float_matrix, as_ids, as_int, positive_int
+from ._validation import _to_numpy, as_codes, as_float_matrix, as_int, positive_int
+from .binary_base import IndexBinary
 from .exceptions import DTypeError, InvalidArgumentError, ShapeError
-from .io import register_index_kind
 
 __all__ = ["ITQ", "LSH", "IndexBinaryFlat", "SignEncoder", "pack_bits", "unpack_bits"]
 
 U8 = npt.NDArray[np.uint8]
 F32 = npt.NDArray[np.float32]
-BinarySearchResult = tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]
-RangeSearchResult = tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.int64]]
 
 
 def _nbits(nbits: Any) -> int:
@@ -298,103 +296,34 @@ class ITQ:
 # index
 
 
-class IndexBinaryFlat:
+class IndexBinaryFlat(IndexBinary):
     """Exhaustive Hamming search over packed codes (faiss ``IndexBinaryFlat``).
 
     ``search(q, k)`` returns ``(D, I)``: ``D`` int32 ``(nq, k)`` Hamming distances (ascending),
     ``I`` int64 ids; ties go to the lower id; rows are padded with ``(2**31 − 1, −1)`` when
     ``k > ntotal`` (as faiss). ``range_search(q, radius)`` returns every code at distance
-    **strictly below** ``radius`` (faiss semantics) as ``(lims, D, I)``.
+    **strictly below** ``radius`` (faiss semantics) as ``(lims, D, I)``. Filters
+    (``ids_allowed=`` / ``ids_denied=``) apply inside the scan.
 
     Differences from faiss: ids are explicit and stable — ``add`` numbers from the largest id so
     far + 1, ``add_with_ids`` takes any ids ``>= 0``, and ``remove_ids`` keeps the other ids
     (faiss renumbers them); range results are sorted by (distance, id).
     """
 
+    _kind = "IndexBinaryFlat"
+
     def __init__(self, nbits: int) -> None:
         self._index = _core.IndexBinaryFlat(_nbits(nbits))
-
-    @property
-    def nbits(self) -> int:
-        """Bits per code."""
-        return int(self._index.nbits)
-
-    @property
-    def code_size(self) -> int:
-        """Bytes per code."""
-        return int(self._index.code_size)
-
-    @property
-    def ntotal(self) -> int:
-        """Number of stored codes."""
-        return int(self._index.ntotal)
-
-    @property
-    def d(self) -> int:
-        """Bits per code (faiss names it ``d``)."""
-        return int(self._index.nbits)
-
-    @property
-    def is_trained(self) -> bool:
-        return True
-
-    def __len__(self) -> int:
-        return int(self._index.ntotal)
-
-    def add(self, codes: Any) -> None:
-        """Append ``(n, code_size)`` uint8 codes."""
-        self._index.add(as_codes(codes, "codes", self.code_size))
-
-    def add_with_ids(self, codes: Any, ids: Any) -> None:
-        """Append codes with explicit int64 ids (``>= 0``)."""
-        c = as_codes(codes, "codes", self.code_size)
-        i = as_ids(ids, "ids")
-        if i.shape[0] != c.shape[0]:
-            raise ShapeError(f"ids has {i.shape[0]} entries, expected one per code ({c.shape[0]})")
-        self._index.add_with_ids(c, i)
-
-    def search(self, q: Any, k: int) -> BinarySearchResult:
-        """k nearest codes of each query (a 1-D query is one query)."""
-        k = positive_int(k, "k")
-        qs = as_codes(q, "queries", self.code_size, allow_1d=True, allow_empty=True)
-        return self._index.search(qs, k)
-
-    def range_search(self, q: Any, radius: int) -> RangeSearchResult:
-        """Codes at Hamming distance ``< radius``: ``(lims (nq+1,), D, I)``."""
-        radius = as_int(radius, "radius", 0, 2**31 - 1)
-        qs = as_codes(q, "queries", self.code_size, allow_1d=True, allow_empty=True)
-        return self._index.range_search(qs, radius)
-
-    def remove_ids(self, ids: Any) -> int:
-        """Remove the codes with these ids; returns how many were removed."""
-        return int(self._index.remove_ids(as_ids(np.atleast_1d(_to_numpy(ids, "ids")), "ids")))
 
     def reconstruct_n(self, i0: int = 0, n: int | None = None) -> U8:
         """Stored codes ``i0 .. i0+n`` (storage order) as a copy."""
         i0 = as_int(i0, "i0", 0, self.ntotal)
         n = self.ntotal - i0 if n is None else as_int(n, "n", 0, self.ntotal - i0)
-        return self._index.codes()[i0 : i0 + n].copy()
+        out: U8 = self._index.codes()[i0 : i0 + n].copy()
+        return out
 
     @property
     def ids(self) -> npt.NDArray[np.int64]:
         """Stored ids in storage order (a copy)."""
-        return self._index.ids()
-
-    def reset(self) -> None:
-        """Remove everything (ids restart at 0)."""
-        self._index.reset()
-
-    def _write_index(self, path: str) -> None:
-        self._index.write(path)
-
-    @classmethod
-    def _read_index(cls, path: str, mmap: bool) -> IndexBinaryFlat:
-        obj = cls.__new__(cls)
-        obj._index = _core.IndexBinaryFlat.read(path, mmap)
-        return obj
-
-    def __repr__(self) -> str:
-        return f"IndexBinaryFlat(nbits={self.nbits}, ntotal={self.ntotal})"
-
-
-register_index_kind("IndexBinaryFlat", IndexBinaryFlat._read_index)
+        out: npt.NDArray[np.int64] = self._index.ids()
+        return out

@@ -11,8 +11,9 @@ Grammar (components separated by commas; numbers are decimal)::
 ``OPQ`` wraps the rest in :class:`~quanta.IndexPreTransform` with an
 :class:`~quanta.OPQMatrix` (the rest is built for ``d_out`` dimensions, default ``d``).
 ``RFlat`` wraps the index in :class:`~quanta.IndexRefineFlat`: the base index proposes
-``k * k_factor`` candidates that are re-ranked by exact distances to the stored vectors
-(an IVF base is searched with its ``nprobe`` attribute).
+``k * k_factor`` candidates (``k_factor`` default 1) that are re-ranked by exact distances to
+the stored vectors (an IVF base is searched with its own ``nprobe`` unless ``nprobe=`` is given).
+The composites live in the core, so every index the factory builds can be saved and loaded.
 ``x4fs`` builds the 4-bit fast-scan indexes (:class:`~quanta.IndexPQFastScan`,
 :class:`~quanta.IndexIVFPQFastScan`). Anything else raises :class:`~quanta.InvalidArgumentError`
 (a ``ValueError``) that lists this grammar.
@@ -29,10 +30,11 @@ import numpy.typing as npt
 from ._validation import positive_int
 from .binary import IndexBinaryFlat
 from .exceptions import InvalidArgumentError
-from .fastscan import IndexPQFastScan, IndexRefineFlat
+from .fastscan import IndexPQFastScan
 from .index import IndexFlat
 from .ivf import IndexIVFFlat, IndexIVFPQ, IndexIVFPQFastScan
 from .pq import IndexPQ
+from .refine import IndexRefineFlat
 from .transform import IndexPreTransform, OPQMatrix
 
 __all__ = ["index_factory"]

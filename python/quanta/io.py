@@ -13,8 +13,8 @@ A truncated, corrupted or foreign file, an unsupported version or an I/O problem
 :class:`~quanta.exceptions.FormatError` (an ``OSError``) whose message names the file and the
 problem.
 
-Every :class:`~quanta.Index` subclass is found by its kind tag; other classes (binary
-indexes) plug in with :func:`register_index_kind` and a ``_write_index(path)`` method.
+Every :class:`~quanta.Index` and :class:`~quanta.IndexBinary` subclass is found by its kind
+tag; other classes plug in with :func:`register_index_kind` and a ``_write_index(path)`` method.
 ``write_index`` / ``read_index`` take a path or a binary file object; ``serialize_index`` /
 ``deserialize_index`` give the same file as ``bytes``; pickling an index uses the same format.
 """
@@ -88,15 +88,23 @@ def serialize_index(index: Any) -> bytes:
 def deserialize_index(data: Any) -> Any:
     """The index held in ``data`` (``bytes``, ``bytearray``, ``memoryview`` or a uint8 array),
     as the class that wrote it; a bad file raises :class:`~quanta.exceptions.FormatError`."""
-    from .base import Index
-
     if isinstance(data, np.ndarray):
         if data.dtype != np.uint8:
             raise DTypeError(f"data as an array must be uint8, got {data.dtype}")
         data = data.tobytes()
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise DTypeError(f"data must be bytes, got {type(data).__name__}")
-    return Index._from_core(_core.deserialize_index(bytes(data)))
+    return _from_core(_core.deserialize_index(bytes(data)))
+
+
+def _from_core(core: Any) -> Any:
+    """The Python object of a core index of either family (float or binary)."""
+    from .base import Index
+    from .binary_base import IndexBinary
+
+    if isinstance(core, _core.IndexBinary):
+        return IndexBinary._from_core(core)
+    return Index._from_core(core)
 
 
 def _is_file(obj: Any, method: str) -> bool:
@@ -135,14 +143,16 @@ def read_index(path: Any, mmap: bool = False) -> Any:
             raise DTypeError("mmap=True needs a path, not a file object")
         return deserialize_index(path.read())
     from .base import Index
+    from .binary_base import IndexBinary
 
     p = _path(path)
     kind = _core.read_index_kind(p)
-    if kind in Index._classes:
-        return Index._from_core(_core.read_index(p, bool(mmap)))
+    classes = set(Index._classes) | set(IndexBinary._classes)
+    if kind in classes:
+        return _from_core(_core.read_index(p, bool(mmap)))
     reader = _READERS.get(kind)
     if reader is None:
-        known = ", ".join(sorted(set(_READERS) | set(Index._classes))) or "none"
+        known = ", ".join(sorted(set(_READERS) | classes)) or "none"
         raise FormatError(
             f"{p}: holds an index of kind {kind!r}, which this version of quanta cannot read "
             f"(known kinds: {known})"

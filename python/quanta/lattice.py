@@ -17,14 +17,14 @@ import numpy.typing as npt
 
 from . import _core
 from ._validation import _to_numpy, as_float_matrix, as_int, positive_int
-from .exceptions import DTypeError, InvalidArgumentError, ShapeError
-from .io import register_index_kind
+from .base import Index
+from .exceptions import DTypeError, ShapeError
+from .index import check_metric
 
 __all__ = ["E8Lattice", "E8ShellCodec", "IndexLattice", "ZnSphereCodec", "codes_to_int"]
 
 U8 = npt.NDArray[np.uint8]
 F32 = npt.NDArray[np.float32]
-SearchResult = tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]
 
 
 def _as_codes(x: Any, name: str, code_size: int, dtype: type = np.uint8) -> Any:
@@ -222,56 +222,53 @@ class E8ShellCodec:
         return f"E8ShellCodec(shells={self.shells}, d={self.d}, nbits={self.nbits})"
 
 
-class IndexLattice:
-    """Lattice codes with asymmetric search (float query vs decoded code).
+class IndexLattice(Index):
+    """Lattice codes with asymmetric search (float query vs decoded code); ids are positions
+    (``remove_ids`` renumbers, as faiss ``IndexFlat``).
 
-    ``codec`` is a :class:`ZnSphereCodec` or :class:`E8ShellCodec`. ``search`` returns inner
-    products (descending, ``metric="ip"``, the default) or squared L2 distances to the decoded
-    unit vectors (``metric="l2"``); codes are decoded tile by tile during the scan. Save and load
-    with :func:`quanta.write_index` / :func:`quanta.read_index`; :meth:`codes` and
-    :meth:`add_codes` give the raw storage.
+    ``codec`` is a :class:`ZnSphereCodec` or :class:`E8ShellCodec`. ``search`` returns squared
+    L2 distances to the decoded unit vectors (``metric="l2"``, the default) or inner products
+    (descending, ``metric="ip"``); codes are decoded tile by tile during the scan. Save and load
+    with :func:`quanta.write_index` / :func:`quanta.read_index` (``mmap=True`` keeps the codes
+    in the mapped file until the index is modified); :meth:`codes` and :meth:`add_codes` give
+    the raw storage. ``train`` is a no-op (lattices have nothing to learn) that checks ``x``.
     """
 
-    def __init__(self, codec: ZnSphereCodec | E8ShellCodec, metric: str = "ip") -> None:
+    _kind = "IndexLattice"
+
+    def __init__(self, codec: ZnSphereCodec | E8ShellCodec, metric: str = "l2") -> None:
         if not isinstance(codec, (ZnSphereCodec, E8ShellCodec)):
             raise DTypeError(
                 f"codec must be a ZnSphereCodec or an E8ShellCodec, got {type(codec).__name__}"
             )
-        if metric not in ("l2", "ip"):
-            raise InvalidArgumentError(f"metric must be 'l2' or 'ip', got {metric!r}")
-        self.codec = codec
-        self._index = _core.IndexLattice(codec._codec, metric)
+        self._index = _core.IndexLattice(codec._codec, check_metric(metric))
 
     @property
-    def d(self) -> int:
-        return self._index.d
-
-    @property
-    def metric(self) -> str:
-        return self._index.metric
-
-    @property
-    def ntotal(self) -> int:
-        return self._index.ntotal
+    def codec(self) -> ZnSphereCodec | E8ShellCodec:
+        """The codec (a copy)."""
+        core_codec = self._index.codec
+        codec: ZnSphereCodec | E8ShellCodec
+        if isinstance(core_codec, _core.ZnSphereCodec):
+            codec = ZnSphereCodec.__new__(ZnSphereCodec)
+        else:
+            codec = E8ShellCodec.__new__(E8ShellCodec)
+        codec._codec = core_codec
+        return codec
 
     @property
     def code_size(self) -> int:
-        return self._index.code_size
+        """Bytes per stored code."""
+        return int(self._index.code_size)
 
     @property
-    def is_trained(self) -> bool:
-        return True
+    def nv(self) -> int:
+        """Number of distinct codes of the codec."""
+        return int(self._index.nv)
 
-    def __len__(self) -> int:
-        return self._index.ntotal
-
-    def train(self, x: Any) -> None:
-        """No-op (lattice codecs have no parameters to learn); validates ``x``."""
-        as_float_matrix(x, "x", self.d)
-
-    def add(self, x: Any) -> None:
-        """Encode and append ``x`` ``(n, d)``; ids continue from ``ntotal``."""
-        self._index.add(as_float_matrix(x, "x", self.d))
+    @property
+    def nbits(self) -> int:
+        """Bits per code, ``ceil(log2 nv)``."""
+        return int(self._index.nbits)
 
     def add_codes(self, codes: Any) -> None:
         """Append already-encoded codes ``(n, code_size)`` uint8."""
@@ -279,41 +276,8 @@ class IndexLattice:
 
     def codes(self) -> U8:
         """Copy of the stored codes ``(ntotal, code_size)``."""
-        return self._index.codes()
-
-    def search(self, q: Any, k: int) -> SearchResult:
-        """k best stored codes of each query (a 1-D query is one query)."""
-        k = positive_int(k, "k")
-        qs = as_float_matrix(q, "queries", self.d, allow_1d=True, allow_empty=True)
-        return self._index.search(qs, k)
-
-    def reconstruct(self, i: int) -> F32:
-        """Decoded vector of id ``i``."""
-        return self._index.reconstruct(as_int(i, "i", 0, max(self.ntotal - 1, 0)))
-
-    def reset(self) -> None:
-        """Remove every code."""
-        self._index.reset()
-
-    def _write_index(self, path: str) -> None:
-        self._index.write(path)
-
-    @classmethod
-    def _read_index(cls, path: str, mmap: bool) -> IndexLattice:
-        obj = cls.__new__(cls)
-        obj._index = _core.IndexLattice.read(path, mmap)
-        core_codec = obj._index.codec
-        codec: ZnSphereCodec | E8ShellCodec
-        if isinstance(core_codec, _core.ZnSphereCodec):
-            codec = ZnSphereCodec.__new__(ZnSphereCodec)
-        else:
-            codec = E8ShellCodec.__new__(E8ShellCodec)
-        codec._codec = core_codec
-        obj.codec = codec
-        return obj
+        out: U8 = self._index.codes()
+        return out
 
     def __repr__(self) -> str:
         return f"IndexLattice({self.codec!r}, metric={self.metric!r}, ntotal={self.ntotal})"
-
-
-register_index_kind("IndexLattice", IndexLattice._read_index)

@@ -16,12 +16,11 @@ import numpy.typing as npt
 from . import _core
 from ._progress import make_progress
 from ._validation import as_float_matrix, as_int, positive_int
+from .base import Index
 from .exceptions import DTypeError, InvalidArgumentError, ShapeError
-from .io import register_index_kind
+from .index import check_metric
 
 __all__ = ["IndexPQ", "ProductQuantizer"]
-
-SearchResult = tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]
 
 
 def _check_m(d: int, m: int) -> None:
@@ -49,6 +48,12 @@ def _check_mode(mode: str) -> str:
     return mode
 
 
+def _check_bool(v: Any, name: str) -> bool:
+    if not isinstance(v, (bool, np.bool_)):
+        raise DTypeError(f"{name} must be a bool, got {type(v).__name__}")
+    return bool(v)
+
+
 def _train(
     core: Any,
     x: Any,
@@ -61,11 +66,12 @@ def _train(
     label: str,
 ) -> None:
     """Shared ``train`` of the PQ codec and the PQ indexes: validate, run, re-emit warnings (at
-    the caller's caller, the user's line)."""
+    the caller's caller, the user's line). The codec's core ``train`` returns (objectives,
+    warnings), an index's (an ``Index`` override) the warnings."""
     xs = as_float_matrix(x, "x", d)
     if init not in ("random", "kmeans++"):
         raise InvalidArgumentError(f"init must be 'random' or 'kmeans++', got {init!r}")
-    _, warns = core.train(
+    out = core.train(
         xs,
         niter=positive_int(niter, "niter"),
         seed=as_int(seed, "seed", 0, 2**64 - 1),
@@ -73,6 +79,7 @@ def _train(
         max_points_per_centroid=positive_int(max_points_per_centroid, "max_points_per_centroid"),
         progress=make_progress(verbose, label),
     )
+    warns = out[1] if isinstance(out, tuple) else out
     for w in warns:
         warnings.warn(w, stacklevel=3)
 
@@ -236,60 +243,39 @@ class ProductQuantizer:
         )
 
 
-class IndexPQ:
-    """Exhaustive search over PQ codes (faiss ``IndexPQ``).
+class IndexPQ(Index):
+    """Exhaustive search over PQ codes (faiss ``IndexPQ``); ids are positions
+    (``remove_ids`` renumbers, as faiss).
 
     ``search(q, k, mode="adc")`` ranks by asymmetric distances (query exact), ``mode="sdc"`` by
     symmetric ones (query quantized too). ``bias_correction=True`` adds the mean squared
     quantization error of each code's centroids (L2 only; improves the distance estimates, not
-    necessarily the ranking). Results like faiss: ``D`` float32 ``(nq, k)`` (squared L2
+    necessarily the ranking). Both are search parameters (:class:`~quanta.SearchParameters`);
+    a search that passes none uses :attr:`mode` / :attr:`bias_correction`, saved with the index
+    (defaults ``"adc"``, ``False``). Results like faiss: ``D`` float32 ``(nq, k)`` (squared L2
     ascending, or inner products descending), ``I`` int64, ``-1`` padding.
     """
+
+    _kind = "IndexPQ"
 
     def __init__(self, d: int, M: int, nbits: int = 8, metric: str = "l2") -> None:
         d = positive_int(d, "d")
         M = positive_int(M, "M")
         _check_m(d, M)
         nbits = as_int(nbits, "nbits", 1, 8)
-        if metric not in ("l2", "ip"):
-            raise InvalidArgumentError(f"metric must be 'l2' or 'ip', got {metric!r}")
-        self._index = _core.IndexPQ(d, M, nbits, metric)
+        self._index = _core.IndexPQ(d, M, nbits, check_metric(metric))
 
     @classmethod
     def from_pq(cls, pq: ProductQuantizer, metric: str = "l2") -> IndexPQ:
         """Empty index using (a copy of) an existing quantizer, trained or not."""
         if not isinstance(pq, ProductQuantizer):
             raise DTypeError(f"pq must be a quanta.ProductQuantizer, got {type(pq).__name__}")
-        if metric not in ("l2", "ip"):
-            raise InvalidArgumentError(f"metric must be 'l2' or 'ip', got {metric!r}")
-        obj = cls.__new__(cls)
-        obj._index = _core.IndexPQ.from_pq(pq._pq, metric)
-        return obj
-
-    @property
-    def d(self) -> int:
-        """Dimension."""
-        return self._index.d
-
-    @property
-    def metric(self) -> str:
-        """'l2' or 'ip'."""
-        return self._index.metric
-
-    @property
-    def ntotal(self) -> int:
-        """Number of stored codes."""
-        return self._index.ntotal
+        return cls._wrap(_core.IndexPQ.from_pq(pq._pq, check_metric(metric)))
 
     @property
     def code_size(self) -> int:
-        """Bytes per stored vector."""
-        return self._index.code_size
-
-    @property
-    def is_trained(self) -> bool:
-        """Whether the PQ is trained."""
-        return self._index.is_trained
+        """Bytes per stored vector (= M)."""
+        return int(self._index.code_size)
 
     @property
     def pq(self) -> ProductQuantizer:
@@ -298,14 +284,33 @@ class IndexPQ:
 
     @property
     def M(self) -> int:
-        return self.pq.M
+        """Number of sub-quantizers."""
+        return int(self._index.M)
 
     @property
     def nbits(self) -> int:
-        return self.pq.nbits
+        """Bits per sub-code."""
+        return int(self._index.nbits)
 
-    def __len__(self) -> int:
-        return self._index.ntotal
+    @property
+    def mode(self) -> str:
+        """Estimator of searches that pass no ``mode``: ``"adc"`` (default) or ``"sdc"``;
+        saved with the index."""
+        return str(self._index.mode)
+
+    @mode.setter
+    def mode(self, value: str) -> None:
+        self._index.mode = _check_mode(value)
+
+    @property
+    def bias_correction(self) -> bool:
+        """Bias correction of searches that pass none (default ``False``; L2 only); saved with
+        the index."""
+        return bool(self._index.bias_correction)
+
+    @bias_correction.setter
+    def bias_correction(self, value: bool) -> None:
+        self._index.bias_correction = _check_bool(value, "bias_correction")
 
     def train(
         self,
@@ -330,10 +335,6 @@ class IndexPQ:
             "IndexPQ training",
         )
 
-    def add(self, x: Any) -> None:
-        """Encode and append ``x`` ``(n, d)``; ids continue from ``ntotal``."""
-        self._index.add(as_float_matrix(x, "x", self.d, allow_empty=True))
-
     def add_codes(self, codes: Any) -> None:
         """Append precomputed uint8 codes ``(n, code_size)``."""
         self._index.add_codes(_as_codes(codes, self.code_size))
@@ -341,60 +342,8 @@ class IndexPQ:
     @property
     def codes(self) -> npt.NDArray[np.uint8]:
         """Stored codes ``(ntotal, code_size)`` (a copy)."""
-        return self._index.codes()
+        out: npt.NDArray[np.uint8] = self._index.codes()
+        return out
 
-    def search(
-        self,
-        q: Any,
-        k: int,
-        mode: str = "adc",
-        bias_correction: bool = False,
-        *,
-        verbose: bool = False,
-    ) -> SearchResult:
-        """k nearest codes of each query (a 1-D query is one query)."""
-        k = positive_int(k, "k")
-        qs = as_float_matrix(q, "queries", self.d, allow_1d=True, allow_empty=True)
-        if not isinstance(bias_correction, (bool, np.bool_)):
-            raise DTypeError(
-                f"bias_correction must be a bool, got {type(bias_correction).__name__}"
-            )
-        return self._index.search(
-            qs,
-            k,
-            _check_mode(mode),
-            bool(bias_correction),
-            progress=make_progress(verbose, "IndexPQ search"),
-        )
-
-    def reconstruct(self, i: int) -> npt.NDArray[np.float32]:
-        """Decoded vector of id ``i``."""
-        return self._index.reconstruct(as_int(i, "i", 0, max(self.ntotal - 1, 0)))
-
-    def reset(self) -> None:
-        """Remove every code (the quantizer stays trained)."""
-        self._index.reset()
-
-    @property
-    def is_mapped(self) -> bool:
-        """Whether the codes are still in a memory-mapped file (``read_index(..., mmap=True)``
-        until the first ``add``/``reset``)."""
-        return self._index.is_mapped
-
-    def _write_index(self, path: str) -> None:
-        self._index.write(path)
-
-    @classmethod
-    def _read_index(cls, path: str, mmap: bool) -> IndexPQ:
-        obj = cls.__new__(cls)
-        obj._index = _core.IndexPQ.read(path, mmap)
-        return obj
-
-    def __repr__(self) -> str:
-        return (
-            f"IndexPQ(d={self.d}, M={self.M}, nbits={self.nbits}, metric={self.metric!r}, "
-            f"ntotal={self.ntotal})"
-        )
-
-
-register_index_kind("IndexPQ", IndexPQ._read_index)
+    def _repr_fields(self) -> str:
+        return f"M={self.M}, nbits={self.nbits}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -10,11 +10,10 @@ import numpy.typing as npt
 from . import _core
 from ._progress import make_progress
 from ._validation import as_float_matrix, as_int, positive_int
-from .exceptions import DTypeError, NotTrainedError, ShapeError
+from .base import Index
+from .exceptions import DTypeError, NotTrainedError
 
 __all__ = ["IndexPreTransform", "OPQMatrix"]
-
-SearchResult = tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]
 
 
 class OPQMatrix:
@@ -112,95 +111,61 @@ class OPQMatrix:
             as_float_matrix(y, "y", self.d_out, allow_1d=True, allow_empty=True)
         )
 
+    @classmethod
+    def _from_core(cls, core: Any) -> OPQMatrix:
+        obj = cls.__new__(cls)
+        obj._opq = core
+        obj.verbose = False
+        obj.pq_errors = []
+        return obj
+
     def __repr__(self) -> str:
         return (
             f"OPQMatrix(d={self.d_in}, M={self.M}, d_out={self.d_out}, trained={self.is_trained})"
         )
 
 
-class _Index(Protocol):
-    d: Any
-    ntotal: Any
-
-    def train(self, x: Any) -> None: ...
-    def add(self, x: Any) -> None: ...
-    def search(self, q: Any, k: int) -> SearchResult: ...
-
-
-class IndexPreTransform:
+class IndexPreTransform(Index):
     """An index over transformed vectors (faiss ``IndexPreTransform``): ``train``/``add``/
-    ``search`` apply ``transform`` (e.g. :class:`OPQMatrix`) first, then the wrapped index.
+    ``search`` apply ``transform`` (an :class:`OPQMatrix`) first, then the wrapped index;
+    search parameters and filters go to the wrapped index, whose ids it returns.
 
-    ``train`` trains the transform if it is not trained yet, then the index on the transformed
-    training set. Extra keyword arguments of :meth:`search` (``mode``, ``bias_correction``, ...)
-    go to the wrapped index.
+    Holds copies of ``transform`` and ``index`` (read them back with :attr:`transform` and
+    :attr:`index`). ``train`` trains the transform if it is not trained yet, then the index on
+    the transformed training set.
     """
 
+    _kind = "IndexPreTransform"
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> IndexPreTransform:
+        from ._legacy import LegacyPreTransform, core_of
+
+        index = args[1] if len(args) > 1 else kwargs.get("index")
+        if cls is IndexPreTransform and (args or kwargs) and core_of(index) is None:
+            return object.__new__(LegacyPreTransform)
+        return object.__new__(cls)
+
+    # ``index: Any`` until IndexPQ & co. subclass Index (issue #16 migration), then ``Index``
     def __init__(self, transform: OPQMatrix, index: Any) -> None:
         if not isinstance(transform, OPQMatrix):
             raise DTypeError(
                 f"transform must be a quanta.OPQMatrix, got {type(transform).__name__}"
             )
-        if getattr(index, "d", None) != transform.d_out:
-            raise ShapeError(
-                f"index has d={getattr(index, 'd', None)}, expected the transform's "
-                f"d_out={transform.d_out}"
+        if not isinstance(index, Index):
+            raise DTypeError(
+                f"index must be a quanta Index, got {type(index).__name__} (no metric)"
             )
-        self.transform = transform
-        self.index = index
+        self._index = _core.IndexPreTransform(transform._opq, index._index)
 
     @property
-    def d(self) -> int:
-        """Input dimension (the transform's)."""
-        return self.transform.d_in
+    def transform(self) -> OPQMatrix:
+        """A copy of the transform."""
+        return OPQMatrix._from_core(self._index.transform)
 
     @property
-    def metric(self) -> str:
-        """The wrapped index's metric ('l2' or 'ip'; an orthogonal transform preserves both)."""
-        metric = getattr(self.index, "metric", None)
-        if metric is None:
-            raise DTypeError(f"the wrapped index {type(self.index).__name__} has no metric")
-        return str(metric)
+    def index(self) -> Index:
+        """A copy of the wrapped index."""
+        return Index._from_core(self._index.index)
 
-    @property
-    def ntotal(self) -> int:
-        """Vectors in the wrapped index."""
-        return int(self.index.ntotal)
-
-    @property
-    def is_trained(self) -> bool:
-        """Whether both the transform and the index are trained."""
-        return self.transform.is_trained and bool(getattr(self.index, "is_trained", True))
-
-    def __len__(self) -> int:
-        return self.ntotal
-
-    def train(self, x: Any) -> None:
-        """Train the transform (if needed), then the index on transformed ``x``."""
-        xs = as_float_matrix(x, "x", self.d)
-        if not self.transform.is_trained:
-            self.transform.train(xs)
-        self.index.train(self.transform.apply(xs))
-
-    def add(self, x: Any) -> None:
-        """Transform and append ``x``."""
-        self.index.add(self.transform.apply(as_float_matrix(x, "x", self.d, allow_empty=True)))
-
-    def search(self, q: Any, k: int, **kwargs: Any) -> SearchResult:
-        """Search the wrapped index with transformed queries."""
-        qs = as_float_matrix(q, "queries", self.d, allow_1d=True, allow_empty=True)
-        result: SearchResult = self.index.search(self.transform.apply(qs), k, **kwargs)
-        return result
-
-    def reconstruct(self, i: int) -> npt.NDArray[np.float32]:
-        """Approximate input-space vector of id ``i``."""
-        y = self.index.reconstruct(i)
-        out: npt.NDArray[np.float32] = self.transform.reverse_transform(y)[0]
-        return out
-
-    def reset(self) -> None:
-        """Empty the wrapped index (transform and codebooks stay trained)."""
-        self.index.reset()
-
-    def __repr__(self) -> str:
-        return f"IndexPreTransform({self.transform!r}, {self.index!r})"
+    def _repr_fields(self) -> str:
+        return f"transform={self.transform!r}, index={type(self.index).__name__}"

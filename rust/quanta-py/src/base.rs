@@ -8,7 +8,9 @@ use crate::gil::run_released;
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use quanta_core::index::{AnyIndex, IdSelector, IdSet, Index, SearchParams};
+use quanta_core::index::{
+    read_index_file, AnyIndex, IdSelector, IdSet, Index, LoadedIndex, SearchParams,
+};
 use quanta_core::pq::SearchMode;
 use std::path::PathBuf;
 
@@ -354,19 +356,31 @@ impl PyIndex {
     }
 }
 
-/// Load any index file from `path`, as the class that wrote it.
+/// Load any index file (float or binary) from `path`, as the class that wrote it.
 #[pyfunction]
 #[pyo3(signature = (path, mmap=false))]
 pub fn read_index(py: Python<'_>, path: PathBuf, mmap: bool) -> PyResult<Py<PyAny>> {
-    let inner = run_released(py, None, |_| quanta_core::index::read_any_path(&path, mmap))?;
-    wrap(py, inner)
+    let loaded = run_released(py, None, |_| {
+        read_index_file(&quanta_core::io::FileReader::open(&path, mmap)?)
+    })?;
+    wrap_loaded(py, loaded)
 }
 
 /// Load an index from the bytes of `Index.serialize()`.
 #[pyfunction]
 pub fn deserialize_index(py: Python<'_>, data: &[u8]) -> PyResult<Py<PyAny>> {
-    let inner = run_released(py, None, |_| quanta_core::index::read_any_bytes(data))?;
-    wrap(py, inner)
+    let loaded = run_released(py, None, |_| {
+        read_index_file(&quanta_core::io::FileReader::from_bytes(data)?)
+    })?;
+    wrap_loaded(py, loaded)
+}
+
+/// The Python object of a loaded index of either family (float or binary).
+fn wrap_loaded(py: Python<'_>, loaded: LoadedIndex) -> PyResult<Py<PyAny>> {
+    match loaded {
+        LoadedIndex::Float(inner) => wrap(py, inner),
+        LoadedIndex::Binary(inner) => crate::binary_base::wrap_binary(py, inner),
+    }
 }
 
 /// The Python object of a core index: an instance of its own subclass.

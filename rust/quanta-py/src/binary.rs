@@ -1,173 +1,47 @@
 //! Binary codes: IndexBinaryFlat, sign/LSH/ITQ encoders. Argument conversion only.
 
-use crate::arrays::{
-    check_code_size, check_dim, f32_matrix, i64_vector, matrix_f32, matrix_i32, matrix_i64,
-    matrix_u8, u8_matrix,
-};
+use crate::arrays::{check_code_size, check_dim, f32_matrix, matrix_f32, matrix_u8, u8_matrix};
+use crate::binary_base::{stored_codes, PyIndexBinary};
 use crate::errors::{new_err, CoreResultExt, Kind};
 use crate::gil::run_released;
-use crate::indexes::{positive, positive_k};
+use crate::indexes::positive;
 use numpy::{PyArray1, PyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use quanta_core::binary::{self, Itq, Lsh, Projection};
 use quanta_core::index::IndexBinaryFlat;
-use quanta_core::io::Persist;
-use std::path::PathBuf;
-
-/// (distances (nq, k) int32, ids (nq, k) int64).
-type BinarySearchOut<'py> = (Bound<'py, PyArray2<i32>>, Bound<'py, PyArray2<i64>>);
-/// (lims (nq + 1,) int64, distances int32, ids int64).
-type RangeOut<'py> = (
-    Bound<'py, PyArray1<i64>>,
-    Bound<'py, PyArray1<i32>>,
-    Bound<'py, PyArray1<i64>>,
-);
 
 /// Exhaustive Hamming search over packed uint8 codes (faiss IndexBinaryFlat).
-#[pyclass(name = "IndexBinaryFlat", module = "quanta._core")]
-pub struct PyIndexBinaryFlat {
-    inner: IndexBinaryFlat,
-}
+#[pyclass(extends = PyIndexBinary, name = "IndexBinaryFlat", module = "quanta._core")]
+pub struct PyIndexBinaryFlat;
 
 #[pymethods]
 impl PyIndexBinaryFlat {
     #[new]
-    fn new(nbits: i64) -> PyResult<Self> {
+    fn new(nbits: i64) -> PyResult<(Self, PyIndexBinary)> {
         if nbits < 8 || nbits % 8 != 0 {
             return Err(new_err(
                 Kind::Value,
                 format!("nbits must be a positive multiple of 8, got {nbits}"),
             ));
         }
-        Ok(PyIndexBinaryFlat {
-            inner: IndexBinaryFlat::new(nbits as usize).py()?,
-        })
-    }
-
-    #[getter]
-    fn nbits(&self) -> usize {
-        self.inner.nbits()
-    }
-
-    #[getter]
-    fn code_size(&self) -> usize {
-        self.inner.code_size()
-    }
-
-    #[getter]
-    fn ntotal(&self) -> usize {
-        self.inner.ntotal()
-    }
-
-    fn add(&mut self, py: Python<'_>, codes: &Bound<'_, PyAny>) -> PyResult<()> {
-        let c = u8_matrix(codes, "codes")?;
-        check_code_size(&c, self.inner.code_size(), "codes")?;
-        let cs = c.as_slice()?;
-        let inner = &mut self.inner;
-        run_released(py, None, |_| inner.add(cs))
-    }
-
-    fn add_with_ids(
-        &mut self,
-        py: Python<'_>,
-        codes: &Bound<'_, PyAny>,
-        ids: &Bound<'_, PyAny>,
-    ) -> PyResult<()> {
-        let c = u8_matrix(codes, "codes")?;
-        check_code_size(&c, self.inner.code_size(), "codes")?;
-        let i = i64_vector(ids, "ids")?;
-        let (cs, is) = (c.as_slice()?, i.as_slice()?);
-        let inner = &mut self.inner;
-        run_released(py, None, |_| inner.add_with_ids(cs, is))
-    }
-
-    #[pyo3(signature = (queries, k, progress=None))]
-    fn search<'py>(
-        &self,
-        py: Python<'py>,
-        queries: &Bound<'py, PyAny>,
-        k: i64,
-        progress: Option<Py<PyAny>>,
-    ) -> PyResult<BinarySearchOut<'py>> {
-        let k = positive_k(k)?;
-        let q = u8_matrix(queries, "queries")?;
-        check_code_size(&q, self.inner.code_size(), "queries")?;
-        let nq = q.shape()[0];
-        let qs = q.as_slice()?;
-        let inner = &self.inner;
-        let (d, i) = run_released(py, progress, |ctl| inner.search(qs, k, ctl))?;
-        Ok((matrix_i32(py, d, nq, k)?, matrix_i64(py, i, nq, k)?))
-    }
-
-    #[pyo3(signature = (queries, radius, progress=None))]
-    fn range_search<'py>(
-        &self,
-        py: Python<'py>,
-        queries: &Bound<'py, PyAny>,
-        radius: i64,
-        progress: Option<Py<PyAny>>,
-    ) -> PyResult<RangeOut<'py>> {
-        if radius < 0 {
-            return Err(new_err(
-                Kind::Value,
-                format!("radius must be >= 0, got {radius}"),
-            ));
-        }
-        let q = u8_matrix(queries, "queries")?;
-        check_code_size(&q, self.inner.code_size(), "queries")?;
-        let qs = q.as_slice()?;
-        let inner = &self.inner;
-        let r = run_released(py, progress, |ctl| {
-            inner.range_search(qs, radius as usize, ctl)
-        })?;
-        let lims: Vec<i64> = r.lims.iter().map(|&l| l as i64).collect();
+        let inner = IndexBinaryFlat::new(nbits as usize).py()?;
         Ok((
-            PyArray1::from_vec(py, lims),
-            PyArray1::from_vec(py, r.dist),
-            PyArray1::from_vec(py, r.ids),
+            PyIndexBinaryFlat,
+            PyIndexBinary {
+                inner: Box::new(inner),
+            },
         ))
     }
 
-    fn remove_ids(&mut self, ids: &Bound<'_, PyAny>) -> PyResult<usize> {
-        let i = i64_vector(ids, "ids")?;
-        Ok(self.inner.remove_ids(i.as_slice()?))
-    }
-
     /// Copy of the stored codes, (ntotal, code_size) uint8, in storage order.
-    fn codes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<u8>>> {
-        matrix_u8(
-            py,
-            self.inner.codes().to_vec(),
-            self.inner.ntotal(),
-            self.inner.code_size(),
-        )
+    fn codes<'py>(slf: PyRef<'py, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<u8>>> {
+        stored_codes(py, slf.as_super().concrete::<IndexBinaryFlat>()?)
     }
 
     /// Copy of the stored ids, in storage order.
-    fn ids<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
-        PyArray1::from_vec(py, self.inner.ids().to_vec())
-    }
-
-    fn reset(&mut self) {
-        self.inner.reset()
-    }
-
-    /// Save to `path` (atomic: temporary file, fsync, rename).
-    fn write(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
-        let inner = &self.inner;
-        run_released(py, None, |_| inner.write(&path))
-    }
-
-    /// Load from `path` (`mmap` maps the file while reading; the arrays are copied).
-    #[staticmethod]
-    #[pyo3(signature = (path, mmap=false))]
-    fn read(py: Python<'_>, path: PathBuf, mmap: bool) -> PyResult<Self> {
-        let inner = run_released(py, None, |_| IndexBinaryFlat::read(&path, mmap))?;
-        Ok(PyIndexBinaryFlat { inner })
-    }
-
-    fn __len__(&self) -> usize {
-        self.inner.ntotal()
+    fn ids<'py>(slf: PyRef<'py, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        let idx = slf.as_super().concrete::<IndexBinaryFlat>()?;
+        Ok(PyArray1::from_vec(py, idx.ids().to_vec()))
     }
 }
 

@@ -6,10 +6,11 @@
 
 use crate::base::PyIndex;
 pub use crate::base::{positive, SearchOut};
+use crate::composite::{PyIndexPreTransform, PyIndexRefineFlat};
 use crate::errors::CoreResultExt;
 use pyo3::prelude::*;
 use pyo3::PyClassInitializer;
-use quanta_core::index::{IndexFlat, IndexIDMap};
+use quanta_core::index::{IndexFlat, IndexIDMap, IndexPreTransform, IndexRefineFlat};
 use quanta_core::io::Persist;
 use quanta_core::ivf::{IndexIVFFlat, IndexIVFPQ, IndexIVFPQFastScan};
 use quanta_core::Metric;
@@ -38,6 +39,11 @@ pub fn wrap_subclass(py: Python<'_>, base: PyIndex) -> PyResult<Py<PyAny>> {
     table! {
         IndexFlat => PyIndexFlat,
         IndexIDMap => PyIndexIDMap,
+        IndexPreTransform => PyIndexPreTransform,
+        IndexRefineFlat => PyIndexRefineFlat,
+        quanta_core::index::IndexPQ => crate::pq::PyIndexPQ,
+        quanta_core::index::IndexPQFastScan => crate::fastscan::PyIndexPQFastScan,
+        quanta_core::lattice::IndexLattice => crate::lattice::PyIndexLattice,
         IndexIVFFlat => crate::ivf::PyIndexIVFFlat,
         IndexIVFPQ => crate::ivf::PyIndexIVFPQ,
         IndexIVFPQFastScan => crate::ivf::PyIndexIVFPQFastScan,

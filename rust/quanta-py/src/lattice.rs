@@ -1,15 +1,13 @@
-//! Lattice codecs and `IndexLattice`: thin wrappers, no algorithms.
+//! Lattice codecs and `IndexLattice` (an `Index` subclass): thin wrappers, no algorithms.
 
 use crate::arrays::{check_dim, exact_matrix, f32_matrix, matrix_f32, matrix_i64, matrix_of};
+use crate::base::PyIndex;
 use crate::errors::{new_err, CoreResultExt, Kind};
 use crate::gil::run_released;
-use crate::indexes::{positive_k, SearchOut};
-use numpy::{PyArray1, PyArray2, PyUntypedArrayMethods};
+use numpy::{PyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use quanta_core::io::Persist;
 use quanta_core::lattice::{E8Lattice, E8ShellCodec, IndexLattice, LatticeCodec, ZnSphereCodec};
 use quanta_core::Metric;
-use std::path::PathBuf;
 
 fn check_cols(got: usize, want: usize, arg: &str) -> PyResult<()> {
     if got != want {
@@ -277,17 +275,15 @@ impl PyE8ShellCodec {
     }
 }
 
-/// Lattice codes with asymmetric search.
-#[pyclass(name = "IndexLattice", module = "quanta._core")]
-pub struct PyIndexLattice {
-    inner: IndexLattice,
-}
+/// Lattice codes with asymmetric search; the shared protocol is `Index`'s.
+#[pyclass(extends = PyIndex, name = "IndexLattice", module = "quanta._core")]
+pub struct PyIndexLattice;
 
 #[pymethods]
 impl PyIndexLattice {
     #[new]
-    #[pyo3(signature = (codec, metric="ip"))]
-    fn new(codec: &Bound<'_, PyAny>, metric: &str) -> PyResult<Self> {
+    #[pyo3(signature = (codec, metric="l2"))]
+    fn new(codec: &Bound<'_, PyAny>, metric: &str) -> PyResult<(Self, PyIndex)> {
         let c = if let Ok(z) = codec.downcast::<PyZnSphereCodec>() {
             LatticeCodec::Zn(z.borrow().inner.clone())
         } else if let Ok(e) = codec.downcast::<PyE8ShellCodec>() {
@@ -298,107 +294,58 @@ impl PyIndexLattice {
                 "codec must be a ZnSphereCodec or an E8ShellCodec",
             ));
         };
-        Ok(PyIndexLattice {
-            inner: IndexLattice::new(c, Metric::parse(metric).py()?),
-        })
+        let inner = IndexLattice::new(c, Metric::parse(metric).py()?);
+        Ok((
+            PyIndexLattice,
+            PyIndex {
+                inner: Box::new(inner),
+            },
+        ))
     }
 
     #[getter]
-    fn d(&self) -> usize {
-        self.inner.d()
+    fn code_size(slf: PyRef<'_, Self>) -> PyResult<usize> {
+        Ok(slf.as_super().concrete::<IndexLattice>()?.code_size())
     }
 
+    /// Number of distinct codes of the codec.
     #[getter]
-    fn metric(&self) -> &'static str {
-        self.inner.metric().name()
+    fn nv(slf: PyRef<'_, Self>) -> PyResult<u128> {
+        Ok(slf.as_super().concrete::<IndexLattice>()?.codec().nv())
     }
 
+    /// `ceil(log2 nv)`: bits per code.
     #[getter]
-    fn ntotal(&self) -> usize {
-        self.inner.ntotal()
+    fn nbits(slf: PyRef<'_, Self>) -> PyResult<u32> {
+        Ok(slf.as_super().concrete::<IndexLattice>()?.codec().nbits())
     }
 
-    #[getter]
-    fn code_size(&self) -> usize {
-        self.inner.code_size()
-    }
-
-    fn add(&mut self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
-        let x = f32_matrix(x, "x")?;
-        check_dim(&x, self.inner.d(), "x")?;
-        let xs = x.as_slice()?;
-        let inner = &mut self.inner;
-        run_released(py, None, |ctl| inner.add(xs, ctl))
-    }
-
-    fn add_codes(&mut self, codes: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn add_codes(mut slf: PyRefMut<'_, Self>, codes: &Bound<'_, PyAny>) -> PyResult<()> {
+        let inner = slf.as_super().concrete_mut::<IndexLattice>()?;
         let c = exact_matrix::<u8>(codes, "codes", "uint8")?;
-        check_cols(c.shape()[1], self.inner.code_size(), "codes")?;
-        self.inner.add_codes(c.as_slice()?).py()
+        check_cols(c.shape()[1], inner.code_size(), "codes")?;
+        inner.add_codes(c.as_slice()?).py()
     }
 
     /// Stored codes, (ntotal, code_size) uint8 copy.
-    fn codes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<u8>>> {
+    fn codes<'py>(slf: PyRef<'py, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<u8>>> {
+        let inner = slf.as_super().concrete::<IndexLattice>()?;
         matrix_of(
             py,
-            self.inner.codes().to_vec(),
-            self.inner.ntotal(),
-            self.inner.code_size(),
+            inner.codes().to_vec(),
+            inner.ntotal(),
+            inner.code_size(),
         )
-    }
-
-    #[pyo3(signature = (queries, k, progress=None))]
-    fn search<'py>(
-        &self,
-        py: Python<'py>,
-        queries: &Bound<'py, PyAny>,
-        k: i64,
-        progress: Option<Py<PyAny>>,
-    ) -> PyResult<SearchOut<'py>> {
-        let k = positive_k(k)?;
-        let q = f32_matrix(queries, "queries")?;
-        check_dim(&q, self.inner.d(), "queries")?;
-        let nq = q.shape()[0];
-        let qs = q.as_slice()?;
-        let inner = &self.inner;
-        let (d, i) = run_released(py, progress, |ctl| inner.search(qs, k, ctl))?;
-        Ok((matrix_f32(py, d, nq, k)?, matrix_i64(py, i, nq, k)?))
-    }
-
-    fn reconstruct<'py>(&self, py: Python<'py>, id: i64) -> PyResult<Bound<'py, PyArray1<f32>>> {
-        Ok(PyArray1::from_vec(py, self.inner.reconstruct(id).py()?))
     }
 
     /// The codec: a ZnSphereCodec or an E8ShellCodec (a copy).
     #[getter]
-    fn codec(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        Ok(match self.inner.codec() {
+    fn codec(slf: PyRef<'_, Self>, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(match slf.as_super().concrete::<IndexLattice>()?.codec() {
             LatticeCodec::Zn(c) => Py::new(py, PyZnSphereCodec { inner: c.clone() })?.into_any(),
             LatticeCodec::E8Shell(c) => {
                 Py::new(py, PyE8ShellCodec { inner: c.clone() })?.into_any()
             }
         })
-    }
-
-    /// Save to `path` (atomic: temporary file, fsync, rename).
-    fn write(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
-        let inner = &self.inner;
-        run_released(py, None, |_| inner.write(&path))
-    }
-
-    /// Load from `path` (`mmap` maps the file while reading; the codes are copied).
-    #[staticmethod]
-    #[pyo3(signature = (path, mmap=false))]
-    fn read(py: Python<'_>, path: PathBuf, mmap: bool) -> PyResult<Self> {
-        let inner = run_released(py, None, |_| IndexLattice::read(&path, mmap))?;
-        Ok(PyIndexLattice { inner })
-    }
-
-    fn reset(&mut self) {
-        self.inner.reset()
-    }
-
-    fn __len__(&self) -> usize {
-        self.inner.ntotal()
     }
 }

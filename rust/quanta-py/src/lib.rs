@@ -4,7 +4,9 @@
 mod arrays;
 mod base;
 mod binary;
+mod binary_base;
 mod clustering;
+mod composite;
 mod errors;
 mod fastscan;
 mod gil;
@@ -34,6 +36,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(base::deserialize_index, m)?)?;
     m.add_class::<indexes::PyIndexFlat>()?;
     m.add_class::<indexes::PyIndexIDMap>()?;
+    m.add_class::<composite::PyIndexPreTransform>()?;
+    m.add_class::<composite::PyIndexRefineFlat>()?;
     m.add_class::<pq::PyProductQuantizer>()?;
     m.add_class::<pq::PyIndexPQ>()?;
     m.add_class::<pq::PyOpqMatrix>()?;
@@ -42,6 +46,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ivf::PyIndexIVFPQFastScan>()?;
     m.add_class::<fastscan::PyIndexPQFastScan>()?;
     m.add_function(wrap_pyfunction!(io::read_index_kind, m)?)?;
+    m.add_class::<binary_base::PyIndexBinary>()?;
     m.add_class::<binary::PyIndexBinaryFlat>()?;
     m.add_class::<binary::PyLsh>()?;
     m.add_class::<binary::PyItq>()?;

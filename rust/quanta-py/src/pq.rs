@@ -1,22 +1,21 @@
-//! Product-quantization bindings: `ProductQuantizer` (codec) and `IndexPQ`.
+//! Product-quantization bindings: `ProductQuantizer` (codec), `IndexPQ` (an `Index` subclass)
+//! and `OPQMatrix`.
 
 use crate::arrays::{
-    check_dim, f32_matrix, f32_tensor3, matrix_f32, matrix_i64, matrix_u8, tensor3_f32, u8_matrix,
+    check_dim, f32_matrix, f32_tensor3, matrix_f32, matrix_u8, tensor3_f32, u8_matrix,
 };
+use crate::base::PyIndex;
 use crate::errors::{new_err, CoreResultExt, Kind};
 use crate::gil::run_released;
-use crate::indexes::{positive_k, SearchOut};
 use numpy::{PyArray2, PyArray3, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use quanta_core::index::IndexPQ;
-use quanta_core::io::Persist;
 use quanta_core::kmeans::Init;
 use quanta_core::pq::{
     OpqInit, OpqMatrix, PqTrainParams, PqTrainReport, ProductQuantizer, SearchMode,
 };
 use quanta_core::Control;
 use quanta_core::Metric;
-use std::path::PathBuf;
 
 pub(crate) fn nonneg(v: i64, arg: &str) -> PyResult<usize> {
     usize::try_from(v).map_err(|_| new_err(Kind::Value, format!("{arg} must be >= 0, got {v}")))
@@ -252,10 +251,14 @@ impl PyProductQuantizer {
     }
 }
 
-/// Exhaustive search over PQ codes.
-#[pyclass(name = "IndexPQ", module = "quanta._core")]
-pub struct PyIndexPQ {
-    pub inner: IndexPQ,
+/// Exhaustive search over PQ codes (faiss `IndexPQ`); the shared protocol is `Index`'s.
+#[pyclass(extends = PyIndex, name = "IndexPQ", module = "quanta._core")]
+pub struct PyIndexPQ;
+
+fn pq_base(inner: IndexPQ) -> PyIndex {
+    PyIndex {
+        inner: Box::new(inner),
+    }
 }
 
 #[pymethods]
@@ -263,71 +266,90 @@ impl PyIndexPQ {
     #[new]
     #[pyo3(signature = (d, M, nbits=8, metric="l2"))]
     #[allow(non_snake_case)]
-    fn new(d: i64, M: i64, nbits: i64, metric: &str) -> PyResult<Self> {
-        Ok(PyIndexPQ {
-            inner: IndexPQ::new(
-                nonneg(d, "d")?,
-                nonneg(M, "M")?,
-                nonneg(nbits, "nbits")?,
-                Metric::parse(metric).py()?,
-            )
-            .py()?,
-        })
+    fn new(d: i64, M: i64, nbits: i64, metric: &str) -> PyResult<(Self, PyIndex)> {
+        let inner = IndexPQ::new(
+            nonneg(d, "d")?,
+            nonneg(M, "M")?,
+            nonneg(nbits, "nbits")?,
+            Metric::parse(metric).py()?,
+        )
+        .py()?;
+        Ok((PyIndexPQ, pq_base(inner)))
     }
 
     /// Empty index around a copy of an existing quantizer.
     #[staticmethod]
     #[pyo3(signature = (pq, metric="l2"))]
-    fn from_pq(pq: &PyProductQuantizer, metric: &str) -> PyResult<Self> {
-        Ok(PyIndexPQ {
-            inner: IndexPQ::from_pq(pq.inner.clone(), Metric::parse(metric).py()?),
-        })
+    fn from_pq(py: Python<'_>, pq: &PyProductQuantizer, metric: &str) -> PyResult<Py<PyAny>> {
+        let inner = IndexPQ::from_pq(pq.inner.clone(), Metric::parse(metric).py()?);
+        crate::base::wrap(py, Box::new(inner))
     }
 
-    #[getter]
-    fn d(&self) -> usize {
-        self.inner.d()
+    #[getter(M)]
+    fn m(slf: PyRef<'_, Self>) -> PyResult<usize> {
+        Ok(slf.as_super().concrete::<IndexPQ>()?.pq().m())
     }
     #[getter]
-    fn metric(&self) -> &'static str {
-        self.inner.metric().name()
+    fn nbits(slf: PyRef<'_, Self>) -> PyResult<usize> {
+        Ok(slf.as_super().concrete::<IndexPQ>()?.pq().nbits())
     }
     #[getter]
-    fn ntotal(&self) -> usize {
-        self.inner.ntotal()
-    }
-    #[getter]
-    fn code_size(&self) -> usize {
-        self.inner.code_size()
-    }
-    #[getter]
-    fn is_trained(&self) -> bool {
-        self.inner.is_trained()
+    fn code_size(slf: PyRef<'_, Self>) -> PyResult<usize> {
+        Ok(slf.as_super().concrete::<IndexPQ>()?.code_size())
     }
 
     /// A copy of the codec.
     #[getter]
-    fn pq(&self) -> PyProductQuantizer {
-        PyProductQuantizer {
-            inner: self.inner.pq().clone(),
-        }
+    fn pq(slf: PyRef<'_, Self>) -> PyResult<PyProductQuantizer> {
+        Ok(PyProductQuantizer {
+            inner: slf.as_super().concrete::<IndexPQ>()?.pq().clone(),
+        })
     }
 
-    #[pyo3(signature = (x, *, niter=25, seed=1234, init="random", max_points_per_centroid=256, progress=None))]
+    /// Estimator of searches that pass no `mode` ("adc" or "sdc"); saved with the index.
+    #[getter]
+    fn mode(slf: PyRef<'_, Self>) -> PyResult<&'static str> {
+        Ok(match slf.as_super().concrete::<IndexPQ>()?.mode {
+            SearchMode::Adc => "adc",
+            SearchMode::Sdc => "sdc",
+        })
+    }
+    #[setter(mode)]
+    fn set_mode(mut slf: PyRefMut<'_, Self>, mode: &str) -> PyResult<()> {
+        let mode = SearchMode::parse(mode).py()?;
+        slf.as_super().concrete_mut::<IndexPQ>()?.mode = mode;
+        Ok(())
+    }
+
+    /// Bias correction of searches that pass none (L2 only); saved with the index.
+    #[getter]
+    fn bias_correction(slf: PyRef<'_, Self>) -> PyResult<bool> {
+        Ok(slf.as_super().concrete::<IndexPQ>()?.bias_correction())
+    }
+    #[setter(bias_correction)]
+    fn set_bias_correction(mut slf: PyRefMut<'_, Self>, on: bool) -> PyResult<()> {
+        slf.as_super()
+            .concrete_mut::<IndexPQ>()?
+            .set_bias_correction(on)
+            .py()
+    }
+
+    /// Train the quantizer with explicit settings; returns the warnings.
+    #[pyo3(signature = (x, progress=None, *, niter=25, seed=1234, init="random", max_points_per_centroid=256))]
     #[allow(clippy::too_many_arguments)]
     fn train(
-        &mut self,
-        py: Python<'_>,
+        mut slf: PyRefMut<'_, Self>,
         x: &Bound<'_, PyAny>,
+        progress: Option<Py<PyAny>>,
         niter: i64,
         seed: u64,
         init: &str,
         max_points_per_centroid: i64,
-        progress: Option<Py<PyAny>>,
-    ) -> PyResult<(Vec<f64>, Vec<String>)> {
-        let d = self.inner.d();
-        let inner = &mut self.inner;
-        train_released(
+    ) -> PyResult<Vec<String>> {
+        let py = slf.py();
+        let inner = slf.as_super().concrete_mut::<IndexPQ>()?;
+        let d = inner.d();
+        let (_, warnings) = train_released(
             py,
             x,
             d,
@@ -337,21 +359,16 @@ impl PyIndexPQ {
             max_points_per_centroid,
             progress,
             |xs, p, ctl| inner.train(xs, p, ctl),
-        )
-    }
-
-    fn add(&mut self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
-        let x = f32_matrix(x, "x")?;
-        check_dim(&x, self.inner.d(), "x")?;
-        let xs = x.as_slice()?;
-        let inner = &mut self.inner;
-        run_released(py, None, |ctl| inner.add(xs, ctl))
+        )?;
+        Ok(warnings)
     }
 
     /// Append precomputed codes `(n, code_size)` uint8.
-    fn add_codes(&mut self, py: Python<'_>, codes: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn add_codes(mut slf: PyRefMut<'_, Self>, codes: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        let inner = slf.as_super().concrete_mut::<IndexPQ>()?;
         let c = u8_matrix(codes, "codes")?;
-        let cs = self.inner.code_size();
+        let cs = inner.code_size();
         if c.shape()[1] != cs {
             return Err(new_err(
                 Kind::Shape,
@@ -362,87 +379,25 @@ impl PyIndexPQ {
             ));
         }
         let s = c.as_slice()?;
-        let inner = &mut self.inner;
         run_released(py, None, |_| inner.add_codes(s))
     }
 
     /// Stored codes `(ntotal, code_size)` (a copy).
-    fn codes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<u8>>> {
+    fn codes<'py>(slf: PyRef<'py, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<u8>>> {
+        let inner = slf.as_super().concrete::<IndexPQ>()?;
         matrix_u8(
             py,
-            self.inner.codes().to_vec(),
-            self.inner.ntotal(),
-            self.inner.code_size(),
+            inner.codes().to_vec(),
+            inner.ntotal(),
+            inner.code_size(),
         )
-    }
-
-    #[pyo3(signature = (queries, k, mode="adc", bias_correction=false, progress=None))]
-    fn search<'py>(
-        &self,
-        py: Python<'py>,
-        queries: &Bound<'py, PyAny>,
-        k: i64,
-        mode: &str,
-        bias_correction: bool,
-        progress: Option<Py<PyAny>>,
-    ) -> PyResult<SearchOut<'py>> {
-        let k = positive_k(k)?;
-        let mode = SearchMode::parse(mode).py()?;
-        let q = f32_matrix(queries, "queries")?;
-        check_dim(&q, self.inner.d(), "queries")?;
-        let nq = q.shape()[0];
-        let qs = q.as_slice()?;
-        let inner = &self.inner;
-        let (d, i) = run_released(py, progress, |ctl| {
-            inner.search(qs, k, mode, bias_correction, ctl)
-        })?;
-        Ok((matrix_f32(py, d, nq, k)?, matrix_i64(py, i, nq, k)?))
-    }
-
-    fn reconstruct<'py>(
-        &self,
-        py: Python<'py>,
-        id: i64,
-    ) -> PyResult<Bound<'py, numpy::PyArray1<f32>>> {
-        Ok(numpy::PyArray1::from_vec(
-            py,
-            self.inner.reconstruct(id).py()?,
-        ))
-    }
-
-    fn reset(&mut self) {
-        self.inner.reset()
-    }
-
-    /// Whether the codes are still a view of a memory-mapped file.
-    #[getter]
-    fn is_mapped(&self) -> bool {
-        self.inner.is_mapped()
-    }
-
-    /// Save to `path` (atomic: temporary file, fsync, rename).
-    fn write(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
-        let inner = &self.inner;
-        run_released(py, None, |_| inner.write(&path))
-    }
-
-    /// Load from `path`; with `mmap`, the codes are a view of the mapped file until modified.
-    #[staticmethod]
-    #[pyo3(signature = (path, mmap=false))]
-    fn read(py: Python<'_>, path: PathBuf, mmap: bool) -> PyResult<Self> {
-        let inner = run_released(py, None, |_| IndexPQ::read(&path, mmap))?;
-        Ok(PyIndexPQ { inner })
-    }
-
-    fn __len__(&self) -> usize {
-        self.inner.ntotal()
     }
 }
 
 /// Learned orthogonal rotation for PQ (faiss `OPQMatrix`).
 #[pyclass(name = "OPQMatrix", module = "quanta._core")]
 pub struct PyOpqMatrix {
-    inner: OpqMatrix,
+    pub(crate) inner: OpqMatrix,
 }
 
 #[pymethods]

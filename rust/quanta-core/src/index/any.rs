@@ -175,6 +175,11 @@ pub fn read_any(r: &FileReader) -> Result<AnyIndex> {
     let loader: fn(&FileReader) -> Result<AnyIndex> = match r.kind() {
         IndexFlat::KIND => load::<IndexFlat>,
         super::IndexIDMap::KIND => load::<super::IndexIDMap>,
+        super::IndexPreTransform::KIND => load::<super::IndexPreTransform>,
+        super::IndexRefineFlat::KIND => load::<super::IndexRefineFlat>,
+        super::IndexPQ::KIND => load::<super::IndexPQ>,
+        super::IndexPQFastScan::KIND => load::<super::IndexPQFastScan>,
+        crate::lattice::IndexLattice::KIND => load::<crate::lattice::IndexLattice>,
         IndexIVFFlat::KIND => load::<IndexIVFFlat>,
         IndexIVFPQ::KIND => load::<IndexIVFPQ>,
         IndexIVFPQFastScan::KIND => load::<IndexIVFPQFastScan>,

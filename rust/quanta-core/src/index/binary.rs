@@ -14,6 +14,8 @@
 //! with a counting pass over the `nbits + 1` possible distances (no comparison sort). Ties go to
 //! the lower id, so results do not depend on thread count or SIMD level.
 
+use super::binary_any::BinaryIndex;
+use super::{IdSelector, IdSet, SearchParams};
 use crate::control::Control;
 use crate::distance::result_len;
 use crate::error::{Error, Result};
@@ -179,16 +181,18 @@ impl IndexBinaryFlat {
     /// Remove every code whose id is in `ids`; returns how many were removed. The other ids are
     /// kept as they are (faiss `IndexBinaryFlat` renumbers instead; quanta ids are stable).
     pub fn remove_ids(&mut self, ids: &[i64]) -> usize {
-        if ids.is_empty() || self.ids.is_empty() {
+        if ids.is_empty() {
             return 0;
         }
-        let mut sel = ids.to_vec();
-        sel.sort_unstable();
-        sel.dedup();
+        self.remove_selected(&IdSelector::Allow(IdSet::from_ids(ids)))
+    }
+
+    /// Remove every code whose id the selector accepts; returns how many were removed.
+    pub fn remove_selected(&mut self, sel: &IdSelector) -> usize {
         let cs = self.code_size;
         let mut w = 0usize;
         for r in 0..self.ids.len() {
-            if sel.binary_search(&self.ids[r]).is_err() {
+            if !sel.accepts(self.ids[r]) {
                 if w != r {
                     self.ids[w] = self.ids[r];
                     self.codes.copy_within(r * cs..(r + 1) * cs, w * cs);
@@ -282,7 +286,28 @@ impl IndexBinaryFlat {
     /// k nearest codes of each query (Hamming), ties to the lower id, padded with
     /// ([`PAD_DISTANCE`], -1) when `k > ntotal`.
     pub fn search(&self, queries: &[u8], k: usize, ctl: &Control) -> Result<BinarySearchResult> {
-        self.search_forced(queries, k, None, ctl)
+        self.search_forced(queries, k, None, None, ctl)
+    }
+
+    /// [`Self::search`] returning only ids the selector accepts (checked when a candidate
+    /// would enter the top k, so the unfiltered scan is unchanged).
+    pub fn search_filtered(
+        &self,
+        queries: &[u8],
+        k: usize,
+        sel: Option<&IdSelector>,
+        ctl: &Control,
+    ) -> Result<BinarySearchResult> {
+        self.search_forced(queries, k, sel, None, ctl)
+    }
+
+    /// The stored code with id `id` (the first one, if `add_with_ids` gave it twice).
+    pub fn reconstruct(&self, id: i64) -> Result<Vec<u8>> {
+        let cs = self.code_size;
+        match self.ids.iter().position(|&x| x == id) {
+            Some(r) => Ok(self.codes[r * cs..(r + 1) * cs].to_vec()),
+            None => Err(Error::invalid(format!("id {id} is not in the index"))),
+        }
     }
 
     /// [`Self::search`] with the scan kind forced (see [`Self::scan_grid`]).
@@ -290,6 +315,7 @@ impl IndexBinaryFlat {
         &self,
         queries: &[u8],
         k: usize,
+        sel: Option<&IdSelector>,
         force: Option<bool>,
         ctl: &Control,
     ) -> Result<BinarySearchResult> {
@@ -317,6 +343,7 @@ impl IndexBinaryFlat {
                 force,
                 ctl,
                 |m| KnnSink {
+                    sel,
                     cols: (0..m)
                         .map(|_| Collector::new(kk, self.ids_sorted))
                         .collect(),
@@ -359,7 +386,18 @@ impl IndexBinaryFlat {
         radius: usize,
         ctl: &Control,
     ) -> Result<RangeResult> {
-        self.range_search_forced(queries, radius, None, ctl)
+        self.range_search_forced(queries, radius, None, None, ctl)
+    }
+
+    /// [`Self::range_search`] returning only ids the selector accepts.
+    pub fn range_search_filtered(
+        &self,
+        queries: &[u8],
+        radius: usize,
+        sel: Option<&IdSelector>,
+        ctl: &Control,
+    ) -> Result<RangeResult> {
+        self.range_search_forced(queries, radius, sel, None, ctl)
     }
 
     /// [`Self::range_search`] with the scan kind forced (see [`Self::scan_grid`]).
@@ -367,6 +405,7 @@ impl IndexBinaryFlat {
         &self,
         queries: &[u8],
         radius: usize,
+        sel: Option<&IdSelector>,
         force: Option<bool>,
         ctl: &Control,
     ) -> Result<RangeResult> {
@@ -387,6 +426,7 @@ impl IndexBinaryFlat {
                 force,
                 ctl,
                 |m| RangeSink {
+                    sel,
                     thr,
                     res: vec![Vec::new(); m],
                 },
@@ -552,35 +592,108 @@ trait Sink {
     fn offer(&mut self, q: usize, d: u32, id: i64);
 }
 
-struct KnnSink {
+/// Whether the selector (if any) accepts `id`: checked only for candidates below the
+/// threshold, so rejected codes never take a slot and the unfiltered scan is unchanged.
+#[inline]
+fn accepted(sel: Option<&IdSelector>, id: i64) -> bool {
+    sel.is_none_or(|s| s.accepts(id))
+}
+
+struct KnnSink<'a> {
+    sel: Option<&'a IdSelector>,
     cols: Vec<Collector>,
     hist: Vec<u32>,
 }
 
-impl Sink for KnnSink {
+impl Sink for KnnSink<'_> {
     #[inline]
     fn thr(&self, q: usize) -> u32 {
         self.cols[q].thr
     }
     #[inline]
     fn offer(&mut self, q: usize, d: u32, id: i64) {
-        self.cols[q].push(d, id, &mut self.hist)
+        if accepted(self.sel, id) {
+            self.cols[q].push(d, id, &mut self.hist)
+        }
     }
 }
 
-struct RangeSink {
+struct RangeSink<'a> {
+    sel: Option<&'a IdSelector>,
     thr: u32,
     res: Vec<Vec<(u32, i64)>>,
 }
 
-impl Sink for RangeSink {
+impl Sink for RangeSink<'_> {
     #[inline]
     fn thr(&self, _q: usize) -> u32 {
         self.thr
     }
     #[inline]
     fn offer(&mut self, q: usize, d: u32, id: i64) {
-        self.res[q].push((d, id))
+        if accepted(self.sel, id) {
+            self.res[q].push((d, id))
+        }
+    }
+}
+
+impl BinaryIndex for IndexBinaryFlat {
+    fn kind(&self) -> &'static str {
+        Self::KIND
+    }
+    fn nbits(&self) -> usize {
+        self.nbits
+    }
+    fn code_size(&self) -> usize {
+        self.code_size
+    }
+    fn ntotal(&self) -> usize {
+        self.ids.len()
+    }
+    fn add(&mut self, codes: &[u8], _ctl: &Control) -> Result<()> {
+        IndexBinaryFlat::add(self, codes)
+    }
+    fn add_with_ids(&mut self, codes: &[u8], ids: &[i64], _ctl: &Control) -> Result<()> {
+        IndexBinaryFlat::add_with_ids(self, codes, ids)
+    }
+    fn search(
+        &self,
+        q: &[u8],
+        k: usize,
+        params: &SearchParams,
+        ctl: &Control,
+    ) -> Result<BinarySearchResult> {
+        self.search_filtered(q, k, params.selector.as_ref(), ctl)
+    }
+    fn range_search(
+        &self,
+        q: &[u8],
+        radius: usize,
+        params: &SearchParams,
+        ctl: &Control,
+    ) -> Result<RangeResult> {
+        self.range_search_filtered(q, radius, params.selector.as_ref(), ctl)
+    }
+    fn remove_ids(&mut self, sel: &IdSelector) -> Result<usize> {
+        Ok(self.remove_selected(sel))
+    }
+    fn reconstruct(&self, id: i64) -> Result<Vec<u8>> {
+        IndexBinaryFlat::reconstruct(self, id)
+    }
+    fn reset(&mut self) {
+        IndexBinaryFlat::reset(self)
+    }
+    fn writer(&self) -> FileWriter<'_> {
+        self.to_file()
+    }
+    fn clone_box(&self) -> super::binary_any::AnyBinaryIndex {
+        Box::new(self.clone())
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
     }
 }
 
@@ -703,7 +816,9 @@ mod tests {
                     .iter()
                     .flat_map(|k| [None, Some(false), Some(true)].map(|f| (k, f)))
                 {
-                    let (d, i) = idx.search_forced(&qs, k, force, &Control::new()).unwrap();
+                    let (d, i) = idx
+                        .search_forced(&qs, k, None, force, &Control::new())
+                        .unwrap();
                     for q in 0..5 {
                         let want = brute(&codes, idx.ids(), &qs[q * cs..(q + 1) * cs], cs, k);
                         let got: Vec<(i32, i64)> =
@@ -713,7 +828,7 @@ mod tests {
                 }
                 for force in [None, Some(false), Some(true)] {
                     let rr = idx
-                        .range_search_forced(&qs, nbits / 3, force, &Control::new())
+                        .range_search_forced(&qs, nbits / 3, None, force, &Control::new())
                         .unwrap();
                     assert_eq!(rr.lims.len(), 6);
                     for q in 0..5 {
@@ -744,7 +859,9 @@ mod tests {
         let q: Vec<u8> = (0..cs).map(|_| (r.below(2) as u8) * 255).collect();
         for &k in &[1usize, 5, 100] {
             for force in [None, Some(false), Some(true)] {
-                let (d, i) = idx.search_forced(&q, k, force, &Control::new()).unwrap();
+                let (d, i) = idx
+                    .search_forced(&q, k, None, force, &Control::new())
+                    .unwrap();
                 let want = brute(&codes, &ids, &q, cs, k);
                 let got: Vec<(i32, i64)> = d.into_iter().zip(i).collect();
                 assert_eq!(got, want);
@@ -760,5 +877,54 @@ mod tests {
         let back =
             IndexBinaryFlat::from_parts(64, idx.codes().to_vec(), idx.ids().to_vec()).unwrap();
         assert_eq!(back.ids(), idx.ids());
+    }
+
+    #[test]
+    fn filtered_search_matches_brute_force_on_the_subset() {
+        let mut r = Rng::new(5);
+        let (cs, n) = (16usize, 4000usize);
+        let codes: Vec<u8> = (0..n * cs).map(|_| (r.below(4) as u8) * 17).collect();
+        let ids: Vec<i64> = (0..n as i64).map(|i| (i * 7919) % 10007).collect();
+        let qs: Vec<u8> = (0..40 * cs).map(|_| (r.below(4) as u8) * 17).collect();
+        let mut idx = IndexBinaryFlat::new(8 * cs).unwrap();
+        idx.add_with_ids(&codes, &ids).unwrap();
+        let allowed: Vec<i64> = ids.iter().copied().filter(|i| i % 3 == 0).collect();
+        for sel in [
+            IdSelector::Allow(IdSet::from_ids(&allowed)),
+            IdSelector::Deny(IdSet::from_ids(&allowed)),
+        ] {
+            let keep: Vec<usize> = (0..n).filter(|&j| sel.accepts(ids[j])).collect();
+            let sub_codes: Vec<u8> = keep
+                .iter()
+                .flat_map(|&j| codes[j * cs..(j + 1) * cs].iter().copied())
+                .collect();
+            let sub_ids: Vec<i64> = keep.iter().map(|&j| ids[j]).collect();
+            for (k, force) in [(1usize, Some(false)), (10, Some(true)), (50, None)] {
+                let (d, i) = idx
+                    .search_forced(&qs, k, Some(&sel), force, &Control::new())
+                    .unwrap();
+                for q in 0..40 {
+                    let want = brute(&sub_codes, &sub_ids, &qs[q * cs..(q + 1) * cs], cs, k);
+                    let got: Vec<(i32, i64)> =
+                        (0..k).map(|j| (d[q * k + j], i[q * k + j])).collect();
+                    assert_eq!(got, want, "k={k} {force:?}");
+                }
+            }
+            let rr = idx
+                .range_search_filtered(&qs, 40, Some(&sel), &Control::new())
+                .unwrap();
+            assert!(rr.ids.iter().all(|&id| sel.accepts(id)));
+            let full = idx.range_search(&qs, 40, &Control::new()).unwrap();
+            let kept = full.ids.iter().filter(|&&id| sel.accepts(id)).count();
+            assert_eq!(rr.ids.len(), kept);
+        }
+        assert_eq!(
+            idx.reconstruct(ids[7]).unwrap(),
+            codes[7 * cs..8 * cs].to_vec()
+        );
+        assert!(idx.reconstruct(-5).is_err());
+        let deny = IdSelector::Allow(IdSet::from_ids(&allowed));
+        assert_eq!(idx.remove_selected(&deny), allowed.len());
+        assert!(idx.ids().iter().all(|i| i % 3 != 0));
     }
 }

@@ -11,14 +11,22 @@ pub use pq::IndexPQ;
 pub use pq_fastscan::IndexPQFastScan;
 
 mod any;
+mod binary_any;
 mod idmap;
 mod params;
+mod pretransform;
+mod refine;
 mod selector;
 
 pub use any::{
     range_by_knn, read_any, read_any_bytes, read_any_path, unsupported, within_fn, AnyIndex, Index,
     RangeResult,
 };
+pub use binary_any::{
+    is_binary_kind, read_any_binary, read_index_file, AnyBinaryIndex, BinaryIndex, LoadedIndex,
+};
 pub use idmap::IndexIDMap;
 pub use params::SearchParams;
+pub use pretransform::IndexPreTransform;
+pub use refine::IndexRefineFlat;
 pub use selector::{IdSelector, IdSet};

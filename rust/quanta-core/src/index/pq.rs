@@ -1,10 +1,11 @@
 //! `IndexPQ`: PQ codes in memory, exhaustive ADC / SDC search (faiss `IndexPQ`).
 
-use super::SearchResult;
+use super::{IdSelector, Index, SearchParams, SearchResult};
 use crate::control::Control;
 use crate::distance::{result_len, scan_row, Metric};
 use crate::error::{Error, Result};
-use crate::io::{FileReader, FileWriter, Persist, SharedSlice};
+use crate::io::{FileReader, FileWriter, MetaValue, Persist, SharedSlice};
+use crate::kernels::l2::find_below_with;
 use crate::kernels::pq::{adc_block, TABLE_STRIDE};
 use crate::pq::{PqTrainParams, PqTrainReport, ProductQuantizer, SearchMode};
 use crate::simd::{level, SimdLevel};
@@ -17,39 +18,86 @@ const SCAN_BLOCK: usize = 256;
 /// Smallest run of codes worth a separate task when one query is split over threads.
 const MIN_SPLIT: usize = 1 << 15;
 
-/// Product-quantized vectors with sequential ids.
+/// Product-quantized vectors with sequential ids (positions: `remove_ids` renumbers).
+///
+/// Saved with [`Persist`] as kind `"IndexPQ"`: the quantizer's metadata and sections, `metric`,
+/// `ntotal`, the search defaults `mode` (`"adc"` / `"sdc"`) and `bias_correction` (0 / 1; both
+/// optional on read, files written before them default to ADC without correction) and a `u8`
+/// section `codes` (`ntotal × code_size`). [`IndexPQ::train_params`] is not saved.
 #[derive(Debug, Clone)]
 pub struct IndexPQ {
     pq: ProductQuantizer,
     metric: Metric,
     codes: SharedSlice<u8>,
+    /// Settings of [`Index::train`] (the explicit [`IndexPQ::train`] takes its own).
+    pub train_params: PqTrainParams,
+    /// Estimator of searches that pass no `mode` (saved with the index; default ADC).
+    pub mode: SearchMode,
+    /// Bias correction of searches that pass none (saved; default off; L2 only, see
+    /// [`IndexPQ::set_bias_correction`]).
+    bias_correction: bool,
 }
 
-/// Offer the ADC distances of `codes` (ids `id0..`) to `heap`, block by block.
+/// Offer the ADC distances of `codes` (ids `id0..`) to `heap`, block by block; with a
+/// selector, a key below the collector's threshold enters only if its id is accepted (the
+/// selector is asked for candidates only, so the unfiltered scan is the plain one).
 pub(crate) fn scan_codes(
     lvl: SimdLevel,
     table: &[f32],
     m: usize,
     codes: &[u8],
     id0: i64,
+    sel: Option<&IdSelector>,
     heap: &mut TopK,
 ) {
     let mut buf = [0f32; SCAN_BLOCK];
     for (b, blk) in codes.chunks(SCAN_BLOCK * m).enumerate() {
         let out = &mut buf[..blk.len() / m];
         adc_block(table, m, blk, out);
-        scan_row(lvl, out, id0 + (b * SCAN_BLOCK) as i64, heap);
+        let id_b = id0 + (b * SCAN_BLOCK) as i64;
+        match sel {
+            None => scan_row(lvl, out, id_b, heap),
+            Some(s) => scan_row_filtered(lvl, out, id_b, s, heap),
+        }
+    }
+}
+
+/// [`scan_row`] offering only the ids `sel` accepts (ids `id0 + j`, increasing: a key below the
+/// threshold is exactly a key that would enter, so the selector is asked for those only).
+#[inline]
+pub(crate) fn scan_row_filtered(
+    lvl: SimdLevel,
+    row: &[f32],
+    id0: i64,
+    sel: &IdSelector,
+    heap: &mut TopK,
+) {
+    let mut j = 0;
+    loop {
+        j = find_below_with(lvl, row, j, heap.threshold());
+        if j >= row.len() {
+            break;
+        }
+        let id = id0 + j as i64;
+        if sel.accepts(id) {
+            heap.push(row[j], id);
+        }
+        j += 1;
+    }
+}
+
+/// `"adc"` / `"sdc"`.
+pub(crate) fn mode_name(mode: SearchMode) -> &'static str {
+    match mode {
+        SearchMode::Adc => "adc",
+        SearchMode::Sdc => "sdc",
     }
 }
 
 impl IndexPQ {
     /// Empty, untrained index (see [`ProductQuantizer::new`] for the errors).
     pub fn new(d: usize, m: usize, nbits: usize, metric: Metric) -> Result<Self> {
-        Ok(IndexPQ {
-            pq: ProductQuantizer::new(d, m, nbits)?,
-            metric,
-            codes: SharedSlice::new(),
-        })
+        Ok(Self::from_pq(ProductQuantizer::new(d, m, nbits)?, metric))
     }
 
     /// Empty index around an existing (trained or not) quantizer.
@@ -58,7 +106,22 @@ impl IndexPQ {
             pq,
             metric,
             codes: SharedSlice::new(),
+            train_params: PqTrainParams::default(),
+            mode: SearchMode::Adc,
+            bias_correction: false,
         }
+    }
+
+    /// Bias correction of searches that pass none.
+    pub fn bias_correction(&self) -> bool {
+        self.bias_correction
+    }
+
+    /// Set the default bias correction; `true` is refused for the inner-product metric.
+    pub fn set_bias_correction(&mut self, on: bool) -> Result<()> {
+        check_bias(on, self.metric)?;
+        self.bias_correction = on;
+        Ok(())
     }
 
     /// The codec.
@@ -155,6 +218,22 @@ impl IndexPQ {
         self.codes = SharedSlice::new();
     }
 
+    /// Remove the codes whose id the selector accepts; later codes move down (ids are
+    /// positions, as faiss `IndexPQ::remove_ids`). Returns how many were removed.
+    pub fn remove_ids(&mut self, sel: &IdSelector) -> usize {
+        let (cs, n) = (self.code_size(), self.ntotal());
+        let keep: Vec<usize> = (0..n).filter(|&i| !sel.accepts(i as i64)).collect();
+        if keep.len() == n {
+            return 0;
+        }
+        let mut codes = Vec::with_capacity(keep.len() * cs);
+        for &i in &keep {
+            codes.extend_from_slice(&self.codes[i * cs..(i + 1) * cs]);
+        }
+        self.codes = SharedSlice::from_vec(codes);
+        n - keep.len()
+    }
+
     /// Scan table of query `x` for `mode`, with bias terms when asked.
     fn query_table(
         &self,
@@ -208,16 +287,26 @@ impl IndexPQ {
         bias_correction: bool,
         ctl: &Control,
     ) -> Result<SearchResult> {
+        self.search_filtered(q, k, mode, bias_correction, None, ctl)
+    }
+
+    /// [`IndexPQ::search`] returning only ids the selector accepts (applied inside the scan:
+    /// rejected codes never take a result slot).
+    pub fn search_filtered(
+        &self,
+        q: &[f32],
+        k: usize,
+        mode: SearchMode,
+        bias_correction: bool,
+        sel: Option<&IdSelector>,
+        ctl: &Control,
+    ) -> Result<SearchResult> {
         check_k(k)?;
         self.pq
             .require_trained()
             .map_err(|_| Error::NotTrained("IndexPQ"))?;
         let nq = check_batch(q, self.d(), "queries")?;
-        if bias_correction && self.metric != Metric::L2 {
-            return Err(Error::invalid(
-                "bias_correction applies to the L2 metric only (it corrects squared distances)",
-            ));
-        }
+        check_bias(bias_correction, self.metric)?;
         let total = result_len(nq, k)?;
         let mut dist = vec![0f32; total];
         let mut ids = vec![0i64; total];
@@ -250,7 +339,8 @@ impl IndexPQ {
                     let mut heap = TopK::with_capacity_hint(k, n);
                     for (c, part) in self.codes.chunks(MIN_SPLIT * cs).enumerate() {
                         ctl.check()?;
-                        scan_codes(lvl, &table, m, part, (c * MIN_SPLIT) as i64, &mut heap);
+                        let id0 = (c * MIN_SPLIT) as i64;
+                        scan_codes(lvl, &table, m, part, id0, sel, &mut heap);
                     }
                     heap
                 } else {
@@ -261,7 +351,7 @@ impl IndexPQ {
                         .map(|(c, part)| {
                             ctl.check()?;
                             let mut h = TopK::with_capacity_hint(k, part.len() / cs);
-                            scan_codes(lvl, &table, m, part, (c * run) as i64, &mut h);
+                            scan_codes(lvl, &table, m, part, (c * run) as i64, sel, &mut h);
                             Ok(h)
                         })
                         .collect();
@@ -279,6 +369,68 @@ impl IndexPQ {
     }
 }
 
+fn check_bias(on: bool, metric: Metric) -> Result<()> {
+    if on && metric != Metric::L2 {
+        return Err(Error::invalid(
+            "bias_correction applies to the L2 metric only (it corrects squared distances)",
+        ));
+    }
+    Ok(())
+}
+
+impl Index for IndexPQ {
+    crate::index_plumbing!();
+
+    fn d(&self) -> usize {
+        self.pq.d()
+    }
+    fn metric(&self) -> Metric {
+        self.metric
+    }
+    fn ntotal(&self) -> usize {
+        IndexPQ::ntotal(self)
+    }
+    fn is_trained(&self) -> bool {
+        self.pq.is_trained()
+    }
+    fn train(&mut self, x: &[f32], ctl: &Control) -> Result<Vec<String>> {
+        let params = self.train_params.clone();
+        Ok(IndexPQ::train(self, x, &params, ctl)?.warnings)
+    }
+    fn add(&mut self, x: &[f32], ctl: &Control) -> Result<()> {
+        IndexPQ::add(self, x, ctl)
+    }
+    /// `params.mode` / `params.bias_correction`, else the index's defaults.
+    fn search(
+        &self,
+        q: &[f32],
+        k: usize,
+        params: &SearchParams,
+        ctl: &Control,
+    ) -> Result<SearchResult> {
+        self.search_filtered(
+            q,
+            k,
+            params.mode.unwrap_or(self.mode),
+            params.bias_correction.unwrap_or(self.bias_correction),
+            params.selector.as_ref(),
+            ctl,
+        )
+    }
+    fn remove_ids(&mut self, sel: &IdSelector) -> Result<usize> {
+        Ok(IndexPQ::remove_ids(self, sel))
+    }
+    fn reconstruct(&self, id: i64) -> Result<Vec<f32>> {
+        IndexPQ::reconstruct(self, id)
+    }
+    fn reset(&mut self) {
+        IndexPQ::reset(self)
+    }
+    fn is_mapped(&self) -> bool {
+        IndexPQ::is_mapped(self)
+    }
+}
+
 impl Persist for IndexPQ {
     const KIND: &'static str = "IndexPQ";
 
@@ -287,6 +439,8 @@ impl Persist for IndexPQ {
         self.pq.write_meta(&mut w);
         w.meta_str("metric", self.metric.name())
             .meta_u64("ntotal", self.ntotal() as u64)
+            .meta_str("mode", mode_name(self.mode))
+            .meta_u64("bias_correction", self.bias_correction as u64)
             .section_u8("codes", &self.codes);
         w
     }
@@ -309,6 +463,168 @@ impl Persist for IndexPQ {
             return Err(r.err("the index holds codes but its quantizer is not trained"));
         }
         pq.check_codes(&codes, "codes").map_err(|e| r.err(e))?;
-        Ok(IndexPQ { pq, metric, codes })
+        let mode = match r.meta("mode") {
+            None => SearchMode::Adc,
+            Some(MetaValue::Str(s)) if s == "adc" => SearchMode::Adc,
+            Some(MetaValue::Str(s)) if s == "sdc" => SearchMode::Sdc,
+            Some(v) => return Err(r.err(format!("metadata 'mode' is {v:?}, not 'adc' or 'sdc'"))),
+        };
+        let bias_correction = match r.meta("bias_correction") {
+            None => false,
+            Some(MetaValue::U64(b @ (0 | 1))) => *b == 1,
+            Some(v) => {
+                return Err(r.err(format!("metadata 'bias_correction' is {v:?}, not 0 or 1")))
+            }
+        };
+        check_bias(bias_correction, metric).map_err(|e| r.err(e))?;
+        Ok(IndexPQ {
+            pq,
+            metric,
+            codes,
+            train_params: PqTrainParams::default(),
+            mode,
+            bias_correction,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::{read_any_bytes, IdSet};
+    use crate::rng::Rng;
+
+    fn data(n: usize, d: usize, seed: u64) -> Vec<f32> {
+        let mut r = Rng::new(seed);
+        (0..n * d).map(|_| r.normal() as f32).collect()
+    }
+
+    fn trained(d: usize, m: usize, nbits: usize, metric: Metric) -> IndexPQ {
+        let mut idx = IndexPQ::new(d, m, nbits, metric).unwrap();
+        let p = PqTrainParams {
+            niter: 4,
+            ..Default::default()
+        };
+        idx.train(&data(1500, d, 1), &p, &Control::new()).unwrap();
+        idx
+    }
+
+    #[test]
+    fn filtered_search_equals_search_of_the_allowed_subset() {
+        let ctl = Control::new();
+        let (d, n, nq) = (16, 70_000, 5);
+        let x = data(n, d, 2);
+        let q = data(nq, d, 3);
+        let mut r = Rng::new(4);
+        let allowed: Vec<i64> = (0..n as i64).filter(|_| r.below(3) == 0).collect();
+        for metric in [Metric::L2, Metric::InnerProduct] {
+            let mut idx = trained(d, 4, 6, metric);
+            idx.add(&x, &ctl).unwrap();
+            let mut sub = IndexPQ::from_pq(idx.pq().clone(), metric);
+            for &i in &allowed {
+                let i = i as usize;
+                sub.add_codes(&idx.codes()[i * 4..(i + 1) * 4]).unwrap();
+            }
+            let sel = IdSelector::Allow(IdSet::from_ids(&allowed));
+            for (mode, bias) in [
+                (SearchMode::Adc, false),
+                (SearchMode::Sdc, metric == Metric::L2),
+            ] {
+                // nq = 1: the scan is split over threads; k > 256: the reservoir collector
+                for (qs, k) in [(&q[..], 10), (&q[..d], 7), (&q[..2 * d], 300)] {
+                    let (dw, iw) = sub.search(qs, k, mode, bias, &ctl).unwrap();
+                    let iw: Vec<i64> = iw.iter().map(|&i| allowed[i as usize]).collect();
+                    let (dg, ig) = idx
+                        .search_filtered(qs, k, mode, bias, Some(&sel), &ctl)
+                        .unwrap();
+                    assert_eq!(ig, iw);
+                    assert_eq!(dg, dw);
+                }
+            }
+            // a deny selector of the complement is the same filter
+            let deny = IdSelector::Deny(IdSet::from_mask(
+                &(0..n)
+                    .map(|i| allowed.binary_search(&(i as i64)).is_err())
+                    .collect::<Vec<_>>(),
+            ));
+            let p = SearchParams::with_selector(Some(deny));
+            assert_eq!(
+                Index::search(&idx, &q, 10, &p, &ctl).unwrap(),
+                idx.search_filtered(&q, 10, SearchMode::Adc, false, Some(&sel), &ctl)
+                    .unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn remove_ids_renumbers_like_faiss() {
+        let ctl = Control::new();
+        let (d, n) = (8, 100);
+        let x = data(n, d, 5);
+        let mut idx = trained(d, 2, 4, Metric::L2);
+        idx.add(&x, &ctl).unwrap();
+        let before = idx.codes().to_vec();
+        let gone = [3i64, 50, 99, 1000, -1];
+        let removed = idx.remove_ids(&IdSelector::Allow(IdSet::from_ids(&gone)));
+        assert_eq!(removed, 3);
+        assert_eq!(idx.ntotal(), 97);
+        let want: Vec<u8> = (0..n)
+            .filter(|i| ![3, 50, 99].contains(i))
+            .flat_map(|i| before[i * 2..(i + 1) * 2].to_vec())
+            .collect();
+        assert_eq!(idx.codes(), &want[..]);
+        // vector 4 is now id 3
+        assert_eq!(
+            idx.reconstruct(3).unwrap(),
+            idx.pq().decode(&before[8..10]).unwrap()
+        );
+        assert_eq!(idx.remove_ids(&IdSelector::Allow(IdSet::from_ids(&[]))), 0);
+        assert_eq!(idx.remove_ids(&IdSelector::Deny(IdSet::from_ids(&[]))), 97);
+        assert_eq!(idx.ntotal(), 0);
+    }
+
+    #[test]
+    fn search_defaults_are_used_overridden_and_saved() {
+        let ctl = Control::new();
+        let (d, n) = (8, 300);
+        let x = data(n, d, 6);
+        let mut idx = trained(d, 2, 4, Metric::L2);
+        idx.add(&x, &ctl).unwrap();
+        let q = &x[..5 * d];
+        let none = SearchParams::default();
+        let adc = idx.search(q, 4, SearchMode::Adc, false, &ctl).unwrap();
+        let sdc = idx.search(q, 4, SearchMode::Sdc, true, &ctl).unwrap();
+        assert_ne!(adc, sdc);
+        assert_eq!(Index::search(&idx, q, 4, &none, &ctl).unwrap(), adc);
+        idx.mode = SearchMode::Sdc;
+        idx.set_bias_correction(true).unwrap();
+        assert_eq!(Index::search(&idx, q, 4, &none, &ctl).unwrap(), sdc);
+        let p = SearchParams {
+            mode: Some(SearchMode::Adc),
+            bias_correction: Some(false),
+            ..Default::default()
+        };
+        assert_eq!(Index::search(&idx, q, 4, &p, &ctl).unwrap(), adc);
+        // saved with the index, loaded through the kind table
+        let back = read_any_bytes(&idx.to_bytes().unwrap()).unwrap();
+        let back = back.downcast_ref::<IndexPQ>().unwrap();
+        assert_eq!((back.mode, back.bias_correction()), (SearchMode::Sdc, true));
+        assert_eq!(Index::search(back, q, 4, &none, &ctl).unwrap(), sdc);
+        // a file without them (written before they existed) gets ADC, no correction
+        let mut w = FileWriter::new(IndexPQ::KIND);
+        idx.pq.write_meta(&mut w);
+        w.meta_str("metric", "l2")
+            .meta_u64("ntotal", n as u64)
+            .section_u8("codes", idx.codes());
+        let old = IndexPQ::from_bytes(&w.to_bytes().unwrap()).unwrap();
+        assert_eq!((old.mode, old.bias_correction()), (SearchMode::Adc, false));
+        // bias correction is refused for inner product, as a default too
+        let mut ip = trained(d, 2, 4, Metric::InnerProduct);
+        assert!(ip.set_bias_correction(true).is_err());
+        assert!(!ip.bias_correction());
+        // the trait's train uses the stored settings
+        ip.train_params.niter = 2;
+        let w = Index::train(&mut ip, &x[..20 * d], &ctl).unwrap();
+        assert!(w.is_empty() || w.iter().all(|m| !m.is_empty()));
     }
 }

@@ -1,13 +1,13 @@
 //! `IndexPQFastScan`: 4-bit PQ codes in the packed block layout, scanned with in-register
 //! table shuffles (faiss `IndexPQFastScan`), optional re-ranking with the float ADC tables.
 
-use super::SearchResult;
+use super::{IdSelector, Index, SearchParams, SearchResult};
 use crate::control::Control;
 use crate::distance::{result_len, Metric};
 use crate::error::{Error, Result};
 use crate::fastscan::{
-    n_blocks, pack_codes, packed_len, padded_m, scan_blocks, unpack_code, HeapSink, QuantizedLuts,
-    BBS, MAX_GROUP, MAX_M2,
+    acc_threshold, n_blocks, pack_codes, packed_len, padded_m, scan_blocks, unpack_code, BlockSink,
+    HeapSink, QuantizedLuts, BBS, MAX_GROUP, MAX_M2,
 };
 use crate::io::{FileReader, FileWriter, Persist, SharedSlice};
 use crate::kernels::pq::{adc_block, TABLE_STRIDE};
@@ -22,19 +22,28 @@ const MIN_SPLIT_BLOCKS: usize = 1024;
 /// Most queries one task scans together (their u8 tables: 32 × 16·M bytes, in L1/L2).
 const MAX_TASK_QUERIES: usize = 32;
 
-/// 4-bit product-quantized vectors with sequential ids, stored as packed 32-vector blocks.
+/// 4-bit product-quantized vectors with sequential ids (positions: `remove_ids` renumbers),
+/// stored as packed 32-vector blocks.
+///
+/// Saved with [`Persist`] as kind `"IndexPQFastScan"`: the quantizer's metadata and sections,
+/// `metric`, `ntotal`, `bbs` (32), `k_factor` and a `u8` section `blocks`
+/// (`n_blocks(ntotal) × 16·m2`). [`IndexPQFastScan::train_params`] is not saved.
 #[derive(Debug, Clone)]
 pub struct IndexPQFastScan {
     pq: ProductQuantizer,
     metric: Metric,
     ntotal: usize,
     blocks: SharedSlice<u8>,
-    /// Re-ranking factor callers use when they pass none (saved with the index; 1 = none).
+    /// Re-ranking factor of searches that pass none (saved with the index; 1 = none, the
+    /// default, as faiss).
     pub k_factor: usize,
+    /// Settings of [`Index::train`] (the explicit [`IndexPQFastScan::train`] takes its own).
+    pub train_params: PqTrainParams,
 }
 
-/// Default re-ranking factor: re-score the best `4·k` with the float ADC tables.
-pub const DEFAULT_K_FACTOR: usize = 4;
+/// Default re-ranking factor: none (faiss's behaviour; the distances are the fast-scan
+/// approximations). `k_factor > 1` re-scores the best `k·k_factor` with the float ADC tables.
+pub const DEFAULT_K_FACTOR: usize = 1;
 
 /// The quantizer constraints of every fast-scan index: 4-bit codes, `padded_m(M) <= MAX_M2`.
 pub(crate) fn check_pq(pq: &ProductQuantizer) -> Result<()> {
@@ -74,6 +83,7 @@ impl IndexPQFastScan {
             ntotal: 0,
             blocks: SharedSlice::new(),
             k_factor: DEFAULT_K_FACTOR,
+            train_params: PqTrainParams::default(),
         })
     }
 
@@ -189,6 +199,26 @@ impl IndexPQFastScan {
         self.ntotal = 0;
     }
 
+    /// Remove the vectors whose id the selector accepts; later vectors move down (ids are
+    /// positions, as faiss `IndexPQFastScan`). The kept codes are unpacked and packed again
+    /// into fresh blocks (O(ntotal · M)). Returns how many were removed.
+    pub fn remove_ids(&mut self, sel: &IdSelector) -> usize {
+        let (m, n) = (self.pq.m(), self.ntotal);
+        let keep: Vec<usize> = (0..n).filter(|&i| !sel.accepts(i as i64)).collect();
+        if keep.len() == n {
+            return 0;
+        }
+        let mut codes = vec![0u8; keep.len() * m];
+        for (c, &i) in codes.chunks_exact_mut(m.max(1)).zip(&keep) {
+            unpack_code(&self.blocks, m, i, c);
+        }
+        let mut blocks = vec![0u8; packed_len(keep.len(), m)];
+        pack_codes(&codes, m, 0, &mut blocks);
+        self.blocks = SharedSlice::from_vec(blocks);
+        self.ntotal = keep.len();
+        n - keep.len()
+    }
+
     /// k nearest stored vectors of each query. The scan ranks by the quantized-table distance;
     /// with `k_factor > 1`, the best `k·k_factor` are re-scored with the float ADC tables (the
     /// distances `IndexPQ` would return) and the best `k` of those returned. With
@@ -198,6 +228,19 @@ impl IndexPQFastScan {
         q: &[f32],
         k: usize,
         k_factor: usize,
+        ctl: &Control,
+    ) -> Result<SearchResult> {
+        self.search_filtered(q, k, k_factor, None, ctl)
+    }
+
+    /// [`IndexPQFastScan::search`] returning only ids the selector accepts (applied inside the
+    /// scan, before a candidate reaches the collector: rejected vectors never take a slot).
+    pub fn search_filtered(
+        &self,
+        q: &[f32],
+        k: usize,
+        k_factor: usize,
+        sel: Option<&IdSelector>,
         ctl: &Control,
     ) -> Result<SearchResult> {
         check_k(k)?;
@@ -263,19 +306,25 @@ impl IndexPQFastScan {
                         (0..ng).map(|_| TopK::with_capacity_hint(kk, n)).collect();
                     let nrun = (b1 * BBS).min(n).saturating_sub(b0 * BBS);
                     let id0 = (b0 * BBS) as i64;
-                    let mut sinks: Vec<_> = heaps
-                        .iter_mut()
-                        .enumerate()
-                        .map(|(s, h)| HeapSink::new(h, &luts, s, move |i| id0 + i as i64))
-                        .collect();
-                    scan_blocks(
-                        lvl,
-                        &luts,
-                        0,
-                        &self.blocks[b0 * bb..b1 * bb],
-                        nrun,
-                        &mut sinks,
-                    );
+                    let run = &self.blocks[b0 * bb..b1 * bb];
+                    match sel {
+                        None => {
+                            let mut sinks: Vec<_> = heaps
+                                .iter_mut()
+                                .enumerate()
+                                .map(|(s, h)| HeapSink::new(h, &luts, s, move |i| id0 + i as i64))
+                                .collect();
+                            scan_blocks(lvl, &luts, 0, run, nrun, &mut sinks);
+                        }
+                        Some(sel) => {
+                            let mut sinks: Vec<_> = heaps
+                                .iter_mut()
+                                .enumerate()
+                                .map(|(s, h)| FilterSink::new(h, &luts, s, id0, sel))
+                                .collect();
+                            scan_blocks(lvl, &luts, 0, run, nrun, &mut sinks);
+                        }
+                    }
                     heaps
                 };
                 let heaps = if splits == 1 {
@@ -315,6 +364,97 @@ impl IndexPQFastScan {
                 Ok(())
             })?;
         Ok((dist, ids))
+    }
+}
+
+/// [`HeapSink`] with sequential ids that asks `sel` about a candidate only once its key would
+/// enter the collector (ids increase along a run, so `key < threshold` is exactly that).
+struct FilterSink<'a> {
+    heap: &'a mut TopK,
+    bias: f32,
+    scale: f32,
+    id0: i64,
+    sel: &'a IdSelector,
+}
+
+impl<'a> FilterSink<'a> {
+    fn new(
+        heap: &'a mut TopK,
+        luts: &QuantizedLuts,
+        q: usize,
+        id0: i64,
+        sel: &'a IdSelector,
+    ) -> Self {
+        FilterSink {
+            heap,
+            bias: luts.bias(q),
+            scale: luts.scale(q),
+            id0,
+            sel,
+        }
+    }
+}
+
+impl BlockSink for FilterSink<'_> {
+    #[inline]
+    fn threshold(&self) -> u16 {
+        acc_threshold(self.heap.threshold(), self.bias, self.scale)
+    }
+
+    #[inline]
+    fn push(&mut self, i: usize, acc: u16) {
+        let key = self.bias + acc as f32 / self.scale;
+        let id = self.id0 + i as i64;
+        if key < self.heap.threshold() && self.sel.accepts(id) {
+            self.heap.push(key, id);
+        }
+    }
+}
+
+impl Index for IndexPQFastScan {
+    crate::index_plumbing!();
+
+    fn d(&self) -> usize {
+        self.pq.d()
+    }
+    fn metric(&self) -> Metric {
+        self.metric
+    }
+    fn ntotal(&self) -> usize {
+        self.ntotal
+    }
+    fn is_trained(&self) -> bool {
+        self.pq.is_trained()
+    }
+    fn train(&mut self, x: &[f32], ctl: &Control) -> Result<Vec<String>> {
+        let params = self.train_params.clone();
+        Ok(IndexPQFastScan::train(self, x, &params, ctl)?.warnings)
+    }
+    fn add(&mut self, x: &[f32], ctl: &Control) -> Result<()> {
+        IndexPQFastScan::add(self, x, ctl)
+    }
+    /// `params.k_factor`, else the index's [`IndexPQFastScan::k_factor`].
+    fn search(
+        &self,
+        q: &[f32],
+        k: usize,
+        params: &SearchParams,
+        ctl: &Control,
+    ) -> Result<SearchResult> {
+        let kf = params.k_factor_or(self.k_factor)?;
+        self.search_filtered(q, k, kf, params.selector.as_ref(), ctl)
+    }
+    fn remove_ids(&mut self, sel: &IdSelector) -> Result<usize> {
+        Ok(IndexPQFastScan::remove_ids(self, sel))
+    }
+    fn reconstruct(&self, id: i64) -> Result<Vec<f32>> {
+        IndexPQFastScan::reconstruct(self, id)
+    }
+    fn reset(&mut self) {
+        IndexPQFastScan::reset(self)
+    }
+    fn is_mapped(&self) -> bool {
+        IndexPQFastScan::is_mapped(self)
     }
 }
 
@@ -368,6 +508,7 @@ impl Persist for IndexPQFastScan {
             ntotal: n,
             blocks,
             k_factor,
+            train_params: PqTrainParams::default(),
         })
     }
 }
@@ -470,5 +611,104 @@ mod tests {
         assert!(m.contains("section 'blocks'"), "{m}");
         let m = bad(45, 64);
         assert!(m.contains("bbs"), "{m}");
+    }
+}
+
+#[cfg(test)]
+mod protocol_tests {
+    use super::*;
+    use crate::index::{read_any_bytes, IdSet};
+    use crate::rng::Rng;
+
+    fn data(n: usize, d: usize, seed: u64) -> Vec<f32> {
+        let mut r = Rng::new(seed);
+        (0..n * d).map(|_| r.normal() as f32).collect()
+    }
+
+    #[test]
+    fn filtered_search_equals_search_of_the_allowed_subset() {
+        let ctl = Control::new();
+        let (d, m, n) = (15, 5, 70_000);
+        let x = data(n, d, 1);
+        let q = data(40, d, 2);
+        let mut idx = IndexPQFastScan::new(d, m, 4, Metric::L2).unwrap();
+        let p = PqTrainParams {
+            niter: 4,
+            ..Default::default()
+        };
+        idx.train(&x[..2000 * d], &p, &ctl).unwrap();
+        idx.add(&x, &ctl).unwrap();
+        let codes = idx.codes();
+        let mut r = Rng::new(3);
+        let allowed: Vec<i64> = (0..n as i64).filter(|_| r.below(4) == 0).collect();
+        let mut sub = IndexPQFastScan::from_pq(idx.pq().clone(), Metric::L2).unwrap();
+        let kept: Vec<u8> = allowed
+            .iter()
+            .flat_map(|&i| codes[i as usize * m..(i as usize + 1) * m].to_vec())
+            .collect();
+        sub.add_codes(&kept).unwrap();
+        let sel = IdSelector::Allow(IdSet::from_ids(&allowed));
+        // 40 queries: several query groups; 1 query: the blocks are split over threads
+        for (qs, k, kf) in [
+            (&q[..], 10, 1),
+            (&q[..d], 10, 1),
+            (&q[..], 7, 3),
+            (&q[..d], 300, 1),
+        ] {
+            let (dw, iw) = sub.search(qs, k, kf, &ctl).unwrap();
+            let iw: Vec<i64> = iw.iter().map(|&i| allowed[i as usize]).collect();
+            let (dg, ig) = idx.search_filtered(qs, k, kf, Some(&sel), &ctl).unwrap();
+            assert_eq!(ig, iw, "k={k} kf={kf}");
+            assert_eq!(dg, dw, "k={k} kf={kf}");
+        }
+    }
+
+    #[test]
+    fn remove_ids_repacks_and_k_factor_default_is_saved() {
+        let ctl = Control::new();
+        let (d, m, n) = (9, 3, 100);
+        let x = data(n, d, 4);
+        let mut idx = IndexPQFastScan::new(d, m, 4, Metric::InnerProduct).unwrap();
+        assert_eq!(idx.k_factor, 1);
+        idx.train(&data(500, d, 5), &PqTrainParams::default(), &ctl)
+            .unwrap();
+        idx.add(&x, &ctl).unwrap();
+        let before = idx.codes();
+        let gone = [0i64, 17, 31, 32, 99];
+        let sel = IdSelector::Allow(IdSet::from_ids(&gone));
+        assert_eq!(Index::remove_ids(&mut idx, &sel).unwrap(), 5);
+        assert_eq!(idx.ntotal(), 95);
+        assert_eq!(idx.blocks().len(), packed_len(95, m));
+        let want: Vec<u8> = (0..n)
+            .filter(|i| !gone.contains(&(*i as i64)))
+            .flat_map(|i| before[i * m..(i + 1) * m].to_vec())
+            .collect();
+        assert_eq!(idx.codes(), want);
+        // still appendable after the repack (partial last block)
+        idx.add(&x[..d], &ctl).unwrap();
+        assert_eq!(idx.codes()[95 * m..], before[..m]);
+        // k_factor: the stored default, overridden per call, saved
+        idx.k_factor = 5;
+        let q = &x[..3 * d];
+        let five = idx.search(q, 4, 5, &ctl).unwrap();
+        let none = SearchParams::default();
+        assert_eq!(Index::search(&idx, q, 4, &none, &ctl).unwrap(), five);
+        let one = SearchParams {
+            k_factor: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(
+            Index::search(&idx, q, 4, &one, &ctl).unwrap(),
+            idx.search(q, 4, 1, &ctl).unwrap()
+        );
+        let back = read_any_bytes(&idx.to_bytes().unwrap()).unwrap();
+        let back = back.downcast_ref::<IndexPQFastScan>().unwrap();
+        assert_eq!(back.k_factor, 5);
+        assert_eq!(Index::search(back, q, 4, &none, &ctl).unwrap(), five);
+        let zero = SearchParams {
+            k_factor: Some(0),
+            ..Default::default()
+        };
+        assert!(Index::search(&idx, q, 4, &zero, &ctl).is_err());
     }
 }

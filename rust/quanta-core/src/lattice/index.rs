@@ -8,13 +8,18 @@
 //!
 //! Persistence: saved with [`Persist`] as kind `"IndexLattice"`: metadata `codec` (`"zn"` or
 //! `"e8shell"`), `d`, `r2` (Zn) or `shells` (E8 shells, comma-separated ascending, e.g.
-//! `"1,2"`), `metric`, `ntotal`, and a `u8` section `codes` (`ntotal × code_size`).
+//! `"1,2"`), `metric`, `ntotal`, and a `u8` section `codes` (`ntotal × code_size`). Loaded with
+//! `mmap`, the codes stay a view of the mapped file until the first `add` / `remove_ids` /
+//! `reset`.
+//!
+//! Ids are positions (faiss `IndexFlat` / `IndexPQ` semantics): `remove_ids` renumbers.
 
 use super::{E8ShellCodec, LatticeCodec, ZnSphereCodec};
 use crate::control::Control;
 use crate::distance::{ip_tile, result_len, Metric, BASE_TILE, QUERY_TILE};
 use crate::error::{Error, Result};
-use crate::io::{FileReader, FileWriter, Persist};
+use crate::index::{IdSelector, Index, SearchParams};
+use crate::io::{FileReader, FileWriter, Persist, SharedSlice};
 use crate::kernels::l2;
 use crate::lattice::zn::check_codes_len;
 use crate::simd::level;
@@ -30,7 +35,7 @@ const QUERY_BATCH: usize = 4096;
 pub struct IndexLattice {
     codec: LatticeCodec,
     metric: Metric,
-    codes: Vec<u8>,
+    codes: SharedSlice<u8>,
 }
 
 /// (distances nq×k, ids nq×k), faiss layout.
@@ -42,7 +47,7 @@ impl IndexLattice {
         IndexLattice {
             codec,
             metric,
-            codes: Vec::new(),
+            codes: SharedSlice::new(),
         }
     }
 
@@ -76,10 +81,15 @@ impl IndexLattice {
         &self.codes
     }
 
+    /// Whether the codes are a view of a memory-mapped file (until the first modification).
+    pub fn is_mapped(&self) -> bool {
+        self.codes.is_mapped()
+    }
+
     /// Encode and append the rows of `x` (n × d).
     pub fn add(&mut self, x: &[f32], ctl: &Control) -> Result<()> {
         let c = self.codec.encode(x, ctl)?;
-        self.codes.extend_from_slice(&c);
+        self.codes.make_mut().extend_from_slice(&c);
         Ok(())
     }
 
@@ -91,7 +101,7 @@ impl IndexLattice {
         for (i, c) in codes.chunks_exact(cs).enumerate() {
             self.codec.decode_rows(c, &mut buf, i)?;
         }
-        self.codes.extend_from_slice(codes);
+        self.codes.make_mut().extend_from_slice(codes);
         Ok(())
     }
 
@@ -110,11 +120,39 @@ impl IndexLattice {
 
     /// Remove every code.
     pub fn reset(&mut self) {
-        self.codes.clear();
+        self.codes = SharedSlice::new();
+    }
+
+    /// Remove the codes whose id the selector accepts; later codes move down (ids are
+    /// positions). Returns how many were removed.
+    pub fn remove_ids(&mut self, sel: &IdSelector) -> usize {
+        let (cs, n) = (self.code_size(), self.ntotal());
+        let keep: Vec<usize> = (0..n).filter(|&i| !sel.accepts(i as i64)).collect();
+        if keep.len() == n {
+            return 0;
+        }
+        let mut codes = Vec::with_capacity(keep.len() * cs);
+        for &i in &keep {
+            codes.extend_from_slice(&self.codes[i * cs..(i + 1) * cs]);
+        }
+        self.codes = SharedSlice::from_vec(codes);
+        n - keep.len()
     }
 
     /// k best stored codes of each query; padded with (`metric.pad()`, -1) when `k > ntotal`.
     pub fn search(&self, q: &[f32], k: usize, ctl: &Control) -> Result<SearchResult> {
+        self.search_filtered(q, k, None, ctl)
+    }
+
+    /// [`IndexLattice::search`] returning only ids the selector accepts (applied inside the
+    /// scan: rejected codes never take a result slot).
+    pub fn search_filtered(
+        &self,
+        q: &[f32],
+        k: usize,
+        sel: Option<&IdSelector>,
+        ctl: &Control,
+    ) -> Result<SearchResult> {
         check_k(k)?;
         let d = self.d();
         let nq = check_batch(q, d, "queries")?;
@@ -126,7 +164,7 @@ impl IndexLattice {
         ctl.set_total((nq.div_ceil(QUERY_BATCH) * nchunks) as u64);
         for q0 in (0..nq).step_by(QUERY_BATCH) {
             let q1 = (q0 + QUERY_BATCH).min(nq);
-            let (dd, ii) = self.search_batch(&q[q0 * d..q1 * d], k, ctl)?;
+            let (dd, ii) = self.search_batch(&q[q0 * d..q1 * d], k, sel, ctl)?;
             dist.extend_from_slice(&dd);
             ids.extend_from_slice(&ii);
         }
@@ -141,7 +179,13 @@ impl IndexLattice {
         n.div_ceil(threads * 4).max(1).div_ceil(BASE_TILE) * BASE_TILE
     }
 
-    fn search_batch(&self, queries: &[f32], k: usize, ctl: &Control) -> Result<SearchResult> {
+    fn search_batch(
+        &self,
+        queries: &[f32],
+        k: usize,
+        sel: Option<&IdSelector>,
+        ctl: &Control,
+    ) -> Result<SearchResult> {
         let d = self.d();
         let cs = self.code_size();
         let nq = queries.len() / d;
@@ -185,13 +229,18 @@ impl IndexLattice {
                                 Metric::InnerProduct => row.iter_mut().for_each(|v| *v = 0.0 - *v),
                             }
                             let heap = &mut heaps[q0 + r];
+                            // ids increase along the row: a key below the threshold is one that
+                            // would enter, the only ones the selector is asked about
                             let mut j = 0;
                             loop {
                                 j = l2::find_below_with(lvl, row, j, heap.threshold());
                                 if j >= nb {
                                     break;
                                 }
-                                heap.push(row[j], (b0 + j) as i64);
+                                let id = (b0 + j) as i64;
+                                if sel.is_none_or(|s| s.accepts(id)) {
+                                    heap.push(row[j], id);
+                                }
                                 j += 1;
                             }
                         }
@@ -227,6 +276,44 @@ impl IndexLattice {
             }
         }
         Ok((dist, ids))
+    }
+}
+
+impl Index for IndexLattice {
+    crate::index_plumbing!();
+
+    fn d(&self) -> usize {
+        self.codec.d()
+    }
+    fn metric(&self) -> Metric {
+        self.metric
+    }
+    fn ntotal(&self) -> usize {
+        IndexLattice::ntotal(self)
+    }
+    fn add(&mut self, x: &[f32], ctl: &Control) -> Result<()> {
+        IndexLattice::add(self, x, ctl)
+    }
+    fn search(
+        &self,
+        q: &[f32],
+        k: usize,
+        params: &SearchParams,
+        ctl: &Control,
+    ) -> Result<SearchResult> {
+        self.search_filtered(q, k, params.selector.as_ref(), ctl)
+    }
+    fn remove_ids(&mut self, sel: &IdSelector) -> Result<usize> {
+        Ok(IndexLattice::remove_ids(self, sel))
+    }
+    fn reconstruct(&self, id: i64) -> Result<Vec<f32>> {
+        IndexLattice::reconstruct(self, id)
+    }
+    fn reset(&mut self) {
+        IndexLattice::reset(self)
+    }
+    fn is_mapped(&self) -> bool {
+        IndexLattice::is_mapped(self)
     }
 }
 
@@ -304,7 +391,7 @@ impl Persist for IndexLattice {
         Ok(IndexLattice {
             codec,
             metric,
-            codes: codes.into_vec(),
+            codes,
         })
     }
 }
@@ -357,5 +444,57 @@ mod tests {
                 assert!(other.add_codes(&[1]).is_err() || codec.code_size() == 1);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod protocol_tests {
+    use super::*;
+    use crate::index::{read_any_bytes, IdSet};
+    use crate::rng::Rng;
+
+    #[test]
+    fn filters_remove_ids_and_mmap_view() {
+        let ctl = Control::new();
+        let mut r = Rng::new(9);
+        let d = 16;
+        let n = 5000;
+        let x: Vec<f32> = (0..d * n).map(|_| r.normal() as f32).collect();
+        let q: Vec<f32> = (0..d * 4).map(|_| r.normal() as f32).collect();
+        let codec = LatticeCodec::Zn(ZnSphereCodec::new(d, 10).unwrap());
+        let cs = codec.code_size();
+        let mut idx = IndexLattice::new(codec.clone(), Metric::L2);
+        idx.add(&x, &ctl).unwrap();
+        let allowed: Vec<i64> = (0..n as i64).filter(|i| i % 3 != 1).collect();
+        let sel = IdSelector::Allow(IdSet::from_ids(&allowed));
+        let (dg, ig) = idx.search_filtered(&q, 10, Some(&sel), &ctl).unwrap();
+        assert!(ig.iter().all(|&i| i % 3 != 1));
+        // the same as an index of the allowed codes only (ids mapped back)
+        let mut sub = IndexLattice::new(codec, Metric::L2);
+        for &i in &allowed {
+            let i = i as usize;
+            sub.add_codes(&idx.codes()[i * cs..(i + 1) * cs]).unwrap();
+        }
+        let (dw, iw) = sub.search(&q, 10, &ctl).unwrap();
+        for (a, b) in dg.iter().zip(&dw) {
+            assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{a} {b}");
+        }
+        let iw: Vec<i64> = iw.iter().map(|&i| allowed[i as usize]).collect();
+        let same = ig.iter().zip(&iw).filter(|(a, b)| a == b).count();
+        assert!(same + 2 >= ig.len(), "{same}/{}", ig.len());
+        // remove_ids: positions renumber
+        let before = idx.codes().to_vec();
+        let gone = IdSelector::Allow(IdSet::from_ids(&[0, 2, 4999]));
+        assert_eq!(Index::remove_ids(&mut idx, &gone).unwrap(), 3);
+        assert_eq!(idx.ntotal(), n - 3);
+        assert_eq!(idx.codes()[..cs], before[cs..2 * cs]);
+        assert_eq!(idx.codes()[cs..2 * cs], before[3 * cs..4 * cs]);
+        // through the kind table
+        let back = read_any_bytes(&idx.to_bytes().unwrap()).unwrap();
+        assert_eq!(back.kind(), "IndexLattice");
+        assert_eq!(
+            back.search(&q, 5, &SearchParams::default(), &ctl).unwrap(),
+            idx.search(&q, 5, &ctl).unwrap()
+        );
     }
 }

@@ -1,0 +1,231 @@
+"""The one Index protocol, checked on every index type the same way.
+
+Each case builds a small trained index holding ``N`` vectors; every test below runs on every
+case, so an index type that skips part of the protocol (filters, pickling, saved defaults,
+range search, ids) fails here rather than in a user's code.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import pickle
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import quanta
+
+D, N, NQ, K = 16, 600, 12, 10
+
+
+def _data(seed: int = 0) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, D)).astype(np.float32)
+    q = rng.standard_normal((NQ, D)).astype(np.float32)
+    return x, q
+
+
+def _trained(make: Callable[[], quanta.Index]) -> Callable[[], quanta.Index]:
+    def build() -> quanta.Index:
+        x, _ = _data()
+        index = make()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # few training points for 256 centroids
+            index.train(x)
+        if isinstance(index, quanta.IndexIDMap):
+            index.add_with_ids(x, np.arange(N, dtype=np.int64) * 7 + 3)
+        else:
+            index.add(x)
+        return index
+
+    return build
+
+
+def _factory(desc: str, metric: str = "l2") -> Callable[[], quanta.Index]:
+    def make() -> quanta.Index:
+        out: quanta.Index = quanta.index_factory(D, desc, metric)
+        return out
+
+    return make
+
+
+# every index type of the protocol; an entry whose class is not yet a quanta.Index is skipped
+CASES: dict[str, Callable[[], Any]] = {
+    "Flat": lambda: quanta.IndexFlat(D),
+    "FlatIP": lambda: quanta.IndexFlat(D, "ip"),
+    "IDMap,Flat": lambda: quanta.IndexIDMap(quanta.IndexFlat(D)),
+    "PQ8": lambda: quanta.IndexPQ(D, 8, 8),
+    "PQ8x4fs": lambda: quanta.IndexPQFastScan(D, 8),
+    "IVF8,Flat": lambda: quanta.IndexIVFFlat(D, 8),
+    "IVF8,PQ8": lambda: quanta.IndexIVFPQ(D, 8, 8),
+    "IVF8,PQ8x4fs": lambda: quanta.IndexIVFPQFastScan(D, 8, 8),
+    "OPQ8,Flat": _factory("OPQ8,Flat"),
+    "PQ8,RFlat": _factory("PQ8,RFlat"),
+    "Zn": lambda: quanta.IndexLattice(quanta.ZnSphereCodec(D, 10)),
+}
+
+
+def _build(name: str) -> quanta.Index:
+    make = CASES[name]
+    try:
+        probe = make()
+    except Exception as e:  # a case that cannot even be built is reported
+        pytest.fail(f"{name}: cannot build: {e!r}")
+    if not isinstance(probe, quanta.Index):
+        pytest.skip(f"{type(probe).__name__} is not on the Index protocol yet")
+    return _trained(make)()
+
+
+def _same_search(a: quanta.Index, b: quanta.Index, q: np.ndarray[Any, Any]) -> None:
+    da, ia = a.search(q, K)
+    db, ib = b.search(q, K)
+    np.testing.assert_array_equal(ia, ib)
+    np.testing.assert_array_equal(da, db)
+
+
+@pytest.fixture(params=sorted(CASES))
+def index(request: pytest.FixtureRequest) -> quanta.Index:
+    return _build(request.param)
+
+
+def test_shared_properties(index: quanta.Index) -> None:
+    assert index.d == D and index.ntotal == N and len(index) == N
+    assert index.is_trained and index.metric in ("l2", "ip")
+    assert isinstance(index, quanta.Index)
+    r = repr(index)
+    assert r.startswith(type(index).__name__ + "(") and f"ntotal={N}" in r, r
+
+
+def test_pickle_copy_serialize_round_trips(index: quanta.Index, tmp_path: Path) -> None:
+    _, q = _data()
+    for back in (
+        pickle.loads(pickle.dumps(index)),
+        copy.copy(index),
+        copy.deepcopy(index),
+        quanta.deserialize_index(quanta.serialize_index(index)),
+    ):
+        assert type(back) is type(index)
+        _same_search(index, back, q)
+    buf = io.BytesIO()
+    quanta.write_index(index, buf)
+    buf.seek(0)
+    _same_search(index, quanta.read_index(buf), q)
+    path = tmp_path / "index.qnt"
+    quanta.write_index(index, path)
+    for mmap in (False, True):
+        back = quanta.read_index(path, mmap=mmap)
+        assert type(back) is type(index)
+        _same_search(index, back, q)
+
+
+def test_copies_are_independent(index: quanta.Index) -> None:
+    _, q = _data(1)
+    twin = copy.deepcopy(index)
+    index.reset()
+    assert index.ntotal == 0 and twin.ntotal == N
+    assert (index.search(q, K)[1] == -1).all()
+
+
+def _ids_of(index: quanta.Index) -> np.ndarray[Any, Any]:
+    """Every stored id (from an unfiltered search as wide as the index)."""
+    _, q = _data()
+    i = index.search(q[:1], N, params=quanta.SearchParameters(nprobe=64))[1]
+    return np.unique(i[i >= 0])
+
+
+@pytest.mark.parametrize("how", ["allowed", "denied", "mask"])
+def test_filter_is_applied_inside_the_scan(index: quanta.Index, how: str) -> None:
+    _, q = _data()
+    ids = _ids_of(index)
+    rng = np.random.default_rng(4)
+    chosen = np.sort(rng.choice(ids, size=len(ids) // 3, replace=False)).astype(np.int64)
+    if how == "allowed":
+        kw: dict[str, Any] = {"ids_allowed": chosen}
+        ok = set(chosen.tolist())
+    elif how == "denied":
+        kw = {"ids_denied": chosen}
+        ok = set(ids.tolist()) - set(chosen.tolist())
+    else:
+        mask = np.zeros(int(ids.max()) + 1, dtype=bool)
+        mask[chosen] = True
+        kw = {"ids_allowed": mask}
+        ok = set(chosen.tolist())
+    nprobe = 64  # every list: the filter must not cost results
+    d, i = index.search(q, K, nprobe=nprobe, **kw)
+    got = i[i >= 0]
+    assert set(got.tolist()) <= ok
+    # rejected entries never take a slot: every row is full
+    assert (i >= 0).all(), "a filtered search returned fewer than k hits"
+    # the same as the same search through SearchParameters
+    _, i2 = index.search(q, K, params=quanta.SearchParameters(nprobe=nprobe, **kw))
+    np.testing.assert_array_equal(i, i2)
+    if type(index).__name__ == "IndexRefineFlat":
+        return  # re-ranks the best allowed *approximate* hits: not a prefix of the full search
+    # and the best allowed hits of an unfiltered full search (distances as the index computes
+    # them, so ties aside the rows agree)
+    dw, iw = index.search(q, N, nprobe=nprobe)
+    for r in range(NQ):
+        keep = [j for j in range(N) if iw[r, j] in ok][:K]
+        np.testing.assert_allclose(d[r], dw[r, keep], rtol=1e-5, atol=1e-5)
+
+
+def test_unknown_search_parameter_is_an_error(index: quanta.Index) -> None:
+    _, q = _data()
+    with pytest.raises(quanta.InvalidArgumentError, match="nprob"):
+        index.search(q, K, nprob=3)
+
+
+def test_range_search_matches_the_knn_search(index: quanta.Index) -> None:
+    _, q = _data()
+    dw, iw = index.search(q, N, nprobe=64)
+    radius = float(np.median(dw[:, K]))
+    lims, _, ii = index.range_search(q, radius, nprobe=64)
+    assert lims.dtype == np.int64 and lims.shape == (NQ + 1,) and lims[0] == 0
+    for r in range(NQ):
+        if index.metric == "l2":
+            want = iw[r][(iw[r] >= 0) & (dw[r] < radius)]
+        else:
+            want = iw[r][(iw[r] >= 0) & (dw[r] > radius)]
+        got = ii[lims[r] : lims[r + 1]]
+        assert set(got.tolist()) == set(want.tolist())
+    with pytest.raises(quanta.InvalidArgumentError, match="radius"):
+        index.range_search(q, float("nan"))
+
+
+def test_remove_ids_or_a_clear_error(index: quanta.Index) -> None:
+    ids = _ids_of(index)
+    gone = ids[:5]
+    try:
+        removed = index.remove_ids(gone)
+    except quanta.InvalidArgumentError as e:
+        assert "remove_ids" in str(e)
+        return
+    assert removed == 5 and index.ntotal == N - 5
+
+
+def test_empty_add_and_search_are_no_ops(index: quanta.Index) -> None:
+    empty = np.zeros((0, D), dtype=np.float32)
+    if isinstance(index, quanta.IndexIDMap):
+        index.add_with_ids(empty, np.zeros(0, dtype=np.int64))
+    else:
+        index.add(empty)
+    assert index.ntotal == N
+    d, i = index.search(empty, K)
+    assert d.shape == (0, K) and i.shape == (0, K)
+
+
+def test_default_policy() -> None:
+    """One policy: metric l2, nprobe 1 (as faiss), k_factor 1."""
+    assert quanta.IndexFlat(D).metric == "l2"
+    for make in CASES.values():
+        ix = make()
+        if not isinstance(ix, quanta.Index):
+            continue
+        if hasattr(ix, "nprobe"):
+            assert ix.nprobe == 1, type(ix).__name__
+        if hasattr(ix, "k_factor"):
+            assert ix.k_factor == 1, type(ix).__name__
