@@ -482,6 +482,13 @@ def test_fastscan_k_factor_per_call_equals_the_attribute(three) -> None:
         fs.search(q, 5, k_factor=0)
 
 
+def test_ivf_is_not_wrapped_in_an_id_map() -> None:
+    # IVF indexes keep the caller's ids (add_with_ids); an id map over one is refused
+    for idx in (quanta.IndexIVFFlat(D, 4), quanta.IndexIVFPQ(D, 4, 4)):
+        with pytest.raises(quanta.InvalidArgumentError, match="add_with_ids"):
+            quanta.IndexIDMap(idx)
+
+
 def test_remove_ids_by_mask_and_train_defaults(xb) -> None:
     a = quanta.IndexIVFFlat(D, 8)
     b = quanta.IndexIVFFlat(D, 8)

@@ -5,7 +5,7 @@
 //! returning `(Self, PyIndex)`, one line in [`wrap_subclass`], one `add_class` in `lib.rs`.
 
 use crate::base::PyIndex;
-pub use crate::base::{positive, SearchOut};
+pub use crate::base::positive;
 use crate::composite::{PyIndexPreTransform, PyIndexRefineFlat};
 use crate::errors::CoreResultExt;
 use pyo3::prelude::*;
@@ -14,10 +14,6 @@ use quanta_core::index::{IndexFlat, IndexIDMap, IndexPreTransform, IndexRefineFl
 use quanta_core::io::Persist;
 use quanta_core::ivf::{IndexIVFFlat, IndexIVFPQ, IndexIVFPQFastScan};
 use quanta_core::Metric;
-
-pub fn positive_k(k: i64) -> PyResult<usize> {
-    positive(k, "k")
-}
 
 /// `d` as a dimension `>= 1`.
 pub fn dim(d: i64) -> PyResult<usize> {

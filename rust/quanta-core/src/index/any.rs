@@ -98,6 +98,12 @@ pub trait Index: Send + Sync + fmt::Debug + 'static {
     fn is_mapped(&self) -> bool {
         false
     }
+    /// Whether the index keeps the caller's ids itself (`add_with_ids`; IVF indexes), rather
+    /// than numbering its vectors by position: such an index needs no `IndexIDMap` (and its
+    /// `remove_ids` does not renumber, which an id map over it relies on).
+    fn stores_ids(&self) -> bool {
+        false
+    }
     /// The file writer of [`Persist::to_file`] (object-safe form).
     fn writer(&self) -> FileWriter<'_>;
     /// A deep copy.

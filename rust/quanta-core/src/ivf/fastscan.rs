@@ -606,6 +606,9 @@ impl Index for IndexIVFPQFastScan {
     fn is_mapped(&self) -> bool {
         self.inner.is_mapped()
     }
+    fn stores_ids(&self) -> bool {
+        true
+    }
 }
 
 #[derive(Clone)]

@@ -221,6 +221,9 @@ impl Index for IndexIVFFlat {
     fn is_mapped(&self) -> bool {
         IndexIVFFlat::is_mapped(self)
     }
+    fn stores_ids(&self) -> bool {
+        true
+    }
 }
 
 /// The "encoder" of IVFFlat: entries are the vectors themselves.

@@ -694,6 +694,9 @@ impl Index for IndexIVFPQ {
     fn is_mapped(&self) -> bool {
         IndexIVFPQ::is_mapped(self)
     }
+    fn stores_ids(&self) -> bool {
+        true
+    }
 }
 
 impl Persist for IndexIVFPQ {

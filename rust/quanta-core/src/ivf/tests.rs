@@ -607,3 +607,15 @@ fn ivfpq_range_search_equals_knn_within_radius() {
         assert_eq!(a, b, "k_factor {kf}");
     }
 }
+
+/// An IVF index keeps the caller's ids itself: an id map over it is refused (its removals do
+/// not renumber, which the id map relies on).
+#[test]
+fn ivf_indexes_are_not_wrapped_in_an_id_map() {
+    use crate::index::IndexIDMap;
+    let flat = IndexIVFFlat::new(4, 2, Metric::L2).unwrap();
+    let err = IndexIDMap::new(Box::new(flat)).unwrap_err().to_string();
+    assert!(err.contains("add_with_ids"), "{err}");
+    let pq = IndexIVFPQFastScan::new(8, 2, 2, Metric::L2, true).unwrap();
+    assert!(IndexIDMap::new(Box::new(pq)).is_err());
+}
