@@ -156,7 +156,7 @@ def run_case(
                 return ref.search(queries, 10)[1]
 
             def q_search(nprobe: int = nprobe) -> Any:
-                return ours.search(queries, 10, nprobe)[1]
+                return ours.search(queries, 10, nprobe=nprobe)[1]
 
             times, timing, last = best_of({"faiss": f_search, "quanta": q_search}, reps)
             row = {

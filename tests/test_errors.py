@@ -29,6 +29,20 @@ def _trained_index() -> quanta.IndexFlat:
     return index
 
 
+def _trained_ivf(kind: str) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if kind == "flat":
+            index: Any = quanta.IndexIVFFlat(D, 4)
+            index.train(_x())
+        else:
+            cls = quanta.IndexIVFPQ if kind == "pq" else quanta.IndexIVFPQFastScan
+            index = cls(D, 4, 2) if kind == "fs" else cls(D, 4, 2, nbits=4)
+            index.train(_x(), niter=2, pq_niter=2)
+        index.add(_x())
+    return index
+
+
 def _trained_pq(cls: type = quanta.IndexPQ) -> Any:
     index = cls(D, 2, 4)
     with warnings.catch_warnings():
@@ -70,6 +84,15 @@ ENTRY_POINTS: list[tuple[str, Callable[[Any], Any], str]] = [
     ),
     ("IndexLattice.add", lambda x: quanta.IndexLattice(quanta.ZnSphereCodec(D, 6)).add(x), "x"),
     ("IndexLattice.search", lambda x: _lattice().search(x, 3), "queries"),
+    ("IndexIVFFlat.train", lambda x: quanta.IndexIVFFlat(D, 4).train(x), "x"),
+    ("IndexIVFFlat.add", lambda x: _trained_ivf("flat").add(x), "x"),
+    ("IndexIVFFlat.search", lambda x: _trained_ivf("flat").search(x, 3, nprobe=2), "queries"),
+    ("IndexIVFFlat.range_search", lambda x: _trained_ivf("flat").range_search(x, 1.0), "queries"),
+    ("IndexIVFPQ.train", lambda x: quanta.IndexIVFPQ(D, 4, 2, nbits=4).train(x, niter=2), "x"),
+    ("IndexIVFPQ.add", lambda x: _trained_ivf("pq").add_with_ids(x, np.arange(N)), "x"),
+    ("IndexIVFPQ.search", lambda x: _trained_ivf("pq").search(x, 3), "queries"),
+    ("IndexIVFPQFastScan.train", lambda x: quanta.IndexIVFPQFastScan(D, 4, 2).train(x), "x"),
+    ("IndexIVFPQFastScan.search", lambda x: _trained_ivf("fs").search(x, 3), "queries"),
 ]
 IDS = [e[0] for e in ENTRY_POINTS]
 
@@ -181,7 +204,8 @@ def test_three_d_rejected(name: str, call: Callable[[Any], Any], arg: str) -> No
     assert isinstance(err, ValueError) and _names(str(err), arg), str(err)
 
 
-_QUERIES = ("KMeans.assign", *(n for n in IDS if n.endswith(".search")))
+# a 1-D query batch is one query
+_QUERIES = ("KMeans.assign", *(n for n in IDS if n.endswith("search")))
 
 
 @pytest.mark.parametrize(

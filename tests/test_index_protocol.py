@@ -65,6 +65,8 @@ CASES: dict[str, Callable[[], Any]] = {
     "IVF8,PQ8x4fs": lambda: quanta.IndexIVFPQFastScan(D, 8, 8),
     "OPQ8,Flat": _factory("OPQ8,Flat"),
     "PQ8,RFlat": _factory("PQ8,RFlat"),
+    "IVF8,PQ8,RFlat": _factory("IVF8,PQ8,RFlat"),
+    "OPQ8,IVF8,PQ8x4fs": _factory("OPQ8,IVF8,PQ8x4fs", "ip"),
     "Zn": lambda: quanta.IndexLattice(quanta.ZnSphereCodec(D, 10)),
 }
 

@@ -295,3 +295,31 @@ def test_code_indexes_through_every_entry_point(tmp_path: Path, kind: str) -> No
     # the core entry point returns the core subclass of the kind
     core = _core.read_index(path)
     assert type(core).__name__ == kind and isinstance(core, _core.Index)
+
+
+def test_ivf_files_load_as_their_class_with_their_search_defaults(tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((800, 16)).astype(np.float32)
+    made = [
+        quanta.IndexIVFFlat(16, 8),
+        quanta.IndexIVFPQ(16, 8, 4, nbits=4),
+        quanta.IndexIVFPQFastScan(16, 8, 4, k_factor=2),
+    ]
+    for idx in made:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            idx.train(x, niter=3)
+        idx.add(x)
+        idx.nprobe = 3
+        path = tmp_path / f"{type(idx).__name__}.qnt"
+        quanta.write_index(idx, path)
+        assert quanta.io.read_index_kind(path) == type(idx).__name__
+        core = _core.read_index(path)
+        assert type(core) is getattr(_core, type(idx).__name__) and core.nprobe == 3
+        for mmap in (False, True):
+            back = quanta.read_index(path, mmap=mmap)
+            assert type(back) is type(idx) and back.nprobe == 3 and back.is_mapped == mmap
+            assert getattr(back, "k_factor", 2) == 2
+            for a, b in zip(back.search(x[:5], 4), idx.search(x[:5], 4, nprobe=3)):
+                np.testing.assert_array_equal(a, b)
+            del back

@@ -64,8 +64,8 @@ def _ivfpq_vs_faiss(ds: quanta.datasets.Dataset, nlist: int, M: int, nbits: int)
     for nprobe in (1, 4, 16):
         ref.nprobe = nprobe
         _, Iref = ref.search(ds.queries, 10)
-        _, Iq = ours.search(ds.queries, 10, nprobe)
-        _, Io = own.search(ds.queries, 10, nprobe)
+        _, Iq = ours.search(ds.queries, 10, nprobe=nprobe)
+        _, Io = own.search(ds.queries, 10, nprobe=nprobe)
         r_ref, r_q, r_own = (overlap_at(i, ds.gt, 10) for i in (Iref, Iq, Io))
         assert_recall_equivalent([r_q], [r_ref], f"same quantizers, nprobe={nprobe}")
         assert_recall_not_worse([r_own], [r_ref], f"own training, nprobe={nprobe}")
@@ -105,8 +105,8 @@ def test_ivfflat(name: str, request: pytest.FixtureRequest) -> None:
     for nprobe in (1, 4):
         ref.nprobe = nprobe
         _, Iref = ref.search(ds.queries, 10)
-        _, Iq = ours.search(ds.queries, 10, nprobe)
-        _, Io = own.search(ds.queries, 10, nprobe)
+        _, Iq = ours.search(ds.queries, 10, nprobe=nprobe)
+        _, Io = own.search(ds.queries, 10, nprobe=nprobe)
         r_ref = overlap_at(Iref, ds.gt, 10)
         assert_recall_equivalent([overlap_at(Iq, ds.gt, 10)], [r_ref], f"nprobe={nprobe}")
         assert_recall_not_worse([overlap_at(Io, ds.gt, 10)], [r_ref], f"own, nprobe={nprobe}")
@@ -132,8 +132,8 @@ def test_ivfpq_fastscan_sift(sift: quanta.datasets.Dataset) -> None:
         _, Iref = ref.search(sift.queries, 10)
         r_ref = overlap_at(Iref, sift.gt, 10)
         ours.k_factor = 1
-        r1 = overlap_at(ours.search(sift.queries, 10, nprobe)[1], sift.gt, 10)
+        r1 = overlap_at(ours.search(sift.queries, 10, nprobe=nprobe)[1], sift.gt, 10)
         ours.k_factor = 4
-        r4 = overlap_at(ours.search(sift.queries, 10, nprobe)[1], sift.gt, 10)
+        r4 = overlap_at(ours.search(sift.queries, 10, nprobe=nprobe)[1], sift.gt, 10)
         assert_recall_equivalent([r1], [r_ref], f"k_factor=1, nprobe={nprobe}")
         assert_recall_not_worse([r4], [r_ref], f"k_factor=4, nprobe={nprobe}")

@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             t_train = time.perf_counter() - t0
         for nprobe in NPROBES:
             t0 = time.perf_counter()
-            _, ids = ivf.search(xq, 100, nprobe)
+            _, ids = ivf.search(xq, 100, nprobe=nprobe)
             t_search = time.perf_counter() - t0
             rows.append(
                 {

@@ -5,18 +5,15 @@
 //! returning `(Self, PyIndex)`, one line in [`wrap_subclass`], one `add_class` in `lib.rs`.
 
 use crate::base::PyIndex;
-pub use crate::base::{positive, SearchOut};
+pub use crate::base::positive;
 use crate::composite::{PyIndexPreTransform, PyIndexRefineFlat};
 use crate::errors::CoreResultExt;
 use pyo3::prelude::*;
 use pyo3::PyClassInitializer;
 use quanta_core::index::{IndexFlat, IndexIDMap, IndexPreTransform, IndexRefineFlat};
 use quanta_core::io::Persist;
+use quanta_core::ivf::{IndexIVFFlat, IndexIVFPQ, IndexIVFPQFastScan};
 use quanta_core::Metric;
-
-pub fn positive_k(k: i64) -> PyResult<usize> {
-    positive(k, "k")
-}
 
 /// `d` as a dimension `>= 1`.
 pub fn dim(d: i64) -> PyResult<usize> {
@@ -43,6 +40,9 @@ pub fn wrap_subclass(py: Python<'_>, base: PyIndex) -> PyResult<Py<PyAny>> {
         quanta_core::index::IndexPQ => crate::pq::PyIndexPQ,
         quanta_core::index::IndexPQFastScan => crate::fastscan::PyIndexPQFastScan,
         quanta_core::lattice::IndexLattice => crate::lattice::PyIndexLattice,
+        IndexIVFFlat => crate::ivf::PyIndexIVFFlat,
+        IndexIVFPQ => crate::ivf::PyIndexIVFPQ,
+        IndexIVFPQFastScan => crate::ivf::PyIndexIVFPQFastScan,
     }
     Ok(Py::new(py, init)?.into_any())
 }

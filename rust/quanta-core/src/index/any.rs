@@ -9,6 +9,7 @@ use crate::control::Control;
 use crate::distance::Metric;
 use crate::error::{Error, Result};
 use crate::io::{FileReader, FileWriter, Persist};
+use crate::ivf::{IndexIVFFlat, IndexIVFPQ, IndexIVFPQFastScan};
 use crate::validate::{check_batch, check_radius};
 use std::any::Any;
 use std::fmt;
@@ -97,6 +98,12 @@ pub trait Index: Send + Sync + fmt::Debug + 'static {
     fn is_mapped(&self) -> bool {
         false
     }
+    /// Whether the index keeps the caller's ids itself (`add_with_ids`; IVF indexes), rather
+    /// than numbering its vectors by position: such an index needs no `IndexIDMap` (and its
+    /// `remove_ids` does not renumber, which an id map over it relies on).
+    fn stores_ids(&self) -> bool {
+        false
+    }
     /// The file writer of [`Persist::to_file`] (object-safe form).
     fn writer(&self) -> FileWriter<'_>;
     /// A deep copy.
@@ -179,6 +186,9 @@ pub fn read_any(r: &FileReader) -> Result<AnyIndex> {
         super::IndexPQ::KIND => load::<super::IndexPQ>,
         super::IndexPQFastScan::KIND => load::<super::IndexPQFastScan>,
         crate::lattice::IndexLattice::KIND => load::<crate::lattice::IndexLattice>,
+        IndexIVFFlat::KIND => load::<IndexIVFFlat>,
+        IndexIVFPQ::KIND => load::<IndexIVFPQ>,
+        IndexIVFPQFastScan::KIND => load::<IndexIVFPQFastScan>,
         other => {
             return Err(r.err(format!(
                 "holds an index of kind {other:?}, which is not a float-vector index this \

@@ -5,7 +5,7 @@ use crate::control::Control;
 use crate::distance::{check_finite, knn_filtered, row_norms, Metric};
 use crate::error::{Error, Result};
 use crate::io::{FileReader, FileWriter, Persist, SharedSlice};
-use crate::validate::{check_batch, check_k};
+use crate::validate::{check_batch, check_k, check_shape};
 
 /// Flat index holding the vectors themselves; ids are insertion positions.
 ///
@@ -88,6 +88,21 @@ impl IndexFlat {
     ) -> Result<SearchResult> {
         check_k(k)?;
         check_batch(q, self.d, "queries")?;
+        self.search_prechecked(q, k, sel, ctl)
+    }
+
+    /// [`IndexFlat::search_filtered`] for queries whose values the caller has already checked
+    /// (finite): only `k` and the shape are checked here, so a batch is scanned for NaN/Inf
+    /// once per call (IVF indexes search their coarse quantizer this way).
+    pub(crate) fn search_prechecked(
+        &self,
+        q: &[f32],
+        k: usize,
+        sel: Option<&IdSelector>,
+        ctl: &Control,
+    ) -> Result<SearchResult> {
+        check_k(k)?;
+        check_shape(q, self.d, "queries")?;
         knn_filtered(q, &self.data, &self.norms, self.d, k, self.metric, sel, ctl)
     }
 

@@ -26,6 +26,12 @@ impl IndexIDMap {
                 inner.ntotal()
             )));
         }
+        if inner.stores_ids() {
+            return Err(Error::invalid(format!(
+                "the {} stores ids itself: use its add_with_ids instead of an IndexIDMap",
+                inner.kind()
+            )));
+        }
         Ok(IndexIDMap {
             inner,
             ids: Vec::new(),

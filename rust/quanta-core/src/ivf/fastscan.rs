@@ -21,7 +21,7 @@ use crate::fastscan::{
     acc_threshold, pack_codes, packed_len, scan_blocks, BlockSink, QuantizedLuts, BBS,
 };
 use crate::index::pq_fastscan::check_pq;
-use crate::index::SearchResult;
+use crate::index::{Index, RangeResult, SearchParams, SearchResult};
 use crate::io::{FileReader, FileWriter, Persist};
 use crate::kernels::pq::{adc_block, TABLE_STRIDE};
 use crate::pq::{PqTrainParams, ProductQuantizer};
@@ -36,6 +36,10 @@ use super::IndexIVFPQ;
 const GROUP: usize = 32;
 
 /// IVFPQ with 4-bit codes scanned in packed blocks.
+///
+/// Through [`Index`]: `train` uses the training settings of the inner [`IndexIVFPQ`], `search`
+/// probes [`SearchParams::nprobe`] lists or else [`nprobe`](Self::nprobe) and re-ranks with
+/// [`SearchParams::k_factor`] or else [`k_factor`](Self::k_factor) (both saved).
 #[derive(Debug, Clone)]
 pub struct IndexIVFPQFastScan {
     inner: IndexIVFPQ,
@@ -150,6 +154,38 @@ impl IndexIVFPQFastScan {
     pub fn is_mapped(&self) -> bool {
         self.inner.is_mapped()
     }
+    /// Lists probed per query when the search parameters give none (default 1; saved).
+    pub fn nprobe(&self) -> usize {
+        self.inner.nprobe()
+    }
+    /// Set the default `nprobe` (>= 1).
+    pub fn set_nprobe(&mut self, nprobe: usize) -> Result<()> {
+        self.inner.set_nprobe(nprobe)
+    }
+    /// Set the default `k_factor` (>= 1).
+    pub fn set_k_factor(&mut self, k_factor: usize) -> Result<()> {
+        if k_factor == 0 {
+            return Err(Error::invalid("k_factor must be >= 1, got 0"));
+        }
+        self.k_factor = k_factor;
+        Ok(())
+    }
+    /// Coarse k-means settings of [`Index::train`] (not saved).
+    pub fn train_params(&self) -> &IvfTrainParams {
+        self.inner.train_params()
+    }
+    /// Mutable [`train_params`](Self::train_params).
+    pub fn train_params_mut(&mut self) -> &mut IvfTrainParams {
+        self.inner.train_params_mut()
+    }
+    /// PQ k-means settings of [`Index::train`] (not saved).
+    pub fn pq_train_params(&self) -> &PqTrainParams {
+        self.inner.pq_train_params()
+    }
+    /// Mutable [`pq_train_params`](Self::pq_train_params).
+    pub fn pq_train_params_mut(&mut self) -> &mut PqTrainParams {
+        self.inner.pq_train_params_mut()
+    }
 
     /// Train (see [`IndexIVFPQ::train`]).
     pub fn train(
@@ -219,22 +255,30 @@ impl IndexIVFPQFastScan {
         sel: Option<&IdSelector>,
         ctl: &Control,
     ) -> Result<SearchResult> {
-        if !self.inner.pq.is_trained() {
-            return Err(Error::NotTrained("IndexIVFPQFastScan"));
-        }
-        if self.k_factor == 0 {
-            return Err(Error::invalid("k_factor must be >= 1"));
-        }
+        self.search_kf(q, k, nprobe, self.k_factor, sel, ctl)
+    }
+
+    /// [`search`](Self::search) with re-ranking factor `k_factor` instead of the index's.
+    pub fn search_kf(
+        &self,
+        q: &[f32],
+        k: usize,
+        nprobe: usize,
+        k_factor: usize,
+        sel: Option<&IdSelector>,
+        ctl: &Control,
+    ) -> Result<SearchResult> {
+        self.check_search(k_factor)?;
         let base = &self.inner.base;
-        let probes = base.probe(q, k, nprobe, ctl)?;
+        let probes = base.probe(q, Some(k), nprobe, ctl)?;
         let (nq, np) = (probes.nq, probes.nprobe);
         let lvl = level();
         let (d, m, nlist) = (self.d(), self.inner.pq.m(), self.nlist());
         let ip = self.metric() == Metric::InnerProduct;
         let sign = if ip { -1.0 } else { 1.0 };
-        let rerank = self.k_factor > 1;
+        let rerank = k_factor > 1;
         let hk = if rerank {
-            k.saturating_mul(self.k_factor)
+            k.saturating_mul(k_factor)
         } else {
             k
         };
@@ -443,27 +487,127 @@ impl IndexIVFPQFastScan {
         sel: Option<&IdSelector>,
         ctl: &Control,
     ) -> Result<SearchResult> {
+        self.check_search(self.k_factor)?;
+        let lvl = level();
+        let kf = self.k_factor;
+        self.inner.base.search(q, k, nprobe, sel, ctl, |x, old| {
+            self.fs_scanner(x, lvl, kf, old)
+        })
+    }
+
+    /// Range search (see [`Index::range_search`]) through the per-query driver: every entry of
+    /// the probed lists within `radius`, by approximate distance, or by float ADC distance when
+    /// `k_factor > 1` (every candidate is then re-ranked).
+    fn range_kf(
+        &self,
+        q: &[f32],
+        radius: f32,
+        nprobe: usize,
+        k_factor: usize,
+        sel: Option<&IdSelector>,
+        ctl: &Control,
+    ) -> Result<RangeResult> {
+        self.check_search(k_factor)?;
+        let lvl = level();
+        self.inner
+            .base
+            .range_search(q, radius, nprobe, sel, ctl, |x, old| {
+                self.fs_scanner(x, lvl, k_factor, old)
+            })
+    }
+
+    fn check_search(&self, k_factor: usize) -> Result<()> {
         if !self.inner.pq.is_trained() {
             return Err(Error::NotTrained("IndexIVFPQFastScan"));
         }
-        if self.k_factor == 0 {
-            return Err(Error::invalid("k_factor must be >= 1"));
+        if k_factor == 0 {
+            return Err(Error::invalid("k_factor must be >= 1, got 0"));
         }
-        let lvl = level();
-        let kf = self.k_factor;
-        self.inner
-            .base
-            .search(q, k, nprobe, sel, ctl, |x, old: Option<FsScanner>| {
-                FsScanner {
-                    idx: self,
-                    pq: self.inner.scanner(x, lvl, old.map(|o| o.pq)),
-                    lvl,
-                    rerank: kf > 1,
-                    k_factor: kf,
-                    small: vec![0f32; self.inner.pq.m() * 16],
-                    luts: None,
-                }
-            })
+        Ok(())
+    }
+
+    fn fs_scanner<'a>(
+        &'a self,
+        x: &[f32],
+        lvl: SimdLevel,
+        kf: usize,
+        old: Option<FsScanner<'a>>,
+    ) -> FsScanner<'a> {
+        FsScanner {
+            idx: self,
+            pq: self.inner.scanner(x, lvl, old.map(|o| o.pq)),
+            lvl,
+            rerank: kf > 1,
+            k_factor: kf,
+            small: vec![0f32; self.inner.pq.m() * 16],
+            luts: None,
+        }
+    }
+}
+
+impl Index for IndexIVFPQFastScan {
+    crate::index_plumbing!();
+
+    fn d(&self) -> usize {
+        self.inner.d()
+    }
+    fn metric(&self) -> Metric {
+        self.inner.metric()
+    }
+    fn ntotal(&self) -> usize {
+        self.inner.ntotal()
+    }
+    fn is_trained(&self) -> bool {
+        self.inner.is_trained()
+    }
+    fn train(&mut self, x: &[f32], ctl: &Control) -> Result<Vec<String>> {
+        Index::train(&mut self.inner, x, ctl)
+    }
+    fn add(&mut self, x: &[f32], ctl: &Control) -> Result<()> {
+        IndexIVFPQFastScan::add(self, x, ctl)
+    }
+    fn add_with_ids(&mut self, x: &[f32], ids: &[i64], ctl: &Control) -> Result<()> {
+        IndexIVFPQFastScan::add_with_ids(self, x, ids, ctl)
+    }
+    fn search(
+        &self,
+        q: &[f32],
+        k: usize,
+        params: &SearchParams,
+        ctl: &Control,
+    ) -> Result<SearchResult> {
+        let nprobe = params.nprobe_or(self.nprobe())?;
+        let kf = params.k_factor_or(self.k_factor)?;
+        self.search_kf(q, k, nprobe, kf, params.selector.as_ref(), ctl)
+    }
+    fn range_search(
+        &self,
+        q: &[f32],
+        radius: f32,
+        params: &SearchParams,
+        ctl: &Control,
+    ) -> Result<RangeResult> {
+        let nprobe = params.nprobe_or(self.nprobe())?;
+        let kf = params.k_factor_or(self.k_factor)?;
+        self.range_kf(q, radius, nprobe, kf, params.selector.as_ref(), ctl)
+    }
+    fn remove_ids(&mut self, sel: &IdSelector) -> Result<usize> {
+        let before = self.inner.invlists().sizes();
+        let n = Index::remove_ids(&mut self.inner, sel)?;
+        self.changed(before);
+        Ok(n)
+    }
+    fn reconstruct(&self, id: i64) -> Result<Vec<f32>> {
+        self.inner.reconstruct(id)
+    }
+    fn reset(&mut self) {
+        IndexIVFPQFastScan::reset(self)
+    }
+    fn is_mapped(&self) -> bool {
+        self.inner.is_mapped()
+    }
+    fn stores_ids(&self) -> bool {
+        true
     }
 }
 

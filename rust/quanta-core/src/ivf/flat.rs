@@ -4,16 +4,20 @@ use super::{IdSelector, IvfBase, IvfTrainParams, ListScanner, SCAN_BLOCK};
 use crate::control::Control;
 use crate::distance::Metric;
 use crate::error::{Error, Result};
-use crate::index::SearchResult;
+use crate::index::{Index, RangeResult, SearchParams, SearchResult};
 use crate::io::{FileReader, FileWriter, Persist};
 use crate::kernels::l2;
 use crate::simd::{level, SimdLevel};
 use crate::topk::TopK;
 
 /// Inverted file over uncompressed vectors (faiss `IndexIVFFlat`).
+///
+/// Through [`Index`]: `train` uses [`train_params`](Self::train_params), `search` probes
+/// [`SearchParams::nprobe`] lists or else [`nprobe`](Self::nprobe) (saved with the index).
 #[derive(Debug, Clone)]
 pub struct IndexIVFFlat {
     base: IvfBase<f32>,
+    train_params: IvfTrainParams,
 }
 
 impl IndexIVFFlat {
@@ -21,6 +25,7 @@ impl IndexIVFFlat {
     pub fn new(d: usize, nlist: usize, metric: Metric) -> Result<Self> {
         Ok(IndexIVFFlat {
             base: IvfBase::new(d, nlist, metric, d, "IndexIVFFlat")?,
+            train_params: IvfTrainParams::default(),
         })
     }
 
@@ -69,6 +74,22 @@ impl IndexIVFFlat {
     /// Whether some list is still a view of a memory-mapped file.
     pub fn is_mapped(&self) -> bool {
         self.base.lists.is_mapped()
+    }
+    /// Lists probed per query when the search parameters give none (default 1; saved).
+    pub fn nprobe(&self) -> usize {
+        self.base.nprobe
+    }
+    /// Set the default `nprobe` (>= 1).
+    pub fn set_nprobe(&mut self, nprobe: usize) -> Result<()> {
+        self.base.set_nprobe(nprobe)
+    }
+    /// Coarse k-means settings of [`Index::train`] (not saved: training happens once).
+    pub fn train_params(&self) -> &IvfTrainParams {
+        &self.train_params
+    }
+    /// Mutable [`train_params`](Self::train_params).
+    pub fn train_params_mut(&mut self) -> &mut IvfTrainParams {
+        &mut self.train_params
     }
 
     /// Train the coarse centroids (refused while the index holds vectors).
@@ -127,11 +148,81 @@ impl IndexIVFFlat {
     ) -> Result<SearchResult> {
         let lvl = level();
         self.base
-            .search(q, k, nprobe, sel, ctl, |x, _| FlatScanner {
-                idx: self,
-                lvl,
-                q: x.to_vec(),
+            .search(q, k, nprobe, sel, ctl, |x, _| self.scanner(x, lvl))
+    }
+
+    fn scanner(&self, x: &[f32], lvl: SimdLevel) -> FlatScanner<'_> {
+        FlatScanner {
+            idx: self,
+            lvl,
+            q: x.to_vec(),
+        }
+    }
+}
+
+impl Index for IndexIVFFlat {
+    crate::index_plumbing!();
+
+    fn d(&self) -> usize {
+        self.base.d
+    }
+    fn metric(&self) -> Metric {
+        self.base.metric
+    }
+    fn ntotal(&self) -> usize {
+        IndexIVFFlat::ntotal(self)
+    }
+    fn is_trained(&self) -> bool {
+        IndexIVFFlat::is_trained(self)
+    }
+    fn train(&mut self, x: &[f32], ctl: &Control) -> Result<Vec<String>> {
+        let p = self.train_params.clone();
+        IndexIVFFlat::train(self, x, &p, ctl)
+    }
+    fn add(&mut self, x: &[f32], ctl: &Control) -> Result<()> {
+        IndexIVFFlat::add(self, x, ctl)
+    }
+    fn add_with_ids(&mut self, x: &[f32], ids: &[i64], ctl: &Control) -> Result<()> {
+        IndexIVFFlat::add_with_ids(self, x, ids, ctl)
+    }
+    fn search(
+        &self,
+        q: &[f32],
+        k: usize,
+        params: &SearchParams,
+        ctl: &Control,
+    ) -> Result<SearchResult> {
+        let nprobe = params.nprobe_or(self.base.nprobe)?;
+        IndexIVFFlat::search(self, q, k, nprobe, params.selector.as_ref(), ctl)
+    }
+    fn range_search(
+        &self,
+        q: &[f32],
+        radius: f32,
+        params: &SearchParams,
+        ctl: &Control,
+    ) -> Result<RangeResult> {
+        let nprobe = params.nprobe_or(self.base.nprobe)?;
+        let lvl = level();
+        self.base
+            .range_search(q, radius, nprobe, params.selector.as_ref(), ctl, |x, _| {
+                self.scanner(x, lvl)
             })
+    }
+    fn remove_ids(&mut self, sel: &IdSelector) -> Result<usize> {
+        Ok(self.base.lists.remove_where(|id| sel.accepts(id)))
+    }
+    fn reconstruct(&self, id: i64) -> Result<Vec<f32>> {
+        IndexIVFFlat::reconstruct(self, id)
+    }
+    fn reset(&mut self) {
+        IndexIVFFlat::reset(self)
+    }
+    fn is_mapped(&self) -> bool {
+        IndexIVFFlat::is_mapped(self)
+    }
+    fn stores_ids(&self) -> bool {
+        true
     }
 }
 
@@ -189,6 +280,9 @@ impl Persist for IndexIVFFlat {
             crate::distance::check_finite(base.lists.codes(l), base.d, "list_codes")
                 .map_err(|e| r.err(e))?;
         }
-        Ok(IndexIVFFlat { base })
+        Ok(IndexIVFFlat {
+            base,
+            train_params: IvfTrainParams::default(),
+        })
     }
 }

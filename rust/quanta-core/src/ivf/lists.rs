@@ -107,12 +107,17 @@ impl<T: Element> InvertedLists<T> {
     /// Remove every entry whose id is in `set`; returns how many were removed. Lists that hold
     /// none of them are not touched (a mapped list stays mapped).
     pub fn remove(&mut self, set: &IdSet) -> usize {
+        self.remove_where(|id| set.contains(id))
+    }
+
+    /// Remove every entry whose id `doomed` accepts (see [`remove`](Self::remove)).
+    pub fn remove_where(&mut self, doomed: impl Fn(i64) -> bool + Sync) -> usize {
         let cl = self.code_len;
         self.codes
             .par_iter_mut()
             .zip(self.ids.par_iter_mut())
             .map(|(codes, ids)| {
-                if !ids.iter().any(|&id| set.contains(id)) {
+                if !ids.iter().any(|&id| doomed(id)) {
                     return 0;
                 }
                 let old_ids = ids.to_vec();
@@ -121,7 +126,7 @@ impl<T: Element> InvertedLists<T> {
                 c.clear();
                 i.clear();
                 for (j, &id) in old_ids.iter().enumerate() {
-                    if !set.contains(id) {
+                    if !doomed(id) {
                         i.push(id);
                         c.extend_from_slice(&old_codes[j * cl..(j + 1) * cl]);
                     }

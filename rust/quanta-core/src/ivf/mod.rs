@@ -33,13 +33,13 @@ pub use pq::IndexIVFPQ;
 use crate::control::Control;
 use crate::distance::{assign_nearest, result_len, row_norms, Metric};
 use crate::error::{Error, Result};
-use crate::index::{IndexFlat, SearchResult};
+use crate::index::{within_fn, IndexFlat, RangeResult, SearchResult};
 use crate::io::{Element, FileReader, FileWriter};
 use crate::kernels::l2::find_below_with;
 use crate::kmeans::{self, KMeansParams};
 use crate::simd::SimdLevel;
 use crate::topk::TopK;
-use crate::validate::{check_batch, check_k};
+use crate::validate::{check_batch, check_k, check_radius, check_shape};
 use rayon::prelude::*;
 
 /// Entries per scan block: the block's distances (1 KiB) stay in L1 until offered.
@@ -237,7 +237,13 @@ pub(crate) struct IvfBase<T: Element> {
     pub lists: InvertedLists<T>,
     /// Type name for errors ("IndexIVFPQ is not trained").
     pub name: &'static str,
+    /// Lists probed per query when the search parameters give none (saved with the index).
+    pub nprobe: usize,
 }
+
+/// Default `nprobe` of every IVF index (faiss: 1); also that of files written before it was
+/// saved.
+pub const DEFAULT_NPROBE: usize = 1;
 
 impl<T: Element> IvfBase<T> {
     pub fn new(
@@ -260,7 +266,17 @@ impl<T: Element> IvfBase<T> {
             quantizer: IndexFlat::new(d, metric)?,
             lists: InvertedLists::new(nlist, code_len),
             name,
+            nprobe: DEFAULT_NPROBE,
         })
+    }
+
+    /// Set the default `nprobe` (>= 1; larger than `nlist` probes every list).
+    pub fn set_nprobe(&mut self, nprobe: usize) -> Result<()> {
+        if nprobe == 0 {
+            return Err(Error::invalid("nprobe must be >= 1, got 0"));
+        }
+        self.nprobe = nprobe;
+        Ok(())
     }
 
     pub fn is_trained(&self) -> bool {
@@ -298,7 +314,8 @@ impl<T: Element> IvfBase<T> {
         params: &IvfTrainParams,
         ctl: &Control,
     ) -> Result<Vec<String>> {
-        let n = check_batch(x, self.d, "x")?;
+        // k-means checks the values (NaN/Inf) before any use of them: one pass per call
+        let n = check_shape(x, self.d, "x")?;
         if n < self.nlist {
             return Err(Error::invalid(format!(
                 "x has {n} rows, fewer than nlist={}: cannot train {} coarse centroids",
@@ -315,10 +332,10 @@ impl<T: Element> IvfBase<T> {
     }
 
     /// List of every row of `x` (nearest centroid, lowest index on ties; largest inner
-    /// product for that metric).
+    /// product for that metric). `x` has been checked (shape, finite) by the caller.
     pub fn assign(&self, x: &[f32], ctl: &Control) -> Result<Vec<usize>> {
         if self.metric == Metric::InnerProduct {
-            let (_, ids) = self.quantizer.search(x, 1, ctl)?;
+            let (_, ids) = self.quantizer.search_prechecked(x, 1, None, ctl)?;
             return Ok(ids.into_iter().map(|i| i as usize).collect());
         }
         // the fused GEMM + argmin of k-means, cheaper than a top-1 search
@@ -386,8 +403,18 @@ impl<T: Element> IvfBase<T> {
     }
 
     /// Argument checks and coarse search of a batch: the `nprobe` nearest lists of each query.
-    pub fn probe(&self, q: &[f32], k: usize, nprobe: usize, ctl: &Control) -> Result<Probes> {
-        check_k(k)?;
+    /// `k` is that of a k-NN search (`None` for a range search). The queries are checked for
+    /// NaN/Inf here, once: nothing after this checks them again.
+    pub fn probe(
+        &self,
+        q: &[f32],
+        k: Option<usize>,
+        nprobe: usize,
+        ctl: &Control,
+    ) -> Result<Probes> {
+        if let Some(k) = k {
+            check_k(k)?;
+        }
         if nprobe == 0 {
             return Err(Error::invalid("nprobe must be >= 1, got 0"));
         }
@@ -396,8 +423,10 @@ impl<T: Element> IvfBase<T> {
         }
         let nq = check_batch(q, self.d, "queries")?;
         let nprobe = nprobe.min(self.nlist);
-        result_len(nq, k)?;
-        let (dist, ids) = self.quantizer.search(q, nprobe, ctl)?;
+        if let Some(k) = k {
+            result_len(nq, k)?;
+        }
+        let (dist, ids) = self.quantizer.search_prechecked(q, nprobe, None, ctl)?;
         Ok(Probes {
             nq,
             nprobe,
@@ -421,29 +450,107 @@ impl<T: Element> IvfBase<T> {
         ctl: &Control,
         make_scanner: impl Fn(&[f32], Option<S>) -> S + Sync,
     ) -> Result<SearchResult> {
+        let probes = self.probe(q, Some(k), nprobe, ctl)?;
+        let nq = probes.nq;
+        let heaps = self.scan_queries(q, &probes, sel, ctl, |_| k, make_scanner, |h| h)?;
+        let sign = self.sign();
+        let mut dist = vec![0f32; nq * k];
+        let mut ids = vec![0i64; nq * k];
+        for (i, heap) in heaps {
+            let (dq, iq) = (&mut dist[i * k..(i + 1) * k], &mut ids[i * k..(i + 1) * k]);
+            heap.write_into(dq, iq, self.metric.pad(), |key| sign * key);
+        }
+        Ok((dist, ids))
+    }
+
+    /// Range-search driver: every entry of the probed lists within `radius` (L2: distance
+    /// `< radius`; inner product: similarity `> radius`), as the k-NN search with `k` = the
+    /// number of entries in the probed lists would return it, query by query, best first.
+    pub fn range_search<S: ListScanner>(
+        &self,
+        q: &[f32],
+        radius: f32,
+        nprobe: usize,
+        sel: Option<&IdSelector>,
+        ctl: &Control,
+        make_scanner: impl Fn(&[f32], Option<S>) -> S + Sync,
+    ) -> Result<RangeResult> {
+        check_radius(radius)?;
+        let probes = self.probe(q, None, nprobe, ctl)?;
+        let (sign, within) = (self.sign(), within_fn(self.metric, radius));
+        // each query's collector holds every candidate of its probed lists: keep only the hits
+        // (best first, so the first miss ends the row) while the others are still scanned
+        let hits = |heap: TopK| -> Vec<(f32, i64)> {
+            (heap.into_sorted().into_iter())
+                .map(|(key, id)| (sign * key, id))
+                .take_while(|&(v, _)| within(v))
+                .collect()
+        };
+        let found =
+            self.scan_queries(q, &probes, sel, ctl, |cand| cand.max(1), make_scanner, hits)?;
+        let mut rows: Vec<Vec<(f32, i64)>> = vec![Vec::new(); probes.nq];
+        for (i, row) in found {
+            rows[i] = row;
+        }
+        let mut out = RangeResult {
+            lims: Vec::with_capacity(probes.nq + 1),
+            ..Default::default()
+        };
+        out.lims.push(0);
+        for row in rows {
+            out.dist.extend(row.iter().map(|p| p.0));
+            out.ids.extend(row.iter().map(|p| p.1));
+            out.lims.push(out.ids.len());
+        }
+        Ok(out)
+    }
+
+    /// +1 (L2), or -1 (inner product): output value = `sign · key`.
+    fn sign(&self) -> f32 {
+        if self.metric == Metric::InnerProduct {
+            -1.0
+        } else {
+            1.0
+        }
+    }
+
+    /// The scan of [`search`](Self::search) / [`range_search`](Self::range_search): for every
+    /// query `i` (in locality order), `(i, out(collector))`, the collector of its probed lists
+    /// holding their best `k_of(candidates)` entries (`candidates`: the entries of its probed
+    /// lists).
+    #[allow(clippy::too_many_arguments)]
+    fn scan_queries<S: ListScanner, R: Send>(
+        &self,
+        q: &[f32],
+        probes: &Probes,
+        sel: Option<&IdSelector>,
+        ctl: &Control,
+        k_of: impl Fn(usize) -> usize + Sync,
+        make_scanner: impl Fn(&[f32], Option<S>) -> S + Sync,
+        out: impl Fn(TopK) -> R + Sync,
+    ) -> Result<Vec<(usize, R)>> {
         let Probes {
             nq,
             nprobe,
-            dist: cd,
-            ids: ci,
-        } = self.probe(q, k, nprobe, ctl)?;
-        let total = nq * k;
-        let ip = self.metric == Metric::InnerProduct;
-        let sign = if ip { -1.0 } else { 1.0 };
+            dist: ref cd,
+            ids: ref ci,
+        } = *probes;
+        let sign = self.sign();
         let threads = crate::threads::num_threads().max(1);
         let split = nq < threads && nprobe > 1;
         let d = self.d;
         ctl.set_total(nq as u64);
         let order = locality_order(q, d, nprobe);
-        let one = |i: usize, slot: &mut Option<S>| -> Result<TopK> {
+        let one = |i: usize, slot: &mut Option<S>| -> Result<(usize, R)> {
             ctl.check()?;
             let mut scanner = make_scanner(&q[i * d..(i + 1) * d], slot.take());
-            let hk = scanner.heap_k(k);
             let probes: Vec<(usize, f32)> = (0..nprobe)
                 .filter(|&p| ci[i * nprobe + p] >= 0)
                 .map(|p| (ci[i * nprobe + p] as usize, sign * cd[i * nprobe + p]))
                 .collect();
             let cand: usize = probes.iter().map(|&(l, _)| self.lists.list_len(l)).sum();
+            let k = k_of(cand);
+            let hk = scanner.heap_k(k);
             let heap = if split {
                 let per = probes.len().div_ceil(2 * threads).max(1);
                 let parts: Vec<TopK> = probes
@@ -468,19 +575,12 @@ impl<T: Element> IvfBase<T> {
             let heap = scanner.finish(heap, &probes, k);
             *slot = Some(scanner);
             ctl.advance(1);
-            Ok(heap)
+            Ok((i, out(heap)))
         };
-        let heaps: Vec<TopK> = order
+        order
             .par_iter()
             .map_init(|| None, |slot, &i| one(i, slot))
-            .collect::<Result<_>>()?;
-        let mut dist = vec![0f32; total];
-        let mut ids = vec![0i64; total];
-        for (heap, &i) in heaps.into_iter().zip(&order) {
-            let (dq, iq) = (&mut dist[i * k..(i + 1) * k], &mut ids[i * k..(i + 1) * k]);
-            heap.write_into(dq, iq, self.metric.pad(), |key| sign * key);
-        }
-        Ok((dist, ids))
+            .collect()
     }
 
     /// Metadata and sections shared by IVF files.
@@ -489,6 +589,7 @@ impl<T: Element> IvfBase<T> {
             .meta_u64("nlist", self.nlist as u64)
             .meta_str("metric", self.metric.name())
             .meta_u64("ntotal", self.lists.ntotal() as u64)
+            .meta_u64("nprobe", self.nprobe as u64)
             .section_f32("coarse", self.quantizer.data());
         self.lists.write(w);
     }
@@ -523,6 +624,14 @@ impl<T: Element> IvfBase<T> {
         }
         if base.lists.ntotal() > 0 && !base.is_trained() {
             return Err(r.err("the index holds entries but its coarse quantizer is not trained"));
+        }
+        // files written before nprobe was saved search with the default
+        if r.meta("nprobe").is_some() {
+            let nprobe = r.meta_usize("nprobe")?;
+            if nprobe == 0 {
+                return Err(r.err("metadata 'nprobe' is 0"));
+            }
+            base.nprobe = nprobe;
         }
         Ok(base)
     }

@@ -15,7 +15,7 @@ use super::{IdSelector, IvfBase, IvfTrainParams, ListScanner, SCAN_BLOCK};
 use crate::control::Control;
 use crate::distance::Metric;
 use crate::error::{Error, Result};
-use crate::index::SearchResult;
+use crate::index::{Index, RangeResult, SearchParams, SearchResult};
 use crate::io::{FileReader, FileWriter, Persist};
 use crate::kernels::l2;
 use crate::kernels::pq::{adc_block, ip_transposed_with, TABLE_STRIDE};
@@ -25,6 +25,10 @@ use crate::topk::TopK;
 use rayon::prelude::*;
 
 /// Inverted file with product-quantized residuals (faiss `IndexIVFPQ`).
+///
+/// Through [`Index`]: `train` uses [`train_params`](Self::train_params) and
+/// [`pq_train_params`](Self::pq_train_params), `search` probes [`SearchParams::nprobe`] lists
+/// or else [`nprobe`](Self::nprobe) (saved with the index).
 #[derive(Debug, Clone)]
 pub struct IndexIVFPQ {
     pub(super) base: IvfBase<u8>,
@@ -36,6 +40,8 @@ pub struct IndexIVFPQ {
     transposed: Vec<f32>,
     /// Squared norms of the PQ centroids (`M × ksub`).
     cnorms: Vec<f32>,
+    train_params: IvfTrainParams,
+    pq_train_params: PqTrainParams,
 }
 
 impl IndexIVFPQ {
@@ -56,6 +62,8 @@ impl IndexIVFPQ {
             precomputed: Vec::new(),
             transposed: Vec::new(),
             cnorms: Vec::new(),
+            train_params: IvfTrainParams::default(),
+            pq_train_params: PqTrainParams::default(),
         })
     }
 
@@ -76,6 +84,8 @@ impl IndexIVFPQ {
             precomputed: Vec::new(),
             transposed: Vec::new(),
             cnorms: Vec::new(),
+            train_params: IvfTrainParams::default(),
+            pq_train_params: PqTrainParams::default(),
         };
         crate::distance::check_finite(coarse, idx.base.d, "coarse centroids")?;
         idx.base.set_centroids(coarse)?;
@@ -126,6 +136,30 @@ impl IndexIVFPQ {
     /// Whether some list is still a view of a memory-mapped file.
     pub fn is_mapped(&self) -> bool {
         self.base.lists.is_mapped()
+    }
+    /// Lists probed per query when the search parameters give none (default 1; saved).
+    pub fn nprobe(&self) -> usize {
+        self.base.nprobe
+    }
+    /// Set the default `nprobe` (>= 1).
+    pub fn set_nprobe(&mut self, nprobe: usize) -> Result<()> {
+        self.base.set_nprobe(nprobe)
+    }
+    /// Coarse k-means settings of [`Index::train`] (not saved: training happens once).
+    pub fn train_params(&self) -> &IvfTrainParams {
+        &self.train_params
+    }
+    /// Mutable [`train_params`](Self::train_params).
+    pub fn train_params_mut(&mut self) -> &mut IvfTrainParams {
+        &mut self.train_params
+    }
+    /// PQ k-means settings of [`Index::train`] (not saved).
+    pub fn pq_train_params(&self) -> &PqTrainParams {
+        &self.pq_train_params
+    }
+    /// Mutable [`pq_train_params`](Self::pq_train_params).
+    pub fn pq_train_params_mut(&mut self) -> &mut PqTrainParams {
+        &mut self.pq_train_params
     }
 
     /// Train the coarse centroids on `x`, then the PQ on the residuals of `x` (or on `x`).
@@ -273,7 +307,7 @@ impl IndexIVFPQ {
         }
         // the row count only picks the driver; `probe` checks the arguments
         if self.use_grouped(q.len() / self.d()) {
-            let probes = self.base.probe(q, k, nprobe, ctl)?;
+            let probes = self.base.probe(q, Some(k), nprobe, ctl)?;
             return self.search_grouped(probes, q, k, sel, ctl);
         }
         let lvl = level();
@@ -587,9 +621,81 @@ impl IndexIVFPQ {
             precomputed: Vec::new(),
             transposed: Vec::new(),
             cnorms: Vec::new(),
+            train_params: IvfTrainParams::default(),
+            pq_train_params: PqTrainParams::default(),
         };
         idx.precompute();
         Ok(idx)
+    }
+}
+
+impl Index for IndexIVFPQ {
+    crate::index_plumbing!();
+
+    fn d(&self) -> usize {
+        self.base.d
+    }
+    fn metric(&self) -> Metric {
+        self.base.metric
+    }
+    fn ntotal(&self) -> usize {
+        IndexIVFPQ::ntotal(self)
+    }
+    fn is_trained(&self) -> bool {
+        IndexIVFPQ::is_trained(self)
+    }
+    fn train(&mut self, x: &[f32], ctl: &Control) -> Result<Vec<String>> {
+        let (cp, pp) = (self.train_params.clone(), self.pq_train_params.clone());
+        IndexIVFPQ::train(self, x, &cp, &pp, ctl)
+    }
+    fn add(&mut self, x: &[f32], ctl: &Control) -> Result<()> {
+        IndexIVFPQ::add(self, x, ctl)
+    }
+    fn add_with_ids(&mut self, x: &[f32], ids: &[i64], ctl: &Control) -> Result<()> {
+        IndexIVFPQ::add_with_ids(self, x, ids, ctl)
+    }
+    fn search(
+        &self,
+        q: &[f32],
+        k: usize,
+        params: &SearchParams,
+        ctl: &Control,
+    ) -> Result<SearchResult> {
+        let nprobe = params.nprobe_or(self.base.nprobe)?;
+        IndexIVFPQ::search(self, q, k, nprobe, params.selector.as_ref(), ctl)
+    }
+    fn range_search(
+        &self,
+        q: &[f32],
+        radius: f32,
+        params: &SearchParams,
+        ctl: &Control,
+    ) -> Result<RangeResult> {
+        if !self.pq.is_trained() {
+            return Err(Error::NotTrained("IndexIVFPQ"));
+        }
+        let nprobe = params.nprobe_or(self.base.nprobe)?;
+        let lvl = level();
+        let sel = params.selector.as_ref();
+        self.base
+            .range_search(q, radius, nprobe, sel, ctl, |x, old| {
+                self.scanner(x, lvl, old)
+            })
+    }
+    fn remove_ids(&mut self, sel: &IdSelector) -> Result<usize> {
+        Ok(self.base.lists.remove_where(|id| sel.accepts(id)))
+    }
+    fn reconstruct(&self, id: i64) -> Result<Vec<f32>> {
+        IndexIVFPQ::reconstruct(self, id)
+    }
+    fn reset(&mut self) {
+        IndexIVFPQ::reset(self)
+    }
+    fn is_mapped(&self) -> bool {
+        IndexIVFPQ::is_mapped(self)
+    }
+    fn stores_ids(&self) -> bool {
+        true
     }
 }
 

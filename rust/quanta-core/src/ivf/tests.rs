@@ -375,3 +375,247 @@ fn grouped_search_matches_query_by_query_driver() {
         }
     }
 }
+
+/// The `Index` protocol: default nprobe 1 (saved, and 1 for files without the key), the
+/// per-call `nprobe` / `k_factor` / selector, `remove_ids` by selector, `read_any`.
+#[test]
+fn index_protocol_nprobe_params_selectors_and_files() {
+    use crate::index::{read_any_bytes, Index, SearchParams};
+    let (mut pq, x) = trained_ivfpq(Metric::L2, true, 8);
+    let ctl = Control::new();
+    let q = data(12, 16, 5);
+    assert_eq!(pq.nprobe(), 1);
+    let p = SearchParams::default();
+    let one = Index::search(&pq, &q, 5, &p, &ctl).unwrap();
+    assert_eq!(one, pq.search(&q, 5, 1, None, &ctl).unwrap());
+    pq.set_nprobe(4).unwrap();
+    assert!(pq.set_nprobe(0).is_err());
+    let four = Index::search(&pq, &q, 5, &p, &ctl).unwrap();
+    assert_eq!(four, pq.search(&q, 5, 4, None, &ctl).unwrap());
+    let p2 = SearchParams {
+        nprobe: Some(2),
+        ..Default::default()
+    };
+    assert_eq!(
+        Index::search(&pq, &q, 5, &p2, &ctl).unwrap(),
+        pq.search(&q, 5, 2, None, &ctl).unwrap()
+    );
+    let p0 = SearchParams {
+        nprobe: Some(0),
+        ..Default::default()
+    };
+    assert!(Index::search(&pq, &q, 5, &p0, &ctl).is_err());
+    // saved and restored, as any index
+    let back = read_any_bytes(&pq.to_bytes().unwrap()).unwrap();
+    assert_eq!(back.kind(), "IndexIVFPQ");
+    let back = back.downcast_ref::<IndexIVFPQ>().unwrap();
+    assert_eq!(back.nprobe(), 4);
+    assert_eq!(Index::search(back, &q, 5, &p, &ctl).unwrap(), four);
+
+    // a selector through the params; removal by allow- and deny-selectors
+    let sel = IdSelector::Allow(IdSet::from_ids(&(0..3000).step_by(3).collect::<Vec<_>>()));
+    let ps = SearchParams::with_selector(Some(sel.clone()));
+    let (_, ids) = Index::search(&pq, &q, 5, &ps, &ctl).unwrap();
+    assert!(ids.iter().all(|&i| i % 3 == 0));
+    assert_eq!(
+        (ids.clone(), 5),
+        (pq.search(&q, 5, 4, Some(&sel), &ctl).unwrap().1, 5)
+    );
+    let n = Index::remove_ids(&mut pq, &IdSelector::Allow(IdSet::from_ids(&[0, 1, 2]))).unwrap();
+    assert_eq!((n, pq.ntotal()), (3, 2997));
+    let keep = IdSelector::Deny(IdSet::from_ids(&(0..100).collect::<Vec<_>>()));
+    assert_eq!(Index::remove_ids(&mut pq, &keep).unwrap(), 2997 - 97);
+    assert_eq!(pq.ntotal(), 97);
+
+    // fast scan: k_factor per call equals the index setting; both saved
+    let mut fs = IndexIVFPQFastScan::new(16, 16, 4, Metric::L2, true).unwrap();
+    let (cp, pp) = small_params();
+    *fs.train_params_mut() = cp;
+    *fs.pq_train_params_mut() = pp;
+    Index::train(&mut fs, &x, &ctl).unwrap();
+    Index::add(&mut fs, &x, &ctl).unwrap();
+    assert_eq!((fs.nprobe(), fs.k_factor), (1, 1));
+    fs.set_nprobe(3).unwrap();
+    let pk = SearchParams {
+        k_factor: Some(4),
+        ..Default::default()
+    };
+    let a = Index::search(&fs, &q, 5, &pk, &ctl).unwrap();
+    fs.set_k_factor(4).unwrap();
+    assert_eq!(a, fs.search(&q, 5, 3, None, &ctl).unwrap());
+    let back = read_any_bytes(&fs.to_bytes().unwrap()).unwrap();
+    let back = back.downcast_ref::<IndexIVFPQFastScan>().unwrap();
+    assert_eq!((back.nprobe(), back.k_factor), (3, 4));
+    assert_eq!(Index::search(back, &q, 5, &p, &ctl).unwrap(), a);
+    let n = Index::remove_ids(&mut fs, &IdSelector::Allow(IdSet::from_ids(&a.1))).unwrap();
+    assert!(n > 0);
+    let (_, after) = Index::search(&fs, &q, 5, &p, &ctl).unwrap();
+    assert!(after.iter().all(|i| !a.1.contains(i)));
+
+    // a file written before nprobe was saved reads as nprobe = 1
+    let mut f = IndexIVFFlat::new(4, 2, Metric::L2).unwrap();
+    f.set_nprobe(2).unwrap();
+    let r = crate::io::FileReader::from_bytes(f.to_bytes().unwrap()).unwrap();
+    let file = |nprobe: Option<u64>| {
+        let mut w = crate::io::FileWriter::new("IndexIVFFlat");
+        for (key, v) in r.meta_entries() {
+            if key != "nprobe" {
+                w.meta(key, v.clone());
+            }
+        }
+        if let Some(n) = nprobe {
+            w.meta_u64("nprobe", n);
+        }
+        w.section_owned("coarse", Vec::<f32>::new())
+            .section_owned("list_offsets", vec![0u64; 3])
+            .section_owned("list_codes", Vec::<f32>::new())
+            .section_owned("list_ids", Vec::<i64>::new());
+        IndexIVFFlat::from_bytes(&w.to_bytes().unwrap())
+    };
+    assert_eq!(file(None).unwrap().nprobe(), 1);
+    assert_eq!(file(Some(7)).unwrap().nprobe(), 7);
+    let err = file(Some(0)).unwrap_err().to_string();
+    assert!(err.contains("nprobe"), "{err}");
+    assert_eq!(
+        IndexIVFFlat::from_bytes(&f.to_bytes().unwrap())
+            .unwrap()
+            .nprobe(),
+        2
+    );
+}
+
+/// Range search of IVFFlat: brute force over the entries of the probed lists (with every list
+/// probed: the flat index's range search), filters included, both metrics.
+#[test]
+fn ivfflat_range_search_is_brute_force_over_probed_lists() {
+    use crate::index::{Index, IndexFlat, SearchParams};
+    let (d, n) = (8, 1500);
+    let x = data(n, d, 40);
+    let q = data(9, d, 41);
+    let ctl = Control::new();
+    for (metric, radius) in [(Metric::L2, 6.0f32), (Metric::InnerProduct, 2.0)] {
+        let mut idx = IndexIVFFlat::new(d, 12, metric).unwrap();
+        idx.train(&x, &IvfTrainParams::default(), &ctl).unwrap();
+        idx.add(&x, &ctl).unwrap();
+        let mut flat = IndexFlat::new(d, metric).unwrap();
+        flat.add(&x).unwrap();
+        let all = SearchParams {
+            nprobe: Some(12),
+            ..Default::default()
+        };
+        let r = Index::range_search(&idx, &q, radius, &all, &ctl).unwrap();
+        let want = Index::range_search(&flat, &q, radius, &SearchParams::default(), &ctl).unwrap();
+        // the same hits, up to the order of near-ties (the two compute distances with
+        // different kernels: last-bit differences)
+        assert_eq!(r.lims, want.lims, "{metric:?}");
+        for i in 0..9 {
+            let row = r.lims[i]..r.lims[i + 1];
+            let (mut a, mut b) = (r.ids[row.clone()].to_vec(), want.ids[row.clone()].to_vec());
+            a.sort_unstable();
+            b.sort_unstable();
+            assert_eq!(a, b, "{metric:?} query {i}");
+            for (x, y) in r.dist[row.clone()].iter().zip(&want.dist[row]) {
+                assert!((x - y).abs() <= 1e-4 * y.abs().max(1.0));
+            }
+        }
+        // nprobe = 2, filtered: the brute force over the probed lists, kept by the filter
+        let sel = IdSelector::Deny(IdSet::from_ids(
+            &(0..n as i64).step_by(2).collect::<Vec<_>>(),
+        ));
+        let p = SearchParams {
+            nprobe: Some(2),
+            selector: Some(sel.clone()),
+            ..Default::default()
+        };
+        let r = Index::range_search(&idx, &q, radius, &p, &ctl).unwrap();
+        let mut coarse = IndexFlat::new(d, metric).unwrap();
+        coarse.add(idx.centroids()).unwrap();
+        let (_, probed) = coarse.search(&q, 2, &ctl).unwrap();
+        for i in 0..9 {
+            let qi = &q[i * d..(i + 1) * d];
+            let lists = &probed[i * 2..i * 2 + 2];
+            let mut hits: Vec<(f32, i64)> = (lists.iter())
+                .flat_map(|&l| idx.invlists().ids(l as usize).iter().map(|&j| j as usize))
+                .filter(|&j| sel.accepts(j as i64))
+                .map(|j| {
+                    let v = &x[j * d..(j + 1) * d];
+                    let s = match metric {
+                        Metric::L2 => qi.iter().zip(v).map(|(a, b)| (a - b) * (a - b)).sum(),
+                        Metric::InnerProduct => qi.iter().zip(v).map(|(a, b)| a * b).sum(),
+                    };
+                    (s, j as i64)
+                })
+                .filter(|&(s, _)| match metric {
+                    Metric::L2 => s < radius,
+                    Metric::InnerProduct => s > radius,
+                })
+                .collect();
+            let ip = metric == Metric::InnerProduct;
+            hits.sort_by(|a, b| {
+                let o = if ip {
+                    b.0.total_cmp(&a.0)
+                } else {
+                    a.0.total_cmp(&b.0)
+                };
+                o.then(a.1.cmp(&b.1))
+            });
+            let got = &r.ids[r.lims[i]..r.lims[i + 1]];
+            let mut g = got.to_vec();
+            let mut w: Vec<i64> = hits.iter().map(|h| h.1).collect();
+            // the order may differ only inside near-ties (f32 summation order)
+            g.sort_unstable();
+            w.sort_unstable();
+            assert_eq!(g, w, "{metric:?} query {i}");
+        }
+        assert!(Index::range_search(&idx, &q, f32::NAN, &p, &ctl).is_err());
+    }
+}
+
+/// The IVFPQ and fast-scan range searches return what their k-NN search with k = ntotal
+/// returns within the radius (the default `range_by_knn`).
+#[test]
+fn ivfpq_range_search_equals_knn_within_radius() {
+    use crate::index::{range_by_knn, Index, SearchParams};
+    let (idx, x) = trained_ivfpq(Metric::L2, true, 4);
+    let ctl = Control::new();
+    let q = data(20, 16, 77);
+    let p = SearchParams {
+        nprobe: Some(3),
+        ..Default::default()
+    };
+    let a = Index::range_search(&idx, &q, 12.0, &p, &ctl).unwrap();
+    let b = range_by_knn(&idx, &q, 12.0, &p, &ctl).unwrap();
+    assert_eq!(a, b);
+    assert!(a.ids.len() > 20);
+    let mut fs = IndexIVFPQFastScan::from_parts(
+        idx.centroids(),
+        idx.nlist(),
+        idx.pq().clone(),
+        Metric::L2,
+        true,
+    )
+    .unwrap();
+    fs.add(&x, &ctl).unwrap();
+    for kf in [1, 3] {
+        let pk = SearchParams {
+            nprobe: Some(3),
+            k_factor: Some(kf),
+            ..Default::default()
+        };
+        let a = Index::range_search(&fs, &q, 12.0, &pk, &ctl).unwrap();
+        let b = range_by_knn(&fs, &q, 12.0, &pk, &ctl).unwrap();
+        assert_eq!(a, b, "k_factor {kf}");
+    }
+}
+
+/// An IVF index keeps the caller's ids itself: an id map over it is refused (its removals do
+/// not renumber, which the id map relies on).
+#[test]
+fn ivf_indexes_are_not_wrapped_in_an_id_map() {
+    use crate::index::IndexIDMap;
+    let flat = IndexIVFFlat::new(4, 2, Metric::L2).unwrap();
+    let err = IndexIDMap::new(Box::new(flat)).unwrap_err().to_string();
+    assert!(err.contains("add_with_ids"), "{err}");
+    let pq = IndexIVFPQFastScan::new(8, 2, 2, Metric::L2, true).unwrap();
+    assert!(IndexIDMap::new(Box::new(pq)).is_err());
+}
