@@ -163,12 +163,7 @@ def test_refine_k_factor_is_saved_and_checked() -> None:
         idm.add(x[:3])
 
 
-def test_every_factory_string_round_trips_once_ivf_and_pq_are_on_the_protocol(
-    tmp_path: Path,
-) -> None:
-    inner = (quanta.IndexIVFPQ, quanta.IndexPQ, quanta.IndexIVFFlat, quanta.IndexPQFastScan)
-    if not all(issubclass(c, quanta.Index) for c in inner):
-        pytest.skip("IVF/PQ indexes are not on the Index protocol yet (issue #16 migration)")
+def test_every_factory_string_round_trips(tmp_path: Path) -> None:
     x, q = _data(4000, d=32), _data(5, 1, d=32)
     for desc in ("OPQ16,IVF256,PQ16,RFlat", "OPQ8,PQ8", "IVF16,PQ8x4fs,RFlat", "PQ4,RFlat"):
         index = quanta.index_factory(32, desc)

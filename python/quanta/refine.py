@@ -27,14 +27,6 @@ class IndexRefineFlat(Index):
 
     _kind = "IndexRefineFlat"
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> IndexRefineFlat:
-        from ._legacy import LegacyRefineFlat, core_of
-
-        base = args[0] if args else kwargs.get("base_index")
-        if cls is IndexRefineFlat and (args or kwargs) and core_of(base) is None:
-            return object.__new__(LegacyRefineFlat)
-        return object.__new__(cls)
-
     def __init__(self, base_index: Index, k_factor: int = 1) -> None:
         if not isinstance(base_index, Index):
             raise DTypeError(

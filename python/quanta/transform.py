@@ -137,16 +137,7 @@ class IndexPreTransform(Index):
 
     _kind = "IndexPreTransform"
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> IndexPreTransform:
-        from ._legacy import LegacyPreTransform, core_of
-
-        index = args[1] if len(args) > 1 else kwargs.get("index")
-        if cls is IndexPreTransform and (args or kwargs) and core_of(index) is None:
-            return object.__new__(LegacyPreTransform)
-        return object.__new__(cls)
-
-    # ``index: Any`` until IndexPQ & co. subclass Index (issue #16 migration), then ``Index``
-    def __init__(self, transform: OPQMatrix, index: Any) -> None:
+    def __init__(self, transform: OPQMatrix, index: Index) -> None:
         if not isinstance(transform, OPQMatrix):
             raise DTypeError(
                 f"transform must be a quanta.OPQMatrix, got {type(transform).__name__}"

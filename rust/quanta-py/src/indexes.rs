@@ -4,8 +4,8 @@
 //! Adding an index type: a unit struct `#[pyclass(extends = PyIndex)]` with a `#[new]`
 //! returning `(Self, PyIndex)`, one line in [`wrap_subclass`], one `add_class` in `lib.rs`.
 
-use crate::base::PyIndex;
 pub use crate::base::positive;
+use crate::base::PyIndex;
 use crate::composite::{PyIndexPreTransform, PyIndexRefineFlat};
 use crate::errors::CoreResultExt;
 use pyo3::prelude::*;
