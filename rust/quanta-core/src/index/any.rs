@@ -173,6 +173,46 @@ macro_rules! index_plumbing {
     };
 }
 
+/// Implements [`Index`] methods that forward to the type's inherent methods of the same name
+/// (`index_forward!(IndexPQ; ntotal, add, reconstruct, reset, is_mapped)`), so an index's
+/// `impl Index` holds only what differs from its inherent API.
+#[macro_export]
+macro_rules! index_forward {
+    ($ty:ty; $($m:ident),* $(,)?) => { $( $crate::index_forward!(@one $ty, $m); )* };
+    (@one $ty:ty, ntotal) => {
+        fn ntotal(&self) -> usize { <$ty>::ntotal(self) }
+    };
+    (@one $ty:ty, is_trained) => {
+        fn is_trained(&self) -> bool { <$ty>::is_trained(self) }
+    };
+    (@one $ty:ty, add) => {
+        fn add(&mut self, x: &[f32], ctl: &$crate::Control) -> $crate::Result<()> {
+            <$ty>::add(self, x, ctl)
+        }
+    };
+    (@one $ty:ty, add_with_ids) => {
+        fn add_with_ids(
+            &mut self, x: &[f32], ids: &[i64], ctl: &$crate::Control,
+        ) -> $crate::Result<()> {
+            <$ty>::add_with_ids(self, x, ids, ctl)
+        }
+    };
+    (@one $ty:ty, remove_ids) => {
+        fn remove_ids(&mut self, sel: &$crate::index::IdSelector) -> $crate::Result<usize> {
+            Ok(<$ty>::remove_ids(self, sel))
+        }
+    };
+    (@one $ty:ty, reconstruct) => {
+        fn reconstruct(&self, id: i64) -> $crate::Result<Vec<f32>> { <$ty>::reconstruct(self, id) }
+    };
+    (@one $ty:ty, reset) => {
+        fn reset(&mut self) { <$ty>::reset(self) }
+    };
+    (@one $ty:ty, is_mapped) => {
+        fn is_mapped(&self) -> bool { <$ty>::is_mapped(self) }
+    };
+}
+
 /// Load any index from a verified file: the kind tag picks the type.
 pub fn read_any(r: &FileReader) -> Result<AnyIndex> {
     fn load<T: Index + Persist>(r: &FileReader) -> Result<AnyIndex> {

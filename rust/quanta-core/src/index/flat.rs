@@ -144,15 +144,13 @@ impl IndexFlat {
 
 impl Index for IndexFlat {
     crate::index_plumbing!();
+    crate::index_forward!(IndexFlat; ntotal, remove_ids, reconstruct, reset, is_mapped);
 
     fn d(&self) -> usize {
         self.d
     }
     fn metric(&self) -> Metric {
         self.metric
-    }
-    fn ntotal(&self) -> usize {
-        IndexFlat::ntotal(self)
     }
     fn add(&mut self, x: &[f32], _ctl: &Control) -> Result<()> {
         IndexFlat::add(self, x)
@@ -165,18 +163,6 @@ impl Index for IndexFlat {
         ctl: &Control,
     ) -> Result<SearchResult> {
         self.search_filtered(q, k, params.selector.as_ref(), ctl)
-    }
-    fn remove_ids(&mut self, sel: &IdSelector) -> Result<usize> {
-        Ok(IndexFlat::remove_ids(self, sel))
-    }
-    fn reconstruct(&self, id: i64) -> Result<Vec<f32>> {
-        IndexFlat::reconstruct(self, id)
-    }
-    fn reset(&mut self) {
-        IndexFlat::reset(self)
-    }
-    fn is_mapped(&self) -> bool {
-        IndexFlat::is_mapped(self)
     }
 }
 

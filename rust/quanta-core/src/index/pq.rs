@@ -380,6 +380,7 @@ fn check_bias(on: bool, metric: Metric) -> Result<()> {
 
 impl Index for IndexPQ {
     crate::index_plumbing!();
+    crate::index_forward!(IndexPQ; ntotal, add, remove_ids, reconstruct, reset, is_mapped);
 
     fn d(&self) -> usize {
         self.pq.d()
@@ -387,18 +388,12 @@ impl Index for IndexPQ {
     fn metric(&self) -> Metric {
         self.metric
     }
-    fn ntotal(&self) -> usize {
-        IndexPQ::ntotal(self)
-    }
     fn is_trained(&self) -> bool {
         self.pq.is_trained()
     }
     fn train(&mut self, x: &[f32], ctl: &Control) -> Result<Vec<String>> {
         let params = self.train_params.clone();
         Ok(IndexPQ::train(self, x, &params, ctl)?.warnings)
-    }
-    fn add(&mut self, x: &[f32], ctl: &Control) -> Result<()> {
-        IndexPQ::add(self, x, ctl)
     }
     /// `params.mode` / `params.bias_correction`, else the index's defaults.
     fn search(
@@ -416,18 +411,6 @@ impl Index for IndexPQ {
             params.selector.as_ref(),
             ctl,
         )
-    }
-    fn remove_ids(&mut self, sel: &IdSelector) -> Result<usize> {
-        Ok(IndexPQ::remove_ids(self, sel))
-    }
-    fn reconstruct(&self, id: i64) -> Result<Vec<f32>> {
-        IndexPQ::reconstruct(self, id)
-    }
-    fn reset(&mut self) {
-        IndexPQ::reset(self)
-    }
-    fn is_mapped(&self) -> bool {
-        IndexPQ::is_mapped(self)
     }
 }
 

@@ -413,6 +413,7 @@ impl BlockSink for FilterSink<'_> {
 
 impl Index for IndexPQFastScan {
     crate::index_plumbing!();
+    crate::index_forward!(IndexPQFastScan; add, remove_ids, reconstruct, reset, is_mapped);
 
     fn d(&self) -> usize {
         self.pq.d()
@@ -430,9 +431,6 @@ impl Index for IndexPQFastScan {
         let params = self.train_params.clone();
         Ok(IndexPQFastScan::train(self, x, &params, ctl)?.warnings)
     }
-    fn add(&mut self, x: &[f32], ctl: &Control) -> Result<()> {
-        IndexPQFastScan::add(self, x, ctl)
-    }
     /// `params.k_factor`, else the index's [`IndexPQFastScan::k_factor`].
     fn search(
         &self,
@@ -443,18 +441,6 @@ impl Index for IndexPQFastScan {
     ) -> Result<SearchResult> {
         let kf = params.k_factor_or(self.k_factor)?;
         self.search_filtered(q, k, kf, params.selector.as_ref(), ctl)
-    }
-    fn remove_ids(&mut self, sel: &IdSelector) -> Result<usize> {
-        Ok(IndexPQFastScan::remove_ids(self, sel))
-    }
-    fn reconstruct(&self, id: i64) -> Result<Vec<f32>> {
-        IndexPQFastScan::reconstruct(self, id)
-    }
-    fn reset(&mut self) {
-        IndexPQFastScan::reset(self)
-    }
-    fn is_mapped(&self) -> bool {
-        IndexPQFastScan::is_mapped(self)
     }
 }
 

@@ -547,6 +547,7 @@ impl IndexIVFPQFastScan {
 
 impl Index for IndexIVFPQFastScan {
     crate::index_plumbing!();
+    crate::index_forward!(IndexIVFPQFastScan; add, add_with_ids, reset);
 
     fn d(&self) -> usize {
         self.inner.d()
@@ -562,12 +563,6 @@ impl Index for IndexIVFPQFastScan {
     }
     fn train(&mut self, x: &[f32], ctl: &Control) -> Result<Vec<String>> {
         Index::train(&mut self.inner, x, ctl)
-    }
-    fn add(&mut self, x: &[f32], ctl: &Control) -> Result<()> {
-        IndexIVFPQFastScan::add(self, x, ctl)
-    }
-    fn add_with_ids(&mut self, x: &[f32], ids: &[i64], ctl: &Control) -> Result<()> {
-        IndexIVFPQFastScan::add_with_ids(self, x, ids, ctl)
     }
     fn search(
         &self,
@@ -599,9 +594,6 @@ impl Index for IndexIVFPQFastScan {
     }
     fn reconstruct(&self, id: i64) -> Result<Vec<f32>> {
         self.inner.reconstruct(id)
-    }
-    fn reset(&mut self) {
-        IndexIVFPQFastScan::reset(self)
     }
     fn is_mapped(&self) -> bool {
         self.inner.is_mapped()

@@ -162,6 +162,8 @@ impl IndexIVFFlat {
 
 impl Index for IndexIVFFlat {
     crate::index_plumbing!();
+    crate::index_forward!(IndexIVFFlat;
+        ntotal, is_trained, add, add_with_ids, reconstruct, reset, is_mapped);
 
     fn d(&self) -> usize {
         self.base.d
@@ -169,21 +171,9 @@ impl Index for IndexIVFFlat {
     fn metric(&self) -> Metric {
         self.base.metric
     }
-    fn ntotal(&self) -> usize {
-        IndexIVFFlat::ntotal(self)
-    }
-    fn is_trained(&self) -> bool {
-        IndexIVFFlat::is_trained(self)
-    }
     fn train(&mut self, x: &[f32], ctl: &Control) -> Result<Vec<String>> {
         let p = self.train_params.clone();
         IndexIVFFlat::train(self, x, &p, ctl)
-    }
-    fn add(&mut self, x: &[f32], ctl: &Control) -> Result<()> {
-        IndexIVFFlat::add(self, x, ctl)
-    }
-    fn add_with_ids(&mut self, x: &[f32], ids: &[i64], ctl: &Control) -> Result<()> {
-        IndexIVFFlat::add_with_ids(self, x, ids, ctl)
     }
     fn search(
         &self,
@@ -211,15 +201,6 @@ impl Index for IndexIVFFlat {
     }
     fn remove_ids(&mut self, sel: &IdSelector) -> Result<usize> {
         Ok(self.base.lists.remove_where(|id| sel.accepts(id)))
-    }
-    fn reconstruct(&self, id: i64) -> Result<Vec<f32>> {
-        IndexIVFFlat::reconstruct(self, id)
-    }
-    fn reset(&mut self) {
-        IndexIVFFlat::reset(self)
-    }
-    fn is_mapped(&self) -> bool {
-        IndexIVFFlat::is_mapped(self)
     }
     fn stores_ids(&self) -> bool {
         true

@@ -631,6 +631,8 @@ impl IndexIVFPQ {
 
 impl Index for IndexIVFPQ {
     crate::index_plumbing!();
+    crate::index_forward!(IndexIVFPQ;
+        ntotal, is_trained, add, add_with_ids, reconstruct, reset, is_mapped);
 
     fn d(&self) -> usize {
         self.base.d
@@ -638,21 +640,9 @@ impl Index for IndexIVFPQ {
     fn metric(&self) -> Metric {
         self.base.metric
     }
-    fn ntotal(&self) -> usize {
-        IndexIVFPQ::ntotal(self)
-    }
-    fn is_trained(&self) -> bool {
-        IndexIVFPQ::is_trained(self)
-    }
     fn train(&mut self, x: &[f32], ctl: &Control) -> Result<Vec<String>> {
         let (cp, pp) = (self.train_params.clone(), self.pq_train_params.clone());
         IndexIVFPQ::train(self, x, &cp, &pp, ctl)
-    }
-    fn add(&mut self, x: &[f32], ctl: &Control) -> Result<()> {
-        IndexIVFPQ::add(self, x, ctl)
-    }
-    fn add_with_ids(&mut self, x: &[f32], ids: &[i64], ctl: &Control) -> Result<()> {
-        IndexIVFPQ::add_with_ids(self, x, ids, ctl)
     }
     fn search(
         &self,
@@ -684,15 +674,6 @@ impl Index for IndexIVFPQ {
     }
     fn remove_ids(&mut self, sel: &IdSelector) -> Result<usize> {
         Ok(self.base.lists.remove_where(|id| sel.accepts(id)))
-    }
-    fn reconstruct(&self, id: i64) -> Result<Vec<f32>> {
-        IndexIVFPQ::reconstruct(self, id)
-    }
-    fn reset(&mut self) {
-        IndexIVFPQ::reset(self)
-    }
-    fn is_mapped(&self) -> bool {
-        IndexIVFPQ::is_mapped(self)
     }
     fn stores_ids(&self) -> bool {
         true

@@ -281,18 +281,13 @@ impl IndexLattice {
 
 impl Index for IndexLattice {
     crate::index_plumbing!();
+    crate::index_forward!(IndexLattice; ntotal, add, remove_ids, reconstruct, reset, is_mapped);
 
     fn d(&self) -> usize {
         self.codec.d()
     }
     fn metric(&self) -> Metric {
         self.metric
-    }
-    fn ntotal(&self) -> usize {
-        IndexLattice::ntotal(self)
-    }
-    fn add(&mut self, x: &[f32], ctl: &Control) -> Result<()> {
-        IndexLattice::add(self, x, ctl)
     }
     fn search(
         &self,
@@ -302,18 +297,6 @@ impl Index for IndexLattice {
         ctl: &Control,
     ) -> Result<SearchResult> {
         self.search_filtered(q, k, params.selector.as_ref(), ctl)
-    }
-    fn remove_ids(&mut self, sel: &IdSelector) -> Result<usize> {
-        Ok(IndexLattice::remove_ids(self, sel))
-    }
-    fn reconstruct(&self, id: i64) -> Result<Vec<f32>> {
-        IndexLattice::reconstruct(self, id)
-    }
-    fn reset(&mut self) {
-        IndexLattice::reset(self)
-    }
-    fn is_mapped(&self) -> bool {
-        IndexLattice::is_mapped(self)
     }
 }
 
