@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import quanta
 
 DATA = Path(__file__).parent / "data" / "format_v1"
@@ -37,14 +36,14 @@ def test_old_files_load_and_search_the_same(kind: str, mmap: bool) -> None:
     assert type(index).__name__ == kind
     q = expected["q"]
     if kind == "IndexBinaryFlat":
-        D, I = index.search(quanta.pack_bits(q.repeat(4, axis=1) > 0), 5)
+        dd, ii = index.search(quanta.pack_bits(q.repeat(4, axis=1) > 0), 5)
     elif kind.startswith("IndexIVF"):
         assert index.nprobe == 1  # not in the old file: the default
-        D, I = index.search(q, 5, nprobe=4)
+        dd, ii = index.search(q, 5, nprobe=4)
     else:
-        D, I = index.search(q, 5)
-    np.testing.assert_array_equal(I, expected[f"{kind}_I"])
-    np.testing.assert_array_equal(D, expected[f"{kind}_D"])
+        dd, ii = index.search(q, 5)
+    np.testing.assert_array_equal(ii, expected[f"{kind}_I"])
+    np.testing.assert_array_equal(dd, expected[f"{kind}_D"])
 
 
 def test_old_defaults_that_were_saved_are_kept() -> None:

@@ -26,7 +26,7 @@ from ._progress import make_progress
 from ._validation import _to_numpy, as_float_matrix, as_ids, as_int, positive_int
 from .exceptions import DTypeError, InvalidArgumentError
 
-__all__ = ["Index", "RangeSearchResult", "SearchParameters", "SearchResult"]
+__all__ = ["CoreWrapper", "Index", "RangeSearchResult", "SearchParameters", "SearchResult"]
 
 SearchResult = tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]
 """``(D, I)``: float32 ``(nq, k)`` distances and int64 ``(nq, k)`` ids, ``-1`` padded."""
@@ -34,7 +34,7 @@ SearchResult = tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]
 RangeSearchResult = tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.int64]]
 """``(lims, D, I)`` as faiss: the hits of query ``i`` are ``D[lims[i]:lims[i+1]]``."""
 
-_I = TypeVar("_I", bound="Index")
+_W = TypeVar("_W", bound="CoreWrapper")
 
 
 @dataclasses.dataclass
@@ -108,7 +108,94 @@ def _ids_or_mask(f: Any, name: str) -> tuple[Any, Any]:
     return as_ids(a, name), None
 
 
-class Index:
+class CoreWrapper:
+    """What every index family shares: the core object ``_index``, the kind -> class registry
+    (``_kind`` on a subclass registers it in its family's ``_classes``), persistence through the
+    checksummed file format (``serialize``, pickling, ``copy``), ``ntotal``, ``reset``,
+    ``remove_ids`` and ``repr``. :class:`Index` (float vectors) and :class:`~quanta.IndexBinary`
+    (binary codes) build on it."""
+
+    _index: Any
+    _kind: ClassVar[str] = ""
+    """Kind tag of the core index this class wraps (its file kind)."""
+    _classes: ClassVar[dict[str, type[CoreWrapper]]]
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if "_classes" not in cls.__dict__ and cls._kind:
+            cls._classes[cls._kind] = cls
+
+    @classmethod
+    def _wrap(cls: type[_W], core: Any) -> _W:
+        """The instance of this class around an existing core object."""
+        obj = cls.__new__(cls)
+        obj._index = core
+        return obj
+
+    @classmethod
+    def _from_core(cls: type[_W], core: Any) -> _W:
+        """The Python object of a core index of this family, as the class of its kind."""
+        found: Any = cls._classes.get(core.kind, cls)
+        out: _W = found._wrap(core)
+        return out
+
+    @property
+    def ntotal(self) -> int:
+        """Number of stored vectors (codes)."""
+        return int(self._index.ntotal)
+
+    @property
+    def is_trained(self) -> bool:
+        """Whether ``add`` and ``search`` may be called."""
+        return bool(self._index.is_trained)
+
+    def __len__(self) -> int:
+        return self.ntotal
+
+    def reset(self) -> None:
+        """Remove every vector (training is kept)."""
+        self._index.reset()
+
+    def remove_ids(self, ids: Any) -> int:
+        """Remove the entries whose id is in ``ids`` (int64 array, or bool mask indexed by id);
+        returns how many were removed. Indexes numbering vectors by position
+        (:class:`~quanta.IndexFlat`, ...) renumber the remaining ones, as faiss."""
+        idv, mask = _ids_or_mask(np.atleast_1d(_to_numpy(ids, "ids")), "ids")
+        return int(self._index.remove_ids(ids=idv, mask=mask))
+
+    def serialize(self) -> bytes:
+        """The index file in memory (the checksummed quanta format)."""
+        return bytes(self._index.serialize())
+
+    def _write_index(self, path: str) -> None:
+        self._index.write(path)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"quanta_index": self.serialize()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._index = _core.deserialize_index(state["quanta_index"])
+
+    def __copy__(self: _W) -> _W:
+        return type(self)._wrap(self._index.__copy__())
+
+    def __deepcopy__(self: _W, memo: dict[int, Any]) -> _W:
+        return type(self)._wrap(self._index.__copy__())
+
+    def _repr_parts(self) -> list[str]:
+        """``repr`` fields before ``ntotal``: the family's, then :meth:`_repr_fields`."""
+        extra = self._repr_fields()
+        return [extra] if extra else []
+
+    def _repr_fields(self) -> str:
+        """Constructor-like fields of ``repr``; subclasses extend."""
+        return ""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join([*self._repr_parts(), f'ntotal={self.ntotal}'])})"
+
+
+class Index(CoreWrapper):
     """Base class of every float-vector index (faiss ``Index``).
 
     ``search(q, k)`` returns ``(D, I)``: ``D`` float32 ``(nq, k)`` squared L2 distances
@@ -116,28 +203,7 @@ class Index:
     with ``-1`` (and ``inf`` / ``-inf``) when fewer than ``k`` results exist.
     """
 
-    _index: Any
-    _kind: ClassVar[str] = ""
-    """Kind tag of the core index this class wraps (its file kind)."""
-    _classes: ClassVar[dict[str, type[Index]]] = {}
-
-    def __init_subclass__(cls, **kw: Any) -> None:
-        super().__init_subclass__(**kw)
-        if cls._kind:
-            Index._classes[cls._kind] = cls
-
-    @classmethod
-    def _wrap(cls: type[_I], core: Any) -> _I:
-        """The instance of this class around an existing core object."""
-        obj = cls.__new__(cls)
-        obj._index = core
-        return obj
-
-    @staticmethod
-    def _from_core(core: Any) -> Index:
-        """The Python object of any core index, as the class registered for its kind."""
-        cls = Index._classes.get(core.kind, Index)
-        return cls._wrap(core)
+    _classes: ClassVar[dict[str, type[CoreWrapper]]] = {}
 
     # -- shared properties ------------------------------------------------------------------
 
@@ -152,23 +218,10 @@ class Index:
         return str(self._index.metric)
 
     @property
-    def ntotal(self) -> int:
-        """Number of stored vectors."""
-        return int(self._index.ntotal)
-
-    @property
-    def is_trained(self) -> bool:
-        """Whether ``add`` and ``search`` may be called."""
-        return bool(self._index.is_trained)
-
-    @property
     def is_mapped(self) -> bool:
         """Whether some data is still a view of a memory-mapped file
         (``read_index(..., mmap=True)``, until the index is modified)."""
         return bool(self._index.is_mapped)
-
-    def __len__(self) -> int:
-        return self.ntotal
 
     # -- shared methods ---------------------------------------------------------------------
 
@@ -239,13 +292,6 @@ class Index:
         )
         return out
 
-    def remove_ids(self, ids: Any) -> int:
-        """Remove the entries whose id is in ``ids`` (int64 array, or bool mask indexed by id);
-        returns how many were removed. Indexes numbering vectors by position
-        (:class:`~quanta.IndexFlat`, ...) renumber the remaining ones, as faiss."""
-        idv, mask = _ids_or_mask(ids, "ids")
-        return int(self._index.remove_ids(ids=idv, mask=mask))
-
     def reconstruct(self, id: int) -> npt.NDArray[np.float32]:
         """The stored (or decoded) vector with id ``id``."""
         out: npt.NDArray[np.float32] = self._index.reconstruct(
@@ -260,39 +306,5 @@ class Index:
         out: npt.NDArray[np.float32] = self._index.reconstruct_n(i0, n)
         return out
 
-    def reset(self) -> None:
-        """Remove every vector (training is kept)."""
-        self._index.reset()
-
-    # -- persistence ------------------------------------------------------------------------
-
-    def serialize(self) -> bytes:
-        """The index file in memory (the checksummed quanta format)."""
-        return bytes(self._index.serialize())
-
-    def _write_index(self, path: str) -> None:
-        self._index.write(path)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"quanta_index": self.serialize()}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self._index = _core.deserialize_index(state["quanta_index"])
-
-    def __copy__(self: _I) -> _I:
-        return type(self)._wrap(self._index.__copy__())
-
-    def __deepcopy__(self: _I, memo: dict[int, Any]) -> _I:
-        return type(self)._wrap(self._index.__copy__())
-
-    def _repr_fields(self) -> str:
-        """Constructor-like fields of ``repr`` after ``d``; subclasses extend."""
-        return ""
-
-    def __repr__(self) -> str:
-        extra = self._repr_fields()
-        extra = f", {extra}" if extra else ""
-        return (
-            f"{type(self).__name__}(d={self.d}{extra}, metric={self.metric!r}, "
-            f"ntotal={self.ntotal})"
-        )
+    def _repr_parts(self) -> list[str]:
+        return [f"d={self.d}", *super()._repr_parts(), f"metric={self.metric!r}"]

@@ -10,15 +10,14 @@ applied inside the scan; the other :class:`~quanta.SearchParameters` fields do n
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
-from . import _core
 from ._progress import make_progress
-from ._validation import _to_numpy, as_codes, as_ids, as_int, positive_int
-from .base import SearchParameters, _filter, _ids_or_mask
+from ._validation import as_codes, as_ids, as_int, positive_int
+from .base import CoreWrapper, SearchParameters, _filter
 from .exceptions import ShapeError
 
 __all__ = ["BinaryRangeSearchResult", "BinarySearchResult", "IndexBinary"]
@@ -30,32 +29,11 @@ BinarySearchResult = tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]
 BinaryRangeSearchResult = tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.int64]]
 """``(lims, D, I)`` as faiss: the hits of query ``i`` are ``D[lims[i]:lims[i+1]]``."""
 
-_B = TypeVar("_B", bound="IndexBinary")
 
-
-class IndexBinary:
+class IndexBinary(CoreWrapper):
     """Base class of every binary index (faiss ``IndexBinary``)."""
 
-    _index: Any
-    _kind: ClassVar[str] = ""
-    """Kind tag of the core index this class wraps (its file kind)."""
-    _classes: ClassVar[dict[str, type[IndexBinary]]] = {}
-
-    def __init_subclass__(cls, **kw: Any) -> None:
-        super().__init_subclass__(**kw)
-        if cls._kind:
-            IndexBinary._classes[cls._kind] = cls
-
-    @classmethod
-    def _wrap(cls: type[_B], core: Any) -> _B:
-        obj = cls.__new__(cls)
-        obj._index = core
-        return obj
-
-    @staticmethod
-    def _from_core(core: Any) -> IndexBinary:
-        """The Python object of any core binary index, as the class registered for its kind."""
-        return IndexBinary._classes.get(core.kind, IndexBinary)._wrap(core)
+    _classes: ClassVar[dict[str, type[CoreWrapper]]] = {}
 
     @property
     def nbits(self) -> int:
@@ -71,18 +49,6 @@ class IndexBinary:
     def code_size(self) -> int:
         """Bytes per code."""
         return int(self._index.code_size)
-
-    @property
-    def ntotal(self) -> int:
-        """Number of stored codes."""
-        return int(self._index.ntotal)
-
-    @property
-    def is_trained(self) -> bool:
-        return bool(self._index.is_trained)
-
-    def __len__(self) -> int:
-        return self.ntotal
 
     def add(self, codes: Any) -> None:
         """Append ``(n, code_size)`` uint8 codes."""
@@ -129,44 +95,10 @@ class IndexBinary:
         out: BinaryRangeSearchResult = self._index.range_search(qs, radius, **kw)
         return out
 
-    def remove_ids(self, ids: Any) -> int:
-        """Remove the codes whose id is in ``ids`` (int64, or a bool mask indexed by id);
-        returns how many were removed."""
-        idv, mask = _ids_or_mask(np.atleast_1d(_to_numpy(ids, "ids")), "ids")
-        return int(self._index.remove_ids(ids=idv, mask=mask))
-
     def reconstruct(self, id: int) -> npt.NDArray[np.uint8]:
         """The stored code with id ``id``, ``(code_size,)`` uint8."""
         out: npt.NDArray[np.uint8] = self._index.reconstruct(as_int(id, "id", -(2**63), 2**63 - 1))
         return out
 
-    def reset(self) -> None:
-        """Remove every code."""
-        self._index.reset()
-
-    def serialize(self) -> bytes:
-        """The index file in memory (the checksummed quanta format)."""
-        return bytes(self._index.serialize())
-
-    def _write_index(self, path: str) -> None:
-        self._index.write(path)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"quanta_index": self.serialize()}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self._index = _core.deserialize_index(state["quanta_index"])
-
-    def __copy__(self: _B) -> _B:
-        return type(self)._wrap(self._index.__copy__())
-
-    def __deepcopy__(self: _B, memo: dict[int, Any]) -> _B:
-        return type(self)._wrap(self._index.__copy__())
-
-    def _repr_fields(self) -> str:
-        return ""
-
-    def __repr__(self) -> str:
-        extra = self._repr_fields()
-        extra = f", {extra}" if extra else ""
-        return f"{type(self).__name__}(nbits={self.nbits}{extra}, ntotal={self.ntotal})"
+    def _repr_parts(self) -> list[str]:
+        return [f"nbits={self.nbits}", *super()._repr_parts()]

@@ -38,6 +38,8 @@ import numpy.typing as npt
 import quanta
 from quanta import datasets, metrics
 
+from ._report import write_report
+
 METHODS = ("LSH", "LSH-uncentred", "PCA-sign", "ITQ")
 
 
@@ -220,14 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--bits must be multiples of 8")
     rows = run(args)
     md = to_markdown(rows, args)
-    args.out.mkdir(parents=True, exist_ok=True)
-    png = args.out / "binary.png"
-    if plot(rows, args, png):
-        md += f"\n![mAP vs bits]({png.name})\n"
-    (args.out / "binary.md").write_text(md)
-    print()
-    print(md)
-    print(f"wrote {args.out / 'binary.md'}")
+    write_report(args.out, "binary", md, lambda png: plot(rows, args, png), "mAP vs bits")
     return 0
 
 

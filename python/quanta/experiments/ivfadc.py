@@ -35,6 +35,8 @@ import numpy as np
 import quanta
 from quanta import datasets, metrics
 
+from ._report import write_report
+
 RS = (1, 10, 100)
 NLISTS = (256, 1024)
 NPROBES = (1, 2, 4, 8, 16, 32, 64)
@@ -218,14 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     rows = run(args)
     md = to_markdown(rows, args, time.perf_counter() - t0)
-    args.out.mkdir(parents=True, exist_ok=True)
-    png = args.out / "ivfadc.png"
-    if plot(rows, png):
-        md += f"\n![recall@100 vs codes scanned]({png.name})\n"
-    (args.out / "ivfadc.md").write_text(md)
-    print()
-    print(md)
-    print(f"wrote {args.out / 'ivfadc.md'}")
+    write_report(args.out, "ivfadc", md, lambda png: plot(rows, png), "recall@100 vs codes scanned")
     return 0
 
 

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import platform
 import sys
 import time
@@ -50,6 +49,8 @@ import numpy.typing as npt
 
 import quanta
 from quanta import datasets, metrics
+
+from ._report import write_report
 
 PAPER_CIFAR10_I = {16: 0.6901, 32: 0.7031, 64: 0.7024}  # authors' README re-run, asymmetric
 METHODS = (
@@ -499,16 +500,9 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     rows = run(args)
     md = to_markdown(rows, args, time.perf_counter() - t0)
-    args.out.mkdir(parents=True, exist_ok=True)
     stem = "mecoq_quick" if args.quick else "mecoq"
-    png = args.out / f"{stem}.png"
-    if plot(rows, args, png):
-        md += f"\n![mAP@{args.k} vs bits]({png.name})\n"
-    (args.out / f"{stem}.md").write_text(md)
-    (args.out / f"{stem}.json").write_text(json.dumps(rows, indent=1, default=float) + "\n")
-    print()
-    print(md)
-    print(f"wrote {args.out / f'{stem}.md'}")
+    caption = f"mAP@{args.k} vs bits"
+    write_report(args.out, stem, md, lambda png: plot(rows, args, png), caption, rows)
     return 0
 
 

@@ -41,6 +41,8 @@ import numpy.typing as npt
 import quanta
 from quanta import datasets, metrics
 
+from ._report import write_report
+
 RS = (1, 2, 5, 10, 20, 50, 100)
 KMAX = max(RS)
 # (label, mode, bias_correction)
@@ -413,14 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     rows = run(args)
     md = to_markdown(rows, args, time.perf_counter() - t0)
-    args.out.mkdir(parents=True, exist_ok=True)
-    png = args.out / "pq.png"
-    if plot(rows, args, png):
-        md += f"\n![recall@R]({png.name})\n"
-    (args.out / "pq.md").write_text(md)
-    print()
-    print(md)
-    print(f"wrote {args.out / 'pq.md'}")
+    write_report(args.out, "pq", md, lambda png: plot(rows, args, png), "recall@R")
     return 0
 
 

@@ -56,6 +56,8 @@ import quanta
 from quanta import metrics
 from quanta.experiments.lattice import SHELL_SIZES, zn_for_budget
 
+from ._report import write_report
+
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 RANKS = (1, 10, 100)
@@ -509,15 +511,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     results = [run_dataset(name, args, nn) for name in args.datasets]
     md = to_markdown(results, args)
-    args.out.mkdir(parents=True, exist_ok=True)
     stem = "spreading_quick" if args.quick else "spreading"
-    png = args.out / f"{stem}.png"
-    if plot(results, args, png):
-        md += f"\n![1-recall vs bits]({png.name})\n"
-    (args.out / f"{stem}.md").write_text(md)
-    print()
-    print(md)
-    print(f"wrote {args.out / (stem + '.md')}")
+    write_report(args.out, stem, md, lambda png: plot(results, args, png), "1-recall vs bits")
     return 0
 
 

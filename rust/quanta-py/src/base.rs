@@ -7,7 +7,6 @@ use crate::errors::{new_err, CoreResultExt, Kind};
 use crate::gil::run_released;
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
 use quanta_core::index::{
     read_index_file, AnyIndex, IdSelector, IdSet, Index, LoadedIndex, SearchParams,
 };
@@ -130,12 +129,6 @@ impl PyIndex {
 
 #[pymethods]
 impl PyIndex {
-    /// Kind tag of the index's files (its type name).
-    #[getter]
-    fn kind(&self) -> &'static str {
-        self.inner.kind()
-    }
-
     #[getter]
     fn d(&self) -> usize {
         self.inner.d()
@@ -146,24 +139,10 @@ impl PyIndex {
         self.inner.metric().name()
     }
 
-    #[getter]
-    fn ntotal(&self) -> usize {
-        self.inner.ntotal()
-    }
-
-    #[getter]
-    fn is_trained(&self) -> bool {
-        self.inner.is_trained()
-    }
-
     /// Whether some data is still a view of a memory-mapped file.
     #[getter]
     fn is_mapped(&self) -> bool {
         self.inner.is_mapped()
-    }
-
-    fn __len__(&self) -> usize {
-        self.inner.ntotal()
     }
 
     /// Train with the index's default settings; returns warnings.
@@ -319,42 +298,9 @@ impl PyIndex {
         }
         matrix_f32(py, out, n as usize, d)
     }
-
-    fn reset(&mut self) {
-        self.inner.reset()
-    }
-
-    /// Save to `path` (atomic: temporary file, fsync, rename).
-    fn write(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
-        let inner = &self.inner;
-        run_released(py, None, |_| inner.write(&path))
-    }
-
-    /// The index file, in memory.
-    fn serialize<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let inner = &self.inner;
-        let bytes = run_released(py, None, |_| inner.to_bytes())?;
-        Ok(PyBytes::new(py, &bytes))
-    }
-
-    /// A deep copy (`copy.copy` / `copy.deepcopy`).
-    fn __copy__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        wrap(py, self.inner.clone_box())
-    }
-
-    fn __deepcopy__(&self, py: Python<'_>, _memo: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        wrap(py, self.inner.clone_box())
-    }
-
-    /// Pickling goes through the checksummed file format.
-    fn __reduce__<'py>(
-        slf: &Bound<'py, Self>,
-        py: Python<'py>,
-    ) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
-        let f = py.import("quanta._core")?.getattr("deserialize_index")?;
-        Ok((f, (slf.borrow().serialize(py)?,)))
-    }
 }
+
+crate::shared::shared_index_methods!(PyIndex, wrap);
 
 /// Load any index file (float or binary) from `path`, as the class that wrote it.
 #[pyfunction]

@@ -9,11 +9,9 @@ use crate::errors::{new_err, CoreResultExt, Kind};
 use crate::gil::run_released;
 use numpy::{PyArray1, PyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
 use pyo3::PyClassInitializer;
 use quanta_core::index::{AnyBinaryIndex, BinaryIndex, IndexBinaryFlat, SearchParams};
 use quanta_core::io::Persist;
-use std::path::PathBuf;
 
 /// (distances (nq, k) int32, ids (nq, k) int64).
 type BinarySearchOut<'py> = (Bound<'py, PyArray2<i32>>, Bound<'py, PyArray2<i64>>);
@@ -66,11 +64,6 @@ fn params(
 
 #[pymethods]
 impl PyIndexBinary {
-    /// Kind tag of the index's files (its type name).
-    #[getter]
-    fn kind(&self) -> &'static str {
-        self.inner.kind()
-    }
     #[getter]
     fn nbits(&self) -> usize {
         self.inner.nbits()
@@ -79,18 +72,6 @@ impl PyIndexBinary {
     fn code_size(&self) -> usize {
         self.inner.code_size()
     }
-    #[getter]
-    fn ntotal(&self) -> usize {
-        self.inner.ntotal()
-    }
-    #[getter]
-    fn is_trained(&self) -> bool {
-        self.inner.is_trained()
-    }
-    fn __len__(&self) -> usize {
-        self.inner.ntotal()
-    }
-
     fn add(&mut self, py: Python<'_>, codes: &Bound<'_, PyAny>) -> PyResult<()> {
         let c = self.codes(codes, "codes")?;
         let cs = c.as_slice()?;
@@ -184,41 +165,9 @@ impl PyIndexBinary {
     fn reconstruct<'py>(&self, py: Python<'py>, id: i64) -> PyResult<Bound<'py, PyArray1<u8>>> {
         Ok(PyArray1::from_vec(py, self.inner.reconstruct(id).py()?))
     }
-
-    fn reset(&mut self) {
-        self.inner.reset()
-    }
-
-    /// Save to `path` (atomic: temporary file, fsync, rename).
-    fn write(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
-        let inner = &self.inner;
-        run_released(py, None, |_| inner.write(&path))
-    }
-
-    /// The index file, in memory.
-    fn serialize<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let inner = &self.inner;
-        let bytes = run_released(py, None, |_| inner.to_bytes())?;
-        Ok(PyBytes::new(py, &bytes))
-    }
-
-    fn __copy__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        wrap_binary(py, self.inner.clone_box())
-    }
-
-    fn __deepcopy__(&self, py: Python<'_>, _memo: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        wrap_binary(py, self.inner.clone_box())
-    }
-
-    /// Pickling goes through the checksummed file format.
-    fn __reduce__<'py>(
-        slf: &Bound<'py, Self>,
-        py: Python<'py>,
-    ) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
-        let f = py.import("quanta._core")?.getattr("deserialize_index")?;
-        Ok((f, (slf.borrow().serialize(py)?,)))
-    }
 }
+
+crate::shared::shared_index_methods!(PyIndexBinary, wrap_binary);
 
 /// Stored codes `(ntotal, code_size)` of a flat binary index, in storage order.
 pub fn stored_codes<'py>(

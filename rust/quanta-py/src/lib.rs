@@ -16,6 +16,7 @@ mod ivf;
 mod lattice;
 mod pq;
 mod runtime;
+mod shared;
 
 use pyo3::prelude::*;
 

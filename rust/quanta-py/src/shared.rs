@@ -1,0 +1,83 @@
+//! The methods both index base classes (`Index`, `IndexBinary`) share word for word — kind,
+//! size, reset, files, bytes, copies, pickling — generated once for each by
+//! [`shared_index_methods!`] as a second `#[pymethods]` block (pyo3 `multiple-pymethods`).
+
+/// `#[pymethods]` of a base class whose `inner` is a boxed core index with `kind`, `ntotal`,
+/// `is_trained`, `reset`, `write`, `to_bytes` and `clone_box`; `$wrap` turns a core index back
+/// into its Python subclass.
+macro_rules! shared_index_methods {
+    ($py_ty:ty, $wrap:path) => {
+        #[pyo3::pymethods]
+        impl $py_ty {
+            /// Kind tag of the index's files (its type name).
+            #[getter]
+            fn kind(&self) -> &'static str {
+                self.inner.kind()
+            }
+
+            #[getter]
+            fn ntotal(&self) -> usize {
+                self.inner.ntotal()
+            }
+
+            #[getter]
+            fn is_trained(&self) -> bool {
+                self.inner.is_trained()
+            }
+
+            fn __len__(&self) -> usize {
+                self.inner.ntotal()
+            }
+
+            /// Remove every entry (training is kept).
+            fn reset(&mut self) {
+                self.inner.reset()
+            }
+
+            /// Save to `path` (atomic: temporary file, fsync, rename).
+            fn write(&self, py: pyo3::Python<'_>, path: std::path::PathBuf) -> pyo3::PyResult<()> {
+                let inner = &self.inner;
+                crate::gil::run_released(py, None, |_| inner.write(&path))
+            }
+
+            /// The index file, in memory.
+            fn serialize<'py>(
+                &self,
+                py: pyo3::Python<'py>,
+            ) -> pyo3::PyResult<pyo3::Bound<'py, pyo3::types::PyBytes>> {
+                let inner = &self.inner;
+                let bytes = crate::gil::run_released(py, None, |_| inner.to_bytes())?;
+                Ok(pyo3::types::PyBytes::new(py, &bytes))
+            }
+
+            /// A deep copy (`copy.copy` / `copy.deepcopy`).
+            fn __copy__(&self, py: pyo3::Python<'_>) -> pyo3::PyResult<pyo3::Py<pyo3::PyAny>> {
+                $wrap(py, self.inner.clone_box())
+            }
+
+            fn __deepcopy__(
+                &self,
+                py: pyo3::Python<'_>,
+                _memo: &pyo3::Bound<'_, pyo3::PyAny>,
+            ) -> pyo3::PyResult<pyo3::Py<pyo3::PyAny>> {
+                $wrap(py, self.inner.clone_box())
+            }
+
+            /// Pickling goes through the checksummed file format.
+            #[allow(clippy::type_complexity)]
+            fn __reduce__<'py>(
+                slf: &pyo3::Bound<'py, Self>,
+                py: pyo3::Python<'py>,
+            ) -> pyo3::PyResult<(
+                pyo3::Bound<'py, pyo3::PyAny>,
+                (pyo3::Bound<'py, pyo3::types::PyBytes>,),
+            )> {
+                use pyo3::types::PyAnyMethods;
+                let f = py.import("quanta._core")?.getattr("deserialize_index")?;
+                Ok((f, (slf.borrow().serialize(py)?,)))
+            }
+        }
+    };
+}
+
+pub(crate) use shared_index_methods;
