@@ -9,6 +9,9 @@
   so a wrong dtype is a :class:`~quanta.exceptions.DTypeError`.
 * Matrices must be 2-D ``(n, d)``. For queries only, a 1-D vector is read as one query.
 * NaN/Inf are rejected by the Rust core (checked without a temporary copy).
+
+The functions in ``__all__`` are the package's internal API for this policy: the index modules
+use them directly, ``quanta.nn`` through :mod:`quanta.nn._common` (its one import of this module).
 """
 
 from __future__ import annotations
@@ -27,10 +30,11 @@ __all__ = [
     "as_ids",
     "as_int",
     "positive_int",
+    "to_numpy",
 ]
 
 
-def _to_numpy(x: Any, name: str) -> np.ndarray[Any, Any]:
+def to_numpy(x: Any, name: str) -> np.ndarray[Any, Any]:
     if isinstance(x, np.ndarray):
         return x
     mod = type(x).__module__
@@ -53,7 +57,7 @@ def as_float_matrix(
     x: Any, name: str, d: int | None = None, *, allow_1d: bool = False, allow_empty: bool = False
 ) -> npt.NDArray[np.float32]:
     """Return ``x`` as a C-contiguous float32 ``(n, d)`` array, or raise a typed error."""
-    a = _to_numpy(x, name)
+    a = to_numpy(x, name)
     if a.dtype.kind not in "fiub":
         raise DTypeError(f"{name} must hold numbers, got dtype {a.dtype}")
     if a.ndim == 1 and allow_1d:
@@ -72,7 +76,7 @@ def as_float_matrix(
 
 def as_float_vector(x: Any, name: str, n: int | None = None) -> npt.NDArray[np.float32]:
     """Return ``x`` as a C-contiguous float32 1-D array of length ``n`` (if given)."""
-    a = _to_numpy(x, name)
+    a = to_numpy(x, name)
     if a.dtype.kind not in "fiub":
         raise DTypeError(f"{name} must hold numbers, got dtype {a.dtype}")
     if a.ndim != 1:
@@ -84,7 +88,7 @@ def as_float_vector(x: Any, name: str, n: int | None = None) -> npt.NDArray[np.f
 
 def as_ids(x: Any, name: str = "ids") -> npt.NDArray[np.int64]:
     """Ids must already be int64 (1-D); no silent cast."""
-    a = _to_numpy(x, name)
+    a = to_numpy(x, name)
     if a.dtype != np.int64:
         raise DTypeError(f"{name} must be int64, got dtype {a.dtype}")
     if a.ndim != 1:
@@ -101,7 +105,7 @@ def as_codes(
     allow_empty: bool = False,
 ) -> npt.NDArray[np.uint8]:
     """Packed binary codes: exactly ``uint8``, 2-D ``(n, code_size)`` (a 1-D query if allowed)."""
-    a = _to_numpy(x, name)
+    a = to_numpy(x, name)
     if a.dtype != np.uint8:
         raise DTypeError(
             f"{name} must be uint8 packed codes, got dtype {a.dtype} "

@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from . import _core
 from ._progress import make_progress
-from ._validation import _to_numpy, as_float_matrix, as_ids, as_int, positive_int
+from ._validation import as_float_matrix, as_ids, as_int, positive_int, to_numpy
 from .exceptions import DTypeError, InvalidArgumentError
 
 __all__ = ["CoreWrapper", "Index", "RangeSearchResult", "SearchParameters", "SearchResult"]
@@ -95,7 +95,7 @@ def _filter(ids_allowed: Any, ids_denied: Any) -> tuple[Any, Any, bool]:
 
 
 def _ids_or_mask(f: Any, name: str) -> tuple[Any, Any]:
-    a = _to_numpy(f, name)
+    a = to_numpy(f, name)
     if a.dtype == np.bool_:
         if a.ndim != 1:
             raise DTypeError(f"{name} as a mask must be 1-D bool, got shape {a.shape}")
@@ -160,7 +160,7 @@ class CoreWrapper:
         """Remove the entries whose id is in ``ids`` (int64 array, or bool mask indexed by id);
         returns how many were removed. Indexes numbering vectors by position
         (:class:`~quanta.IndexFlat`, ...) renumber the remaining ones, as faiss."""
-        idv, mask = _ids_or_mask(np.atleast_1d(_to_numpy(ids, "ids")), "ids")
+        idv, mask = _ids_or_mask(np.atleast_1d(to_numpy(ids, "ids")), "ids")
         return int(self._index.remove_ids(ids=idv, mask=mask))
 
     def serialize(self) -> bytes:

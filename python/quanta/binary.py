@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from . import _core
 from ._progress import make_progress
-from ._validation import _to_numpy, as_codes, as_float_matrix, as_int, positive_int
+from ._validation import as_codes, as_float_matrix, as_int, positive_int, to_numpy
 from .binary_base import IndexBinary
 from .exceptions import DTypeError, InvalidArgumentError, ShapeError
 
@@ -50,7 +50,7 @@ def pack_bits(x: Any) -> U8:
     anything with ``__array__``/``__dlpack__``, or nested lists, holding bools, ``{0, 1}`` or
     ``±1`` (any real numbers: bit = ``x > 0``). NaN is rejected.
     """
-    a = _to_numpy(x, "x")
+    a = to_numpy(x, "x")
     if a.dtype.kind not in "biuf":
         raise DTypeError(f"x must hold bools or real numbers, got dtype {a.dtype}")
     if a.ndim == 0:
@@ -69,7 +69,7 @@ def unpack_bits(codes: Any, nbits: int | None = None, *, signed: bool = True) ->
     Returns ``(..., nbits)`` (default ``8 · code_size``): float32 ``±1`` when ``signed`` (faiss
     ``binary_to_real``), else uint8 ``0/1``. ``codes`` must be uint8.
     """
-    a = _to_numpy(codes, "codes")
+    a = to_numpy(codes, "codes")
     if a.dtype != np.uint8:
         raise DTypeError(f"codes must be uint8 packed codes, got dtype {a.dtype}")
     if a.ndim == 0:

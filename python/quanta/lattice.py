@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core
-from ._validation import _to_numpy, as_float_matrix, as_int, positive_int
+from ._validation import as_float_matrix, as_int, positive_int, to_numpy
 from .base import Index
 from .exceptions import DTypeError, ShapeError
 from .index import check_metric
@@ -29,7 +29,7 @@ F32 = npt.NDArray[np.float32]
 
 def _as_codes(x: Any, name: str, code_size: int, dtype: type = np.uint8) -> Any:
     """Codes: exact dtype (no silent cast), 2-D ``(n, code_size)``; a 1-D array is one code."""
-    a = _to_numpy(x, name)
+    a = to_numpy(x, name)
     if a.dtype != dtype:
         raise DTypeError(f"{name} must be {np.dtype(dtype).name}, got dtype {a.dtype}")
     if a.ndim == 1:
@@ -139,7 +139,7 @@ class E8Lattice:
 
     def decode(self, codes: Any) -> F32:
         """Points ``scale · codes / 2``; every block must be an E8 point."""
-        a = _to_numpy(codes, "codes")
+        a = to_numpy(codes, "codes")
         if a.dtype != np.int32:
             raise DTypeError(f"codes must be int32, got dtype {a.dtype}")
         if a.ndim == 1:

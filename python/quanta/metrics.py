@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from ._validation import _to_numpy, as_int
+from ._validation import as_int, to_numpy
 from .exceptions import DTypeError, InvalidArgumentError, ShapeError
 
 __all__ = [
@@ -64,7 +64,7 @@ _BLOCK = 1 << 22  # entries per query block (bounds the temporaries of every met
 
 
 def _ids(ids: Any, name: str = "ids") -> I64:
-    a = _to_numpy(ids, name)
+    a = to_numpy(ids, name)
     if a.dtype.kind not in "iu":
         raise DTypeError(f"{name} must hold integer ids, got dtype {a.dtype}")
     if a.ndim == 1:
@@ -86,7 +86,7 @@ def rank_by_distance(dist: Any, k: int | None = None) -> I64:
     This is the library's tie rule: a stable sort by distance, so equal distances keep the lower
     column id first (the order quanta's indexes return).
     """
-    d = _to_numpy(dist, "dist")
+    d = to_numpy(dist, "dist")
     if d.ndim != 2:
         raise ShapeError(f"dist must be a 2-D array (nq, n), got shape {d.shape}")
     if d.dtype.kind not in "iuf":
@@ -146,8 +146,8 @@ class _Labels(NamedTuple):
 
 
 def _labels(query_labels: Any, db_labels: Any, nq: int) -> _Labels:
-    ql = _to_numpy(query_labels, "query_labels")
-    dl = _to_numpy(db_labels, "db_labels")
+    ql = to_numpy(query_labels, "query_labels")
+    dl = to_numpy(db_labels, "db_labels")
     if ql.ndim != dl.ndim or ql.ndim not in (1, 2):
         raise ShapeError(
             f"query_labels and db_labels must both be 1-D (classes) or 2-D (multi-hot), got "
@@ -284,7 +284,7 @@ def average_precision(
     _check_ids_in_db(ranked, lab.db.shape[0])
     dist = None
     if distances is not None:
-        dist = _to_numpy(distances, "distances")
+        dist = to_numpy(distances, "distances")
         if dist.shape[0] != ranked.shape[0] or dist.ndim != 2 or dist.shape[1] < k:
             raise ShapeError(f"distances must have shape {ranked.shape}, got {dist.shape}")
         if dist.dtype.kind not in "iuf":

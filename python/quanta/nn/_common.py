@@ -16,17 +16,20 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from .._validation import as_float_matrix
+from .._validation import as_float_matrix, as_int, positive_int, to_numpy
 from ..exceptions import DTypeError, FormatError, InvalidArgumentError
 
 __all__ = [
     "as_float_tensor",
+    "as_int",
     "load_checkpoint",
+    "positive_int",
     "progress",
     "resolve_device",
     "save_checkpoint",
     "seed_everything",
     "set_postfix",
+    "to_numpy",
 ]
 
 T = TypeVar("T")

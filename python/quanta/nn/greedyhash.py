@@ -44,17 +44,19 @@ from torch import nn
 from torch.nn import functional as F
 
 from .. import metrics
-from .._validation import _to_numpy, as_int, positive_int
 from ..binary import IndexBinaryFlat, pack_bits
 from ..exceptions import InvalidArgumentError, NotTrainedError, ShapeError
 from ._common import (
     as_float_tensor,
+    as_int,
     load_checkpoint,
+    positive_int,
     progress,
     resolve_device,
     save_checkpoint,
     seed_everything,
     set_postfix,
+    to_numpy,
 )
 from .backbones import MLP, SmallCNN
 
@@ -343,7 +345,7 @@ class TrainHistory:
 
 
 def _labels_tensor(y: Any, n: int, n_classes: int) -> torch.Tensor:
-    a = _to_numpy(y, "y")
+    a = to_numpy(y, "y")
     if a.ndim != 1 or a.shape[0] != n:
         raise ShapeError(f"y must be 1-D with one label per row of x ({n}), got shape {a.shape}")
     if a.dtype.kind not in "iu":

@@ -36,7 +36,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import metrics
-from .._validation import _to_numpy
 from ..exceptions import DTypeError, InvalidArgumentError, ShapeError
 from ..pq import IndexPQ, ProductQuantizer
 from ._common import (
@@ -47,6 +46,7 @@ from ._common import (
     save_checkpoint,
     seed_everything,
     set_postfix,
+    to_numpy,
 )
 from .backbones import MLP, SmallCNN, as_images
 
@@ -431,7 +431,7 @@ class MeCoQ(nn.Module):
         ``(n, 1, 28, 28)`` (tensor or array-like) is flattened to ``(n, 784)``."""
         if self.config["input"] == "image":
             if not isinstance(x, torch.Tensor):
-                x = _to_numpy(x, name)
+                x = to_numpy(x, name)
             if x.ndim == 4:
                 x = x.reshape(x.shape[0], -1)
         return as_float_tensor(x, name, self.config["d_in"])

@@ -44,7 +44,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validation import as_int, positive_int
 from ..binary import IndexBinaryFlat, SignEncoder
 from ..exceptions import (
     DTypeError,
@@ -58,7 +57,9 @@ from ..lattice import E8ShellCodec, IndexLattice, ZnSphereCodec
 from ..pq import IndexPQ, ProductQuantizer
 from ._common import (
     as_float_tensor,
+    as_int,
     load_checkpoint,
+    positive_int,
     progress,
     resolve_device,
     save_checkpoint,
