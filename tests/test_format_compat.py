@@ -10,6 +10,7 @@ nprobe = 4).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -42,8 +43,24 @@ def test_old_files_load_and_search_the_same(kind: str, mmap: bool) -> None:
         dd, ii = index.search(q, 5, nprobe=4)
     else:
         dd, ii = index.search(q, 5)
-    np.testing.assert_array_equal(ii, expected[f"{kind}_I"])
-    np.testing.assert_array_equal(dd, expected[f"{kind}_D"])
+    _same_results(dd, ii, expected[f"{kind}_D"], expected[f"{kind}_I"])
+
+
+def _same_results(dd: Any, ii: Any, de: Any, ie: Any) -> None:
+    """The expected results were computed at the avx512 level: bit-identical there (and for the
+    integer Hamming distances everywhere); at another level float kernels round differently, so
+    distances agree to float32 rounding and ids may swap only at near-ties."""
+    if quanta.simd_level() == "avx512" or dd.dtype != np.float32:
+        np.testing.assert_array_equal(ii, ie)
+        np.testing.assert_array_equal(dd, de)
+        return
+    np.testing.assert_allclose(dd, de, rtol=1e-4, atol=1e-4)
+    for r in range(ii.shape[0]):
+        want = dict(zip(ie[r].tolist(), de[r].tolist()))
+        for i, d in zip(ii[r].tolist(), dd[r].tolist()):
+            # an id the old run did not return must tie with its last hit
+            ref = want.get(i, de[r, -1])
+            assert abs(d - ref) <= 1e-4 * max(1.0, abs(ref)), (r, i, d, ref)
 
 
 def test_old_defaults_that_were_saved_are_kept() -> None:
