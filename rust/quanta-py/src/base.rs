@@ -16,12 +16,15 @@ use std::path::PathBuf;
 /// Result of a search: (distances (nq, k) float32, ids (nq, k) int64).
 pub type SearchOut<'py> = (Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<i64>>);
 
-/// Result of a range search: (lims (nq + 1,) int64, distances float32, ids int64).
-pub type RangeOut<'py> = (
+/// Result of a range search: (lims (nq + 1,) int64, distances, ids int64).
+pub type RangeArrays<'py, T> = (
     Bound<'py, PyArray1<i64>>,
-    Bound<'py, PyArray1<f32>>,
+    Bound<'py, PyArray1<T>>,
     Bound<'py, PyArray1<i64>>,
 );
+
+/// [`RangeArrays`] of a float index.
+pub type RangeOut<'py> = RangeArrays<'py, f32>;
 
 /// `v` as a count `>= 1`, or a ValueError naming `arg`.
 pub fn positive(v: i64, arg: &str) -> PyResult<usize> {
@@ -64,6 +67,21 @@ pub fn selector(
     } else {
         IdSelector::Allow(set)
     }))
+}
+
+/// A range-search result as numpy arrays `(lims int64, distances, ids int64)`, faiss layout.
+pub fn range_arrays<T: numpy::Element>(
+    py: Python<'_>,
+    lims: Vec<usize>,
+    dist: Vec<T>,
+    ids: Vec<i64>,
+) -> RangeArrays<'_, T> {
+    let lims: Vec<i64> = lims.into_iter().map(|v| v as i64).collect();
+    (
+        PyArray1::from_vec(py, lims),
+        PyArray1::from_vec(py, dist),
+        PyArray1::from_vec(py, ids),
+    )
 }
 
 /// Search parameters from the keyword arguments every `search` / `range_search` takes.
@@ -252,26 +270,7 @@ impl PyIndex {
         let qs = q.as_slice()?;
         let inner = &self.inner;
         let r = run_released(py, progress, |ctl| inner.range_search(qs, radius, &p, ctl))?;
-        let lims: Vec<i64> = r.lims.iter().map(|&v| v as i64).collect();
-        Ok((
-            PyArray1::from_vec(py, lims),
-            PyArray1::from_vec(py, r.dist),
-            PyArray1::from_vec(py, r.ids),
-        ))
-    }
-
-    /// Remove the entries whose id is in `ids` (int64) or set in `mask`; returns how many.
-    #[pyo3(signature = (ids=None, mask=None))]
-    fn remove_ids(
-        &mut self,
-        py: Python<'_>,
-        ids: Option<&Bound<'_, PyAny>>,
-        mask: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<usize> {
-        let sel = selector(ids, mask, false)?
-            .ok_or_else(|| new_err(Kind::Value, "remove_ids needs ids or a mask"))?;
-        let inner = &mut self.inner;
-        run_released(py, None, |_| inner.remove_ids(&sel))
+        Ok(crate::base::range_arrays(py, r.lims, r.dist, r.ids))
     }
 
     fn reconstruct<'py>(&self, py: Python<'py>, id: i64) -> PyResult<Bound<'py, PyArray1<f32>>> {

@@ -16,11 +16,7 @@ use quanta_core::io::Persist;
 /// (distances (nq, k) int32, ids (nq, k) int64).
 type BinarySearchOut<'py> = (Bound<'py, PyArray2<i32>>, Bound<'py, PyArray2<i64>>);
 /// (lims (nq + 1,) int64, distances int32, ids int64).
-type RangeOut<'py> = (
-    Bound<'py, PyArray1<i64>>,
-    Bound<'py, PyArray1<i32>>,
-    Bound<'py, PyArray1<i64>>,
-);
+type RangeOut<'py> = crate::base::RangeArrays<'py, i32>;
 
 /// Base class of every binary index: the shared protocol, implemented once.
 #[pyclass(subclass, name = "IndexBinary", module = "quanta._core")]
@@ -139,26 +135,7 @@ impl PyIndexBinary {
         let r = run_released(py, progress, |ctl| {
             inner.range_search(qs, radius as usize, &p, ctl)
         })?;
-        let lims: Vec<i64> = r.lims.iter().map(|&l| l as i64).collect();
-        Ok((
-            PyArray1::from_vec(py, lims),
-            PyArray1::from_vec(py, r.dist),
-            PyArray1::from_vec(py, r.ids),
-        ))
-    }
-
-    /// Remove the entries whose id is in `ids` (int64) or set in `mask`; returns how many.
-    #[pyo3(signature = (ids=None, mask=None))]
-    fn remove_ids(
-        &mut self,
-        py: Python<'_>,
-        ids: Option<&Bound<'_, PyAny>>,
-        mask: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<usize> {
-        let sel = selector(ids, mask, false)?
-            .ok_or_else(|| new_err(Kind::Value, "remove_ids needs ids or a mask"))?;
-        let inner = &mut self.inner;
-        run_released(py, None, |_| inner.remove_ids(&sel))
+        Ok(crate::base::range_arrays(py, r.lims, r.dist, r.ids))
     }
 
     /// The stored code with id `id`.

@@ -1,5 +1,5 @@
 //! The methods both index base classes (`Index`, `IndexBinary`) share word for word — kind,
-//! size, reset, files, bytes, copies, pickling — generated once for each by
+//! size, remove_ids, reset, files, bytes, copies, pickling — generated once for each by
 //! [`shared_index_methods!`] as a second `#[pymethods]` block (pyo3 `multiple-pymethods`).
 
 /// `#[pymethods]` of a base class whose `inner` is a boxed core index with `kind`, `ntotal`,
@@ -27,6 +27,25 @@ macro_rules! shared_index_methods {
 
             fn __len__(&self) -> usize {
                 self.inner.ntotal()
+            }
+
+            /// Remove the entries whose id is in `ids` (int64) or set in `mask`; returns how
+            /// many.
+            #[pyo3(signature = (ids=None, mask=None))]
+            fn remove_ids(
+                &mut self,
+                py: pyo3::Python<'_>,
+                ids: Option<&pyo3::Bound<'_, pyo3::PyAny>>,
+                mask: Option<&pyo3::Bound<'_, pyo3::PyAny>>,
+            ) -> pyo3::PyResult<usize> {
+                let sel = crate::base::selector(ids, mask, false)?.ok_or_else(|| {
+                    crate::errors::new_err(
+                        crate::errors::Kind::Value,
+                        "remove_ids needs ids or a mask",
+                    )
+                })?;
+                let inner = &mut self.inner;
+                crate::gil::run_released(py, None, |_| inner.remove_ids(&sel))
             }
 
             /// Remove every entry (training is kept).
