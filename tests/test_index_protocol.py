@@ -70,6 +70,9 @@ CASES: dict[str, Callable[[], Any]] = {
     "Zn": lambda: quanta.IndexLattice(quanta.ZnSphereCodec(D, 10)),
     "PQ8,IP": lambda: quanta.IndexPQ(D, 8, 8, "ip"),
     "IDMap,PQ8": lambda: quanta.IndexIDMap(quanta.IndexPQ(D, 8, 8)),
+    "RaBitQ": lambda: quanta.IndexRaBitQ(D),
+    "RaBitQ4,IP": lambda: quanta.IndexRaBitQ(D, 4, "ip"),
+    "RaBitQ2,RFlat": _factory("RaBitQ2,RFlat"),
 }
 
 

@@ -30,6 +30,7 @@ from .io import deserialize_index, read_index, serialize_index, write_index
 from .ivf import IndexIVFFlat, IndexIVFPQ, IndexIVFPQFastScan
 from .lattice import E8Lattice, E8ShellCodec, IndexLattice, ZnSphereCodec
 from .pq import IndexPQ, ProductQuantizer
+from .rabitq import IndexRaBitQ, RaBitQ
 from .refine import IndexRefineFlat
 from .transform import IndexPreTransform, OPQMatrix
 
@@ -56,6 +57,7 @@ __all__ = [
     "IndexPQ",
     "IndexPQFastScan",
     "IndexPreTransform",
+    "IndexRaBitQ",
     "IndexRefineFlat",
     "InvalidArgumentError",
     "KMeans",
@@ -63,6 +65,7 @@ __all__ = [
     "OPQMatrix",
     "ProductQuantizer",
     "QuantaError",
+    "RaBitQ",
     "SearchParameters",
     "ShapeError",
     "SignEncoder",

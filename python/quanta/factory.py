@@ -5,7 +5,7 @@ Grammar (components separated by commas; numbers are decimal)::
     [OPQ{M}[_{d_out}],] BODY [,RFlat]      float vectors, d dimensions
     BFlat                                  binary codes of d bits (IndexBinaryFlat)
 
-    BODY := Flat | PQ{M}[x{nbits}] | PQ{M}x4fs
+    BODY := Flat | PQ{M}[x{nbits}] | PQ{M}x4fs | RaBitQ[{nbits}][fs] | RaBitQfs[{nbits}]
           | IVF{nlist},Flat | IVF{nlist},PQ{M}[x{nbits}] | IVF{nlist},PQ{M}x4fs
 
 ``OPQ`` wraps the rest in :class:`~quanta.IndexPreTransform` with an
@@ -17,6 +17,9 @@ The composites live in the core, so every index the factory builds can be saved 
 ``x4fs`` builds the 4-bit fast-scan indexes (:class:`~quanta.IndexPQFastScan`,
 :class:`~quanta.IndexIVFPQFastScan`). Anything else raises :class:`~quanta.InvalidArgumentError`
 (a ``ValueError``) that lists this grammar.
+``RaBitQ`` builds :class:`~quanta.IndexRaBitQ` (1 bit per dimension; ``RaBitQ4``: 4 bits); the
+``fs`` spellings of faiss name the same index (quanta's RaBitQ always scans with fast-scan
+kernels).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from .fastscan import IndexPQFastScan
 from .index import IndexFlat
 from .ivf import IndexIVFFlat, IndexIVFPQ, IndexIVFPQFastScan
 from .pq import IndexPQ
+from .rabitq import IndexRaBitQ
 from .refine import IndexRefineFlat
 from .transform import IndexPreTransform, OPQMatrix
 
@@ -43,10 +47,12 @@ SearchResult = tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]
 
 GRAMMAR = (
     "[OPQ{M}[_{d_out}],] BODY [,RFlat] with BODY one of Flat | PQ{M}[x{nbits}] | PQ{M}x4fs | "
+    "RaBitQ[{nbits}][fs] | "
     "IVF{nlist},Flat | IVF{nlist},PQ{M}[x{nbits}] | IVF{nlist},PQ{M}x4fs; or BFlat (binary)"
 )
 
 
+_RABITQ = re.compile(r"RaBitQ(\d*)(fs)?|RaBitQfs(\d*)")
 _PQ = re.compile(r"PQ(\d+)(?:x(\d+))?(fs)?")
 
 
@@ -72,6 +78,9 @@ def _body(d: int, parts: list[str], metric: str) -> Any:
         return IndexFlat(d, metric)
     if len(parts) == 1 and parts[0].startswith("PQ"):
         return _pq_body(d, parts[0], metric, None)
+    if len(parts) == 1 and (m := _RABITQ.fullmatch(parts[0])) is not None:
+        bits = m.group(1) or m.group(3)
+        return IndexRaBitQ(d, int(bits) if bits else 1, metric)
     if len(parts) == 2:
         m = re.fullmatch(r"IVF(\d+)", parts[0])
         if m is not None:

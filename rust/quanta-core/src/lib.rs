@@ -18,6 +18,7 @@ pub mod kernels;
 pub mod kmeans;
 pub mod lattice;
 pub mod pq;
+pub mod rabitq;
 pub mod rng;
 pub mod rotation;
 pub mod simd;

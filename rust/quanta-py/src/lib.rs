@@ -15,6 +15,7 @@ mod io;
 mod ivf;
 mod lattice;
 mod pq;
+mod rabitq;
 mod runtime;
 mod shared;
 
@@ -46,6 +47,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ivf::PyIndexIVFPQ>()?;
     m.add_class::<ivf::PyIndexIVFPQFastScan>()?;
     m.add_class::<fastscan::PyIndexPQFastScan>()?;
+    m.add_class::<rabitq::PyRaBitQ>()?;
+    m.add_class::<rabitq::PyIndexRaBitQ>()?;
     m.add_function(wrap_pyfunction!(io::read_index_kind, m)?)?;
     m.add_class::<binary_base::PyIndexBinary>()?;
     m.add_class::<binary::PyIndexBinaryFlat>()?;

@@ -189,6 +189,11 @@ impl QuantizedLuts {
         let s = lut_stride(self.m2);
         &self.data[q * s..(q + 1) * s]
     }
+    /// The tables of queries `q0..q0 + nq`, consecutive (one kernel call's `luts`).
+    pub fn luts(&self, q0: usize, nq: usize) -> &[u8] {
+        let s = lut_stride(self.m2);
+        &self.data[q0 * s..(q0 + nq) * s]
+    }
     /// Scale `a` of query `q` (accumulator units per distance unit).
     pub fn scale(&self, q: usize) -> f32 {
         self.scale[q]
