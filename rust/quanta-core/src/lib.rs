@@ -20,6 +20,7 @@ pub mod lattice;
 pub mod pq;
 pub mod rng;
 pub mod simd;
+pub mod sq;
 pub mod threads;
 pub mod topk;
 pub mod validate;
