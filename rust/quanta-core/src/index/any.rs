@@ -225,6 +225,7 @@ pub fn read_any(r: &FileReader) -> Result<AnyIndex> {
         super::IndexRefineFlat::KIND => load::<super::IndexRefineFlat>,
         super::IndexPQ::KIND => load::<super::IndexPQ>,
         super::IndexPQFastScan::KIND => load::<super::IndexPQFastScan>,
+        super::IndexScalarQuantizer::KIND => load::<super::IndexScalarQuantizer>,
         crate::lattice::IndexLattice::KIND => load::<crate::lattice::IndexLattice>,
         IndexIVFFlat::KIND => load::<IndexIVFFlat>,
         IndexIVFPQ::KIND => load::<IndexIVFPQ>,

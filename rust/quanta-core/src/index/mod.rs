@@ -4,11 +4,13 @@ pub mod binary;
 pub mod flat;
 pub mod pq;
 pub mod pq_fastscan;
+pub mod sq;
 
 pub use binary::IndexBinaryFlat;
 pub use flat::{IndexFlat, SearchResult};
 pub use pq::IndexPQ;
 pub use pq_fastscan::IndexPQFastScan;
+pub use sq::IndexScalarQuantizer;
 
 mod any;
 mod binary_any;
