@@ -70,6 +70,11 @@ CASES: dict[str, Callable[[], Any]] = {
     "Zn": lambda: quanta.IndexLattice(quanta.ZnSphereCodec(D, 10)),
     "PQ8,IP": lambda: quanta.IndexPQ(D, 8, 8, "ip"),
     "IDMap,PQ8": lambda: quanta.IndexIDMap(quanta.IndexPQ(D, 8, 8)),
+    "SQ8": lambda: quanta.IndexScalarQuantizer(D, "8bit"),
+    "SQ4": lambda: quanta.IndexScalarQuantizer(D, "4bit"),
+    "SQfp16": lambda: quanta.IndexScalarQuantizer(D, "fp16"),
+    "SQbf16,IP": lambda: quanta.IndexScalarQuantizer(D, "bf16", "ip"),
+    "SQlm3": lambda: quanta.IndexScalarQuantizer(D, "lm3"),
 }
 
 

@@ -31,6 +31,7 @@ from .ivf import IndexIVFFlat, IndexIVFPQ, IndexIVFPQFastScan
 from .lattice import E8Lattice, E8ShellCodec, IndexLattice, ZnSphereCodec
 from .pq import IndexPQ, ProductQuantizer
 from .refine import IndexRefineFlat
+from .sq import IndexScalarQuantizer
 from .transform import IndexPreTransform, OPQMatrix
 
 __version__: str = _core.__version__
@@ -57,6 +58,7 @@ __all__ = [
     "IndexPQFastScan",
     "IndexPreTransform",
     "IndexRefineFlat",
+    "IndexScalarQuantizer",
     "InvalidArgumentError",
     "KMeans",
     "NotTrainedError",

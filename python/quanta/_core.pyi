@@ -26,6 +26,7 @@ __all__ = [
     "IndexPQFastScan",
     "IndexPreTransform",
     "IndexRefineFlat",
+    "IndexScalarQuantizer",
     "OPQMatrix",
     "ProductQuantizer",
     "ZnSphereCodec",
@@ -589,6 +590,15 @@ class E8ShellCodec:
     def decode(self, codes: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]: ...
 
 @final
+class IndexScalarQuantizer(Index):
+    def __new__(
+        cls, d: int, qtype: str = "8bit", metric: str = "l2", seed: int = 1234
+    ) -> IndexScalarQuantizer: ...
+    @property
+    def qtype(self) -> str: ...
+    @property
+    def code_size(self) -> int: ...
+
 class IndexLattice(Index):
     def __new__(cls, codec: ZnSphereCodec | E8ShellCodec, metric: str = "l2") -> IndexLattice: ...
     @property

@@ -17,6 +17,7 @@ mod lattice;
 mod pq;
 mod runtime;
 mod shared;
+mod sq;
 
 use pyo3::prelude::*;
 
@@ -41,6 +42,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<composite::PyIndexRefineFlat>()?;
     m.add_class::<pq::PyProductQuantizer>()?;
     m.add_class::<pq::PyIndexPQ>()?;
+    m.add_class::<sq::PyIndexScalarQuantizer>()?;
     m.add_class::<pq::PyOpqMatrix>()?;
     m.add_class::<ivf::PyIndexIVFFlat>()?;
     m.add_class::<ivf::PyIndexIVFPQ>()?;
