@@ -19,6 +19,7 @@ pub mod kmeans;
 pub mod lattice;
 pub mod pq;
 pub mod rng;
+pub mod rotation;
 pub mod simd;
 pub mod sq;
 pub mod threads;

@@ -12,11 +12,12 @@
 //! which is deterministic up to rounding and starts near a good optimum; that is the default
 //! here ([`OpqInit::EigenAllocation`]), the random start stays available ([`OpqInit::Random`]).
 
+use crate::rotation::random_orthonormal_rows;
 use super::{PqTrainParams, ProductQuantizer};
 use crate::control::Control;
 use crate::distance::ip_tile;
 use crate::error::{Error, Result};
-use crate::rng::{faiss_perm_prefix, Rng};
+use crate::rng::faiss_perm_prefix;
 use crate::validate::check_batch;
 use faer::Mat;
 use rayon::prelude::*;
@@ -224,7 +225,7 @@ impl OpqMatrix {
         let n = xs.len() / di;
         if !self.trained {
             self.a = match self.init {
-                OpqInit::Random => random_orthonormal_rows(dout, di, self.seed)?,
+                OpqInit::Random => random_orthonormal_rows(dout, di, self.seed),
                 OpqInit::EigenAllocation => eigen_allocation(&xs, n, di, dout, self.m)?,
             };
         }
@@ -379,22 +380,10 @@ fn covariance(x: &[f32], n: usize, d: usize) -> Mat<f64> {
 }
 
 /// d_out × d_in with orthonormal rows: QR of a seeded Gaussian matrix.
-fn random_orthonormal_rows(dout: usize, di: usize, seed: u64) -> Result<Vec<f32>> {
-    let mut rng = Rng::new(seed);
-    let g = Mat::<f64>::from_fn(di, dout, |_, _| rng.normal());
-    let q = g.qr().compute_thin_Q(); // di × dout, orthonormal columns
-    let mut out = vec![0f32; dout * di];
-    for i in 0..dout {
-        for j in 0..di {
-            out[i * di + j] = q[(j, i)] as f32;
-        }
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rng::Rng;
 
     #[test]
     fn rotation_is_orthonormal_and_lowers_the_pq_error() {
