@@ -17,7 +17,6 @@
 pub mod half;
 pub mod lloyd_max;
 mod rotated;
-mod rotation;
 
 use crate::distance::Metric;
 use crate::error::{Error, Result};
