@@ -8,10 +8,11 @@ use std::arch::x86_64::*;
 
 /// 8 fields of `bits` bits starting at byte `p` (a group of 8 dimensions fills `bits` bytes),
 /// one per 32-bit lane: broadcast the group, shift lane `l` right by `l·bits`, mask.
+/// `B` is a constant so the copy of `B` bytes compiles to a load, not a `memcpy` call.
 #[inline(always)]
-unsafe fn unpack8(p: *const u8, bits: usize, shifts: __m256i, mask: __m256i) -> __m256i {
+unsafe fn unpack8<const B: usize>(p: *const u8, shifts: __m256i, mask: __m256i) -> __m256i {
     let mut w = [0u8; 4];
-    std::ptr::copy_nonoverlapping(p, w.as_mut_ptr(), bits);
+    std::ptr::copy_nonoverlapping(p, w.as_mut_ptr(), B);
     let v = _mm256_set1_epi32(u32::from_le_bytes(w) as i32);
     _mm256_and_si256(_mm256_srlv_epi32(v, shifts), mask)
 }
@@ -101,6 +102,23 @@ pub unsafe fn l2_packed(
     cs: usize,
     out: &mut [f32],
 ) {
+    match bits {
+        2 => l2_packed_b::<2>(qp, s, lut, codes, cs, out),
+        3 => l2_packed_b::<3>(qp, s, lut, codes, cs, out),
+        _ => l2_packed_b::<4>(qp, s, lut, codes, cs, out),
+    }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn l2_packed_b<const B: usize>(
+    qp: &[f32],
+    s: &[f32],
+    lut: &[f32; 16],
+    codes: &[u8],
+    cs: usize,
+    out: &mut [f32],
+) {
+    let bits = B;
     let d = qp.len();
     let full = d / 8 * 8;
     let (shifts, mask) = pack_consts(bits);
@@ -112,7 +130,7 @@ pub unsafe fn l2_packed(
     for (c, o) in codes.chunks_exact(cs).zip(out.iter_mut()) {
         let mut acc = _mm256_setzero_ps();
         for (g, i) in (0..full).step_by(8).enumerate() {
-            let idx = unpack8(c.as_ptr().add(g * bits), bits, shifts, mask);
+            let idx = unpack8::<B>(c.as_ptr().add(g * bits), shifts, mask);
             let x = lookup16(idx, lo, hi, wide);
             let t = _mm256_fnmadd_ps(
                 _mm256_loadu_ps(s.as_ptr().add(i)),
@@ -141,6 +159,22 @@ pub unsafe fn dot_packed(
     cs: usize,
     out: &mut [f32],
 ) {
+    match bits {
+        2 => dot_packed_b::<2>(w, lut, codes, cs, out),
+        3 => dot_packed_b::<3>(w, lut, codes, cs, out),
+        _ => dot_packed_b::<4>(w, lut, codes, cs, out),
+    }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_packed_b<const B: usize>(
+    w: &[f32],
+    lut: &[f32; 16],
+    codes: &[u8],
+    cs: usize,
+    out: &mut [f32],
+) {
+    let bits = B;
     let d = w.len();
     let full = d / 8 * 8;
     let (shifts, mask) = pack_consts(bits);
@@ -152,7 +186,7 @@ pub unsafe fn dot_packed(
     for (c, o) in codes.chunks_exact(cs).zip(out.iter_mut()) {
         let mut acc = _mm256_setzero_ps();
         for (g, i) in (0..full).step_by(8).enumerate() {
-            let idx = unpack8(c.as_ptr().add(g * bits), bits, shifts, mask);
+            let idx = unpack8::<B>(c.as_ptr().add(g * bits), shifts, mask);
             let x = lookup16(idx, lo, hi, wide);
             acc = _mm256_fmadd_ps(_mm256_loadu_ps(w.as_ptr().add(i)), x, acc);
         }

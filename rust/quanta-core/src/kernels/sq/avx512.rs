@@ -10,13 +10,14 @@ use std::arch::x86_64::*;
 
 /// 16 fields of `bits` bits from the `2·bits` bytes at `p`: lanes 0..8 from the first `bits`
 /// bytes, 8..16 from the next, each lane shifted right by `(l mod 8)·bits` and masked.
+/// `B` is a constant so the copy compiles to loads, not a `memcpy` call.
 #[inline(always)]
-unsafe fn unpack16(p: *const u8, bits: usize, shifts: __m512i, mask: __m512i) -> __m512i {
+unsafe fn unpack16<const B: usize>(p: *const u8, shifts: __m512i, mask: __m512i) -> __m512i {
     let mut w = [0u8; 8];
-    std::ptr::copy_nonoverlapping(p, w.as_mut_ptr(), 2 * bits);
+    std::ptr::copy_nonoverlapping(p, w.as_mut_ptr(), 2 * B);
     let w = u64::from_le_bytes(w);
-    let lo = (w & ((1u64 << (8 * bits)) - 1)) as u32;
-    let hi = (w >> (8 * bits)) as u32;
+    let lo = (w & ((1u64 << (8 * B)) - 1)) as u32;
+    let hi = (w >> (8 * B)) as u32;
     let v = _mm512_inserti64x4::<1>(
         _mm512_castsi256_si512(_mm256_set1_epi32(lo as i32)),
         _mm256_set1_epi32(hi as i32),
@@ -114,6 +115,23 @@ pub unsafe fn l2_packed(
     cs: usize,
     out: &mut [f32],
 ) {
+    match bits {
+        2 => l2_packed_b::<2>(qp, s, lut, codes, cs, out),
+        3 => l2_packed_b::<3>(qp, s, lut, codes, cs, out),
+        _ => l2_packed_b::<4>(qp, s, lut, codes, cs, out),
+    }
+}
+
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn l2_packed_b<const B: usize>(
+    qp: &[f32],
+    s: &[f32],
+    lut: &[f32; 16],
+    codes: &[u8],
+    cs: usize,
+    out: &mut [f32],
+) {
+    let bits = B;
     let d = qp.len();
     let full = d / 16 * 16;
     let (shifts, mask) = pack_consts(bits);
@@ -122,7 +140,7 @@ pub unsafe fn l2_packed(
     for (c, o) in codes.chunks_exact(cs).zip(out.iter_mut()) {
         let mut acc = _mm512_setzero_ps();
         for (g, i) in (0..full).step_by(16).enumerate() {
-            let idx = unpack16(c.as_ptr().add(g * 2 * bits), bits, shifts, mask);
+            let idx = unpack16::<B>(c.as_ptr().add(g * 2 * bits), shifts, mask);
             let x = _mm512_permutexvar_ps(idx, table);
             let t = _mm512_fnmadd_ps(
                 _mm512_loadu_ps(s.as_ptr().add(i)),
@@ -151,6 +169,22 @@ pub unsafe fn dot_packed(
     cs: usize,
     out: &mut [f32],
 ) {
+    match bits {
+        2 => dot_packed_b::<2>(w, lut, codes, cs, out),
+        3 => dot_packed_b::<3>(w, lut, codes, cs, out),
+        _ => dot_packed_b::<4>(w, lut, codes, cs, out),
+    }
+}
+
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn dot_packed_b<const B: usize>(
+    w: &[f32],
+    lut: &[f32; 16],
+    codes: &[u8],
+    cs: usize,
+    out: &mut [f32],
+) {
+    let bits = B;
     let d = w.len();
     let full = d / 16 * 16;
     let (shifts, mask) = pack_consts(bits);
@@ -158,7 +192,7 @@ pub unsafe fn dot_packed(
     for (c, o) in codes.chunks_exact(cs).zip(out.iter_mut()) {
         let mut acc = _mm512_setzero_ps();
         for (g, i) in (0..full).step_by(16).enumerate() {
-            let idx = unpack16(c.as_ptr().add(g * 2 * bits), bits, shifts, mask);
+            let idx = unpack16::<B>(c.as_ptr().add(g * 2 * bits), shifts, mask);
             let x = _mm512_permutexvar_ps(idx, table);
             acc = _mm512_fmadd_ps(_mm512_loadu_ps(w.as_ptr().add(i)), x, acc);
         }
