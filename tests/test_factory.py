@@ -77,7 +77,20 @@ def test_refine_reranks_exactly(x: np.ndarray) -> None:
 
 @pytest.mark.parametrize(
     "desc",
-    ["", "IVF", "IVF16", "PQ", "PQ8y4", "IVF16,HNSW", "OPQ8", "Flat,Flat", "LSH", "SQ", "SQ6", "SQlm5"],
+    [
+        "",
+        "IVF",
+        "IVF16",
+        "PQ",
+        "PQ8y4",
+        "IVF16,HNSW",
+        "OPQ8",
+        "Flat,Flat",
+        "LSH",
+        "SQ",
+        "SQ6",
+        "SQlm5",
+    ],
 )
 def test_unknown_strings_list_the_grammar(desc: str) -> None:
     with pytest.raises(ValueError, match="grammar"):

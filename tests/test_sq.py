@@ -110,7 +110,8 @@ def test_lloyd_max_inner_product_estimate_is_unbiased(bits: int) -> None:
     se = err.std(ddof=1) / np.sqrt(n)
     assert abs(err.mean()) < 4 * se, f"lm{bits}: bias {err.mean():.4f}, se {se:.4f}"
     # the test has power: the plain estimate <q, decode(x)> is biased (shrunk) beyond it
-    plain = np.einsum("ij,ij->i", q.astype(np.float64), index.reconstruct_n(0, n).astype(np.float64))
+    rec = index.reconstruct_n(0, n).astype(np.float64)
+    plain = np.einsum("ij,ij->i", q.astype(np.float64), rec)
     perr = plain - true
     assert abs(perr.mean()) > 4 * perr.std(ddof=1) / np.sqrt(n)
     # L2 uses the same estimate: ||q||² + ||x||² − 2·est

@@ -599,6 +599,7 @@ class IndexScalarQuantizer(Index):
     @property
     def code_size(self) -> int: ...
 
+@final
 class IndexLattice(Index):
     def __new__(cls, codec: ZnSphereCodec | E8ShellCodec, metric: str = "l2") -> IndexLattice: ...
     @property

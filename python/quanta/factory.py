@@ -105,7 +105,8 @@ def index_factory(d: int, description: str, metric: str = "l2") -> Any:
     """Build an (untrained) index from a faiss-style ``description`` (see the module docs).
 
     Examples: ``"Flat"``, ``"PQ16"``, ``"PQ8x6"``, ``"SQ8"``, ``"OPQ16,SQfp16"``,
-    ``"IVF1024,Flat"``, ``"IVF1024,PQ16"``, ``"OPQ16_64,IVF256,PQ16"``, ``"IVF1024,PQ16,RFlat"``, ``"BFlat"`` (``d`` in bits).
+    ``"IVF1024,Flat"``, ``"IVF1024,PQ16"``, ``"OPQ16_64,IVF256,PQ16"``, ``"IVF1024,PQ16,RFlat"``,
+    ``"BFlat"`` (``d`` in bits).
     """
     d = positive_int(d, "d")
     if not isinstance(description, str):

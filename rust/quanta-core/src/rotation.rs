@@ -110,7 +110,10 @@ impl RandomRotation {
     /// Panics if `x.len()` is not a multiple of `d` or `out.len() != x.len()`.
     pub fn apply(&self, x: &[f32], out: &mut [f32]) {
         let d = self.d;
-        assert!(x.len().is_multiple_of(d) && out.len() == x.len(), "rotation: sizes");
+        assert!(
+            x.len().is_multiple_of(d) && out.len() == x.len(),
+            "rotation: sizes"
+        );
         let lvl = crate::simd::level();
         out.par_chunks_mut(ROWS * d)
             .zip(x.par_chunks(ROWS * d))
@@ -126,7 +129,10 @@ impl RandomRotation {
     /// `out[i] = Rᵀ y[i]` (the inverse rotation) for the rows of `y` (n × d).
     pub fn apply_inverse(&self, y: &[f32], out: &mut [f32]) {
         let d = self.d;
-        assert!(y.len().is_multiple_of(d) && out.len() == y.len(), "rotation: sizes");
+        assert!(
+            y.len().is_multiple_of(d) && out.len() == y.len(),
+            "rotation: sizes"
+        );
         out.par_chunks_mut(d)
             .zip(y.par_chunks(d))
             .for_each(|(o, yr)| {

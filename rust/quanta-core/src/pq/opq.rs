@@ -12,12 +12,12 @@
 //! which is deterministic up to rounding and starts near a good optimum; that is the default
 //! here ([`OpqInit::EigenAllocation`]), the random start stays available ([`OpqInit::Random`]).
 
-use crate::rotation::random_orthonormal_rows;
 use super::{PqTrainParams, ProductQuantizer};
 use crate::control::Control;
 use crate::distance::ip_tile;
 use crate::error::{Error, Result};
 use crate::rng::faiss_perm_prefix;
+use crate::rotation::random_orthonormal_rows;
 use crate::validate::check_batch;
 use faer::Mat;
 use rayon::prelude::*;

@@ -27,10 +27,10 @@
 //! a mean direction) then uses its cells where its values are.
 
 use super::lloyd_max::codebook;
-use crate::rotation::RandomRotation;
 use crate::error::{Error, Result};
 use crate::io::{FileReader, FileWriter};
 use crate::kernels::sq::{dot_packed_with, scalar::packed_index};
+use crate::rotation::RandomRotation;
 use crate::simd::SimdLevel;
 use rayon::prelude::*;
 
