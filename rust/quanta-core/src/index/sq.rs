@@ -374,4 +374,41 @@ mod tests {
             }
         }
     }
+
+    /// A file whose codes would give NaN/inf distances, or that does not fit its metadata,
+    /// is refused at load.
+    #[test]
+    fn corrupt_files_are_refused() {
+        let ctl = Control::new();
+        let d = 4;
+        let x = data(10, d, 3);
+        let write = |idx: &IndexScalarQuantizer, codes: &[u8], n: u64| {
+            let mut w = FileWriter::new(IndexScalarQuantizer::KIND);
+            idx.sq().write_meta(&mut w);
+            w.meta_str("metric", "l2")
+                .meta_u64("ntotal", n)
+                .section_u8("codes", codes);
+            w.to_bytes().unwrap()
+        };
+        for qt in [QuantizerType::Fp16, QuantizerType::Bf16, QuantizerType::Lm2] {
+            let mut idx = IndexScalarQuantizer::new(d, qt, Metric::L2).unwrap();
+            idx.add(&x, &ctl).unwrap();
+            let good = idx.codes().to_vec();
+            assert!(IndexScalarQuantizer::from_bytes(&write(&idx, &good, 10)).is_ok());
+            let mut bad = good.clone();
+            // all-ones bytes: an inf/NaN half, or a NaN scale factor
+            let at = idx.code_size() - 8;
+            bad[at..at + 4].fill(0xff);
+            let e = IndexScalarQuantizer::from_bytes(&write(&idx, &bad, 10)).unwrap_err();
+            assert!(
+                e.to_string().contains("inf/NaN") || e.to_string().contains("non-finite"),
+                "{e}"
+            );
+            assert!(IndexScalarQuantizer::from_bytes(&write(&idx, &good, 9)).is_err());
+        }
+        // codes under an untrained uniform quantizer
+        let idx = IndexScalarQuantizer::new(d, QuantizerType::QT8, Metric::L2).unwrap();
+        let e = IndexScalarQuantizer::from_bytes(&write(&idx, &[0u8; 8], 2)).unwrap_err();
+        assert!(e.to_string().contains("not trained"), "{e}");
+    }
 }
