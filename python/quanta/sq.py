@@ -43,8 +43,10 @@ class IndexScalarQuantizer(Index):
       coded with the ``b``-bit Lloyd-Max quantizer of N(0, 1/d); each code also stores the norm
       and a bias-correction factor, so the inner-product estimate is (nearly) unbiased
       (RaBitQ's estimator). No training needed; :meth:`train` optionally calibrates the
-      codebook per rotated dimension. ``code_size`` = ``ceil(d b / 8) + 8``. :meth:`reconstruct`
-      returns the MSE reconstruction ``‖x‖ Rᵀ û``, which search does not use.
+      codebook per rotated dimension (mean / std of the training rows): better recall and a
+      smaller estimate spread, at the cost of a small bias (+0.4 % relative at 2 bits on SIFT).
+      ``code_size`` = ``ceil(d b / 8) + 8``. :meth:`reconstruct` returns the MSE reconstruction
+      ``‖x‖ Rᵀ û``, which search does not use.
 
     Distances are computed on the codes (no decoded copy), with SIMD kernels. Results like
     faiss: ``D`` float32 ``(nq, k)`` (squared L2 ascending, or inner products descending),

@@ -24,7 +24,12 @@
 //!
 //! Calibration (`train`, optional): per rotated dimension, the mean and standard deviation of
 //! the training rows' `y`; data that is not isotropic (SIFT: non-negative, concentrated around
-//! a mean direction) then uses its cells where its values are.
+//! a mean direction) then uses its cells where its values are. The argument above needs the
+//! codebook to be the same for every rotated coordinate, so calibration trades exact
+//! unbiasedness for lower variance: measured on sift_ngt5k (query × true nearest neighbour),
+//! the mean relative error of `est` is +0.0000 ± 0.0008 uncalibrated vs +0.0043 ± 0.0005
+//! calibrated at 2 bits (+0.0002 / +0.0003 at 4 bits), its spread 0.017 vs 0.011, and R@10
+//! rises from 0.58 to 0.69 (2 bits), 0.86 to 0.91 (4 bits).
 
 use super::lloyd_max::codebook;
 use crate::error::{Error, Result};
