@@ -58,6 +58,12 @@ def _lattice() -> quanta.IndexLattice:
     return index
 
 
+def _sq() -> quanta.IndexScalarQuantizer:
+    index = quanta.IndexScalarQuantizer(D, "lm3")
+    index.add(_x())
+    return index
+
+
 def _trained_kmeans() -> quanta.KMeans:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -82,6 +88,9 @@ ENTRY_POINTS: list[tuple[str, Callable[[Any], Any], str]] = [
         lambda x: _trained_pq(quanta.IndexPQFastScan).search(x, 3, k_factor=2),
         "queries",
     ),
+    ("IndexScalarQuantizer.train", lambda x: quanta.IndexScalarQuantizer(D).train(x), "x"),
+    ("IndexScalarQuantizer.add", lambda x: quanta.IndexScalarQuantizer(D, "fp16").add(x), "x"),
+    ("IndexScalarQuantizer.search", lambda x: _sq().search(x, 3), "queries"),
     ("IndexLattice.add", lambda x: quanta.IndexLattice(quanta.ZnSphereCodec(D, 6)).add(x), "x"),
     ("IndexLattice.search", lambda x: _lattice().search(x, 3), "queries"),
     ("IndexIVFFlat.train", lambda x: quanta.IndexIVFFlat(D, 4).train(x), "x"),

@@ -29,6 +29,13 @@ def x() -> np.ndarray:
         ("IVF16,PQ8,RFlat", quanta.IndexRefineFlat),
         ("IVF16,PQ8x4fs", quanta.IndexIVFPQFastScan),
         ("IVF16,PQ8x4fs,RFlat", quanta.IndexRefineFlat),
+        ("SQ8", quanta.IndexScalarQuantizer),
+        ("SQ4", quanta.IndexScalarQuantizer),
+        ("SQfp16", quanta.IndexScalarQuantizer),
+        ("SQbf16", quanta.IndexScalarQuantizer),
+        ("SQlm4", quanta.IndexScalarQuantizer),
+        ("OPQ8,SQ8", quanta.IndexPreTransform),
+        ("SQlm3,RFlat", quanta.IndexRefineFlat),
     ],
 )
 def test_factory_builds_and_searches(x: np.ndarray, desc: str, cls: type) -> None:
@@ -49,6 +56,12 @@ def test_factory_parameters() -> None:
     opq = quanta.index_factory(32, "OPQ4_16,IVF8,PQ4")
     assert opq.transform.d_out == 16 and opq.index.d == 16
     assert quanta.index_factory(64, "BFlat").nbits == 64
+    for suffix, qtype in [("8", "8bit"), ("4", "4bit"), ("fp16", "fp16"), ("bf16", "bf16")]:
+        sq = quanta.index_factory(32, "SQ" + suffix, metric="ip")
+        assert (sq.qtype, sq.metric) == (qtype, "ip")
+    for b in (2, 3, 4):
+        assert quanta.index_factory(32, f"SQlm{b}").code_size == 32 * b // 8 + 8
+    assert quanta.index_factory(32, "OPQ8,SQfp16").index.qtype == "fp16"
 
 
 def test_refine_reranks_exactly(x: np.ndarray) -> None:
@@ -63,7 +76,21 @@ def test_refine_reranks_exactly(x: np.ndarray) -> None:
 
 
 @pytest.mark.parametrize(
-    "desc", ["", "IVF", "IVF16", "PQ", "PQ8y4", "IVF16,HNSW", "OPQ8", "Flat,Flat", "LSH"]
+    "desc",
+    [
+        "",
+        "IVF",
+        "IVF16",
+        "PQ",
+        "PQ8y4",
+        "IVF16,HNSW",
+        "OPQ8",
+        "Flat,Flat",
+        "LSH",
+        "SQ",
+        "SQ6",
+        "SQlm5",
+    ],
 )
 def test_unknown_strings_list_the_grammar(desc: str) -> None:
     with pytest.raises(ValueError, match="grammar"):

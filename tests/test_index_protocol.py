@@ -73,6 +73,11 @@ CASES: dict[str, Callable[[], Any]] = {
     "RaBitQ": lambda: quanta.IndexRaBitQ(D),
     "RaBitQ4,IP": lambda: quanta.IndexRaBitQ(D, 4, "ip"),
     "RaBitQ2,RFlat": _factory("RaBitQ2,RFlat"),
+    "SQ8": lambda: quanta.IndexScalarQuantizer(D, "8bit"),
+    "SQ4": lambda: quanta.IndexScalarQuantizer(D, "4bit"),
+    "SQfp16": lambda: quanta.IndexScalarQuantizer(D, "fp16"),
+    "SQbf16,IP": lambda: quanta.IndexScalarQuantizer(D, "bf16", "ip"),
+    "SQlm3": lambda: quanta.IndexScalarQuantizer(D, "lm3"),
 }
 
 

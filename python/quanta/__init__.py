@@ -32,6 +32,7 @@ from .lattice import E8Lattice, E8ShellCodec, IndexLattice, ZnSphereCodec
 from .pq import IndexPQ, ProductQuantizer
 from .rabitq import IndexRaBitQ, RaBitQ
 from .refine import IndexRefineFlat
+from .sq import IndexScalarQuantizer
 from .transform import IndexPreTransform, OPQMatrix
 
 __version__: str = _core.__version__
@@ -59,6 +60,7 @@ __all__ = [
     "IndexPreTransform",
     "IndexRaBitQ",
     "IndexRefineFlat",
+    "IndexScalarQuantizer",
     "InvalidArgumentError",
     "KMeans",
     "NotTrainedError",

@@ -26,6 +26,7 @@ __all__ = [
     "IndexPQFastScan",
     "IndexPreTransform",
     "IndexRefineFlat",
+    "IndexScalarQuantizer",
     "OPQMatrix",
     "ProductQuantizer",
     "ZnSphereCodec",
@@ -628,6 +629,16 @@ class E8ShellCodec:
     def points(self) -> npt.NDArray[np.int32]: ...
     def encode(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]: ...
     def decode(self, codes: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]: ...
+
+@final
+class IndexScalarQuantizer(Index):
+    def __new__(
+        cls, d: int, qtype: str = "8bit", metric: str = "l2", seed: int = 1234
+    ) -> IndexScalarQuantizer: ...
+    @property
+    def qtype(self) -> str: ...
+    @property
+    def code_size(self) -> int: ...
 
 @final
 class IndexLattice(Index):

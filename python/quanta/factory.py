@@ -5,7 +5,7 @@ Grammar (components separated by commas; numbers are decimal)::
     [OPQ{M}[_{d_out}],] BODY [,RFlat]      float vectors, d dimensions
     BFlat                                  binary codes of d bits (IndexBinaryFlat)
 
-    BODY := Flat | PQ{M}[x{nbits}] | PQ{M}x4fs | RaBitQ[{nbits}][fs] | RaBitQfs[{nbits}]
+    BODY := Flat | PQ{M}[x{nbits}] | PQ{M}x4fs | SQ{type} | RaBitQ[{nbits}][fs] | RaBitQfs[{nbits}]
           | IVF{nlist},Flat | IVF{nlist},PQ{M}[x{nbits}] | IVF{nlist},PQ{M}x4fs
 
 ``OPQ`` wraps the rest in :class:`~quanta.IndexPreTransform` with an
@@ -14,7 +14,10 @@ Grammar (components separated by commas; numbers are decimal)::
 ``k * k_factor`` candidates (``k_factor`` default 1) that are re-ranked by exact distances to
 the stored vectors (an IVF base is searched with its own ``nprobe`` unless ``nprobe=`` is given).
 The composites live in the core, so every index the factory builds can be saved and loaded.
-``x4fs`` builds the 4-bit fast-scan indexes (:class:`~quanta.IndexPQFastScan`,
+``SQ8``, ``SQ4``, ``SQfp16``, ``SQbf16`` build :class:`~quanta.IndexScalarQuantizer` with faiss's
+``QT_8bit``, ``QT_4bit``, ``QT_fp16``, ``QT_bf16`` codes (faiss's names); ``SQlm2``, ``SQlm3``,
+``SQlm4`` its rotated Lloyd-Max codes at 2, 3, 4 bits per dimension (quanta's names, faiss has
+no such codes). ``x4fs`` builds the 4-bit fast-scan indexes (:class:`~quanta.IndexPQFastScan`,
 :class:`~quanta.IndexIVFPQFastScan`). Anything else raises :class:`~quanta.InvalidArgumentError`
 (a ``ValueError``) that lists this grammar.
 ``RaBitQ`` builds :class:`~quanta.IndexRaBitQ` (1 bit per dimension; ``RaBitQ4``: 4 bits); the
@@ -39,6 +42,7 @@ from .ivf import IndexIVFFlat, IndexIVFPQ, IndexIVFPQFastScan
 from .pq import IndexPQ
 from .rabitq import IndexRaBitQ
 from .refine import IndexRefineFlat
+from .sq import IndexScalarQuantizer
 from .transform import IndexPreTransform, OPQMatrix
 
 __all__ = ["index_factory"]
@@ -48,12 +52,24 @@ SearchResult = tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]
 GRAMMAR = (
     "[OPQ{M}[_{d_out}],] BODY [,RFlat] with BODY one of Flat | PQ{M}[x{nbits}] | PQ{M}x4fs | "
     "RaBitQ[{nbits}][fs] | "
+    "SQ8 | SQ4 | SQfp16 | SQbf16 | SQlm2 | SQlm3 | SQlm4 | "
     "IVF{nlist},Flat | IVF{nlist},PQ{M}[x{nbits}] | IVF{nlist},PQ{M}x4fs; or BFlat (binary)"
 )
 
 
 _RABITQ = re.compile(r"RaBitQ(\d*)(fs)?|RaBitQfs(\d*)")
 _PQ = re.compile(r"PQ(\d+)(?:x(\d+))?(fs)?")
+
+#: factory suffix of ``SQ{type}`` -> IndexScalarQuantizer qtype
+_SQ = {
+    "8": "8bit",
+    "4": "4bit",
+    "fp16": "fp16",
+    "bf16": "bf16",
+    "lm2": "lm2",
+    "lm3": "lm3",
+    "lm4": "lm4",
+}
 
 
 def _pq_body(d: int, spec: str, metric: str, nlist: int | None) -> Any:
@@ -81,6 +97,8 @@ def _body(d: int, parts: list[str], metric: str) -> Any:
     if len(parts) == 1 and (m := _RABITQ.fullmatch(parts[0])) is not None:
         bits = m.group(1) or m.group(3)
         return IndexRaBitQ(d, int(bits) if bits else 1, metric)
+    if len(parts) == 1 and parts[0].startswith("SQ") and parts[0][2:] in _SQ:
+        return IndexScalarQuantizer(d, _SQ[parts[0][2:]], metric)
     if len(parts) == 2:
         m = re.fullmatch(r"IVF(\d+)", parts[0])
         if m is not None:
@@ -95,8 +113,9 @@ def _body(d: int, parts: list[str], metric: str) -> Any:
 def index_factory(d: int, description: str, metric: str = "l2") -> Any:
     """Build an (untrained) index from a faiss-style ``description`` (see the module docs).
 
-    Examples: ``"Flat"``, ``"PQ16"``, ``"PQ8x6"``, ``"IVF1024,Flat"``, ``"IVF1024,PQ16"``,
-    ``"OPQ16_64,IVF256,PQ16"``, ``"IVF1024,PQ16,RFlat"``, ``"BFlat"`` (``d`` in bits).
+    Examples: ``"Flat"``, ``"PQ16"``, ``"PQ8x6"``, ``"SQ8"``, ``"OPQ16,SQfp16"``,
+    ``"IVF1024,Flat"``, ``"IVF1024,PQ16"``, ``"OPQ16_64,IVF256,PQ16"``, ``"IVF1024,PQ16,RFlat"``,
+    ``"BFlat"`` (``d`` in bits).
     """
     d = positive_int(d, "d")
     if not isinstance(description, str):

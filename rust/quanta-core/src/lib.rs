@@ -22,6 +22,7 @@ pub mod rabitq;
 pub mod rng;
 pub mod rotation;
 pub mod simd;
+pub mod sq;
 pub mod threads;
 pub mod topk;
 pub mod validate;

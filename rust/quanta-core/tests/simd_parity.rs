@@ -254,3 +254,141 @@ fn find_below_u32_matches_scalar() {
         }
     }
 }
+
+// ------------------------------------------------------------------ scalar-quantizer kernels
+
+mod sq_kernels {
+    use super::{close, lengths, levels, vecf};
+    use quanta_core::kernels::sq;
+    use quanta_core::rng::Rng;
+    use quanta_core::sq::half;
+
+    const CODES: usize = 5;
+
+    fn codes(cs: usize, r: &mut Rng) -> Vec<u8> {
+        (0..CODES * cs).map(|_| r.next_u64() as u8).collect()
+    }
+
+    /// Codes holding `n` halves of random normals (the rest of each code random bytes).
+    fn half_codes(n: usize, cs: usize, enc: fn(f32) -> u16, r: &mut Rng) -> Vec<u8> {
+        let mut c = codes(cs, r);
+        for code in c.chunks_exact_mut(cs) {
+            for h in code[..2 * n].chunks_exact_mut(2) {
+                h.copy_from_slice(&enc((r.normal() * 3.0) as f32).to_le_bytes());
+            }
+        }
+        c
+    }
+
+    /// Compare `run(level)` with `run(Scalar)` per code, scale = Σ |terms| from `terms`.
+    fn check(
+        what: &str,
+        n: usize,
+        run: impl Fn(quanta_core::SimdLevel, &mut [f32]),
+        scale: impl Fn(usize) -> f32,
+    ) {
+        let mut want = [0f32; CODES];
+        run(quanta_core::SimdLevel::Scalar, &mut want);
+        for lvl in levels() {
+            let mut got = [0f32; CODES];
+            run(lvl, &mut got);
+            for j in 0..CODES {
+                assert!(
+                    close(want[j], got[j], scale(j)),
+                    "{what} {lvl:?} n={n} code {j}: {} vs {}",
+                    want[j],
+                    got[j]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn u8_kernels_match_scalar_all_tails() {
+        let mut r = Rng::new(31);
+        for n in lengths() {
+            let (qp, s, w) = (vecf(n, &mut r), vecf(n, &mut r), vecf(n, &mut r));
+            let cs = n + 3; // a stride larger than the code: kernels must not assume cs == d
+            let c = codes(cs, &mut r);
+            let sc = |j: usize| -> f32 {
+                (0..n)
+                    .map(|i| {
+                        let x = s[i] * c[j * cs + i] as f32;
+                        qp[i] * qp[i] + x * x + (w[i] * c[j * cs + i] as f32).abs()
+                    })
+                    .sum()
+            };
+            check("l2_u8", n, |l, o| sq::l2_u8_with(l, &qp, &s, &c, cs, o), sc);
+            check("dot_u8", n, |l, o| sq::dot_u8_with(l, &w, &c, cs, o), sc);
+        }
+    }
+
+    #[test]
+    fn packed_kernels_match_scalar_all_tails_and_widths() {
+        let mut r = Rng::new(32);
+        let lut: [f32; 16] = std::array::from_fn(|_| (r.normal() * 2.0) as f32);
+        for bits in [2usize, 3, 4] {
+            for n in lengths() {
+                let (qp, s, w) = (vecf(n, &mut r), vecf(n, &mut r), vecf(n, &mut r));
+                let cs = (n * bits).div_ceil(8) + 1;
+                let c = codes(cs, &mut r);
+                let sc = |j: usize| -> f32 {
+                    (0..n)
+                        .map(|i| {
+                            let v = lut[sq::scalar::packed_index(&c[j * cs..], bits, i)];
+                            qp[i] * qp[i] + (s[i] * v).powi(2) + (w[i] * v).abs()
+                        })
+                        .sum()
+                };
+                check(
+                    &format!("l2_packed{bits}"),
+                    n,
+                    |l, o| sq::l2_packed_with(l, bits, &qp, &s, &lut, &c, cs, o),
+                    sc,
+                );
+                check(
+                    &format!("dot_packed{bits}"),
+                    n,
+                    |l, o| sq::dot_packed_with(l, bits, &w, &lut, &c, cs, o),
+                    sc,
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn half_kernels_match_scalar_all_tails() {
+        let mut r = Rng::new(33);
+        for n in lengths() {
+            let (q, w) = (vecf(n, &mut r), vecf(n, &mut r));
+            let cs = 2 * n + 2;
+            type Pair = (fn(f32) -> u16, fn(u16) -> f32);
+            let f16: Pair = (half::f32_to_f16, sq::scalar::f16_to_f32);
+            let bf16: Pair = (half::f32_to_bf16, sq::scalar::bf16_to_f32);
+            for (name, (enc, dec)) in [("f16", f16), ("bf16", bf16)] {
+                let c = half_codes(n, cs, enc, &mut r);
+                let sc = |j: usize| -> f32 {
+                    (0..n)
+                        .map(|i| {
+                            let p = j * cs + 2 * i;
+                            let v = dec(u16::from_le_bytes([c[p], c[p + 1]]));
+                            q[i] * q[i] + v * v + (w[i] * v).abs()
+                        })
+                        .sum()
+                };
+                if name == "f16" {
+                    check("l2_f16", n, |l, o| sq::l2_f16_with(l, &q, &c, cs, o), sc);
+                    check("dot_f16", n, |l, o| sq::dot_f16_with(l, &w, &c, cs, o), sc);
+                } else {
+                    check("l2_bf16", n, |l, o| sq::l2_bf16_with(l, &q, &c, cs, o), sc);
+                    check(
+                        "dot_bf16",
+                        n,
+                        |l, o| sq::dot_bf16_with(l, &w, &c, cs, o),
+                        sc,
+                    );
+                }
+            }
+        }
+    }
+}

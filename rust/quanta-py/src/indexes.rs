@@ -40,6 +40,7 @@ pub fn wrap_subclass(py: Python<'_>, base: PyIndex) -> PyResult<Py<PyAny>> {
         quanta_core::index::IndexPQ => crate::pq::PyIndexPQ,
         quanta_core::index::IndexPQFastScan => crate::fastscan::PyIndexPQFastScan,
         quanta_core::index::IndexRaBitQ => crate::rabitq::PyIndexRaBitQ,
+        quanta_core::index::IndexScalarQuantizer => crate::sq::PyIndexScalarQuantizer,
         quanta_core::lattice::IndexLattice => crate::lattice::PyIndexLattice,
         IndexIVFFlat => crate::ivf::PyIndexIVFFlat,
         IndexIVFPQ => crate::ivf::PyIndexIVFPQ,

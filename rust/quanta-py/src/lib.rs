@@ -18,6 +18,7 @@ mod pq;
 mod rabitq;
 mod runtime;
 mod shared;
+mod sq;
 
 use pyo3::prelude::*;
 
@@ -42,6 +43,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<composite::PyIndexRefineFlat>()?;
     m.add_class::<pq::PyProductQuantizer>()?;
     m.add_class::<pq::PyIndexPQ>()?;
+    m.add_class::<sq::PyIndexScalarQuantizer>()?;
     m.add_class::<pq::PyOpqMatrix>()?;
     m.add_class::<ivf::PyIndexIVFFlat>()?;
     m.add_class::<ivf::PyIndexIVFPQ>()?;

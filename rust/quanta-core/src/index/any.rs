@@ -226,6 +226,7 @@ pub fn read_any(r: &FileReader) -> Result<AnyIndex> {
         super::IndexPQ::KIND => load::<super::IndexPQ>,
         super::IndexPQFastScan::KIND => load::<super::IndexPQFastScan>,
         super::IndexRaBitQ::KIND => load::<super::IndexRaBitQ>,
+        super::IndexScalarQuantizer::KIND => load::<super::IndexScalarQuantizer>,
         crate::lattice::IndexLattice::KIND => load::<crate::lattice::IndexLattice>,
         IndexIVFFlat::KIND => load::<IndexIVFFlat>,
         IndexIVFPQ::KIND => load::<IndexIVFPQ>,

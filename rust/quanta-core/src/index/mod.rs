@@ -5,12 +5,14 @@ pub mod flat;
 pub mod pq;
 pub mod pq_fastscan;
 pub mod rabitq;
+pub mod sq;
 
 pub use binary::IndexBinaryFlat;
 pub use flat::{IndexFlat, SearchResult};
 pub use pq::IndexPQ;
 pub use pq_fastscan::IndexPQFastScan;
 pub use rabitq::IndexRaBitQ;
+pub use sq::IndexScalarQuantizer;
 
 mod any;
 mod binary_any;

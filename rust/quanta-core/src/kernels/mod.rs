@@ -6,3 +6,4 @@ pub mod l2;
 pub mod lattice;
 pub mod panel;
 pub mod pq;
+pub mod sq;

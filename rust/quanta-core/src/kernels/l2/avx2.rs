@@ -45,8 +45,11 @@ pub unsafe fn inner_product(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Same association as the scalar `reduce8`: (l0+l4)+(l2+l6) + (l1+l5)+(l3+l7).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn hsum(v: __m256) -> f32 {
+pub(crate) unsafe fn hsum(v: __m256) -> f32 {
     let lo = _mm256_castps256_ps128(v);
     let hi = _mm256_extractf128_ps(v, 1);
     let s = _mm_add_ps(lo, hi); // l0+l4, l1+l5, l2+l6, l3+l7
