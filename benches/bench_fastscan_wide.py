@@ -66,8 +66,8 @@ def main() -> None:
         for t in [int(v) for v in a.threads.split(",")]:
             faiss.omp_set_num_threads(t)
             quanta.set_num_threads(t)
-            tf, (_, fi) = _best(lambda: fidx.search(xq, k), a.repeat)
-            tq, (_, qi) = _best(lambda: qidx.search(xq, k, k_factor=1), a.repeat)
+            tf, (_, fi) = _best(lambda f=fidx: f.search(xq, k), a.repeat)
+            tq, (_, qi) = _best(lambda i=qidx: i.search(xq, k, k_factor=1), a.repeat)
             row = {
                 "spec": f"PQ{M}x4fs",
                 "M": M,
