@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import quanta
-from _support import assert_recall_equivalent, hits_at
+from _support import assert_recall_equivalent, assert_recall_not_worse, hits_at, overlap_at
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -388,6 +388,94 @@ def test_recall_matches_faiss_fastscan_sift(shared_data: Path, M: int) -> None:
 @pytest.mark.parametrize("M", [16, 49])
 def test_recall_matches_faiss_fastscan_fashion(shared_data: Path, M: int) -> None:
     _faiss_fastscan_vs_quanta(quanta.datasets.load("fashion-mnist"), M)
+
+
+# --------------------------------------------------------------------------- past M = 256
+
+
+def _minilm(shared_data: Path, nq: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    path = shared_data / "debian-minilm.npz"
+    if not path.exists():
+        pytest.skip(f"{path} not available")
+    with np.load(path) as z:
+        xb = z["base"].astype(np.float32)
+        xq = z["queries"][:nq].astype(np.float32)
+        gt = z["gt_ip"][:nq, :10]
+    return xb, xq, gt
+
+
+def test_wide_m_factory_files_and_errors(tmp_path: Path) -> None:
+    # 4 bits per dimension of 384-d vectors: M = 384 > 256, through the class and the factory
+    d = 384
+    x = _gauss(1500, d, 30)
+    q = _gauss(12, d, 31)
+    idx = quanta.index_factory(d, "PQ384x4fs", "ip")
+    assert isinstance(idx, quanta.IndexPQFastScan) and idx.M == 384
+    idx.train(x, niter=4)
+    idx.add(x)
+    ref = quanta.IndexPQ.from_pq(idx.pq, "ip")
+    ref.add(x)
+    # re-ranking every vector is exactly IndexPQ's ADC search; the plain scan is close to it
+    dw, iw = ref.search(q, 10)
+    dg, ig = idx.search(q, 10, k_factor=len(x))
+    np.testing.assert_array_equal(ig, iw)
+    np.testing.assert_array_equal(dg, dw)
+    da, ia = idx.search(q, 10, k_factor=1)
+    assert overlap_at(ia, iw, 10).mean() > 0.8
+    p = tmp_path / "pq384fs.quanta"
+    quanta.write_index(idx, p)
+    back = quanta.read_index(p)
+    assert isinstance(back, quanta.IndexPQFastScan) and back.M == 384
+    for got, want in zip(back.search(q, 10, k_factor=1), (da, ia)):
+        np.testing.assert_array_equal(got, want)
+    # IVF fast scan at M = 384 (factory string), and a file round trip
+    ivf = quanta.index_factory(d, "IVF4,PQ384x4fs")
+    assert isinstance(ivf, quanta.IndexIVFPQFastScan)
+    ivf.train(x)
+    ivf.add(x)
+    want_ivf = ivf.search(q, 10, nprobe=2)
+    assert (want_ivf[1] >= 0).all()
+    quanta.write_index(ivf, tmp_path / "ivf.quanta")
+    got_ivf = quanta.read_index(tmp_path / "ivf.quanta").search(q, 10, nprobe=2)
+    for got, want in zip(got_ivf, want_ivf):
+        np.testing.assert_array_equal(got, want)
+    # the limit is M <= 4096 (d = M here: 4 bits per dimension up to 4096-d)
+    quanta.IndexPQFastScan(1536, 1536)
+    with pytest.raises(quanta.InvalidArgumentError, match="M <= 4096"):
+        quanta.IndexPQFastScan(4100, 4100)
+    with pytest.raises(quanta.InvalidArgumentError, match="M <= 4096"):
+        quanta.index_factory(4100, "IVF4,PQ4100x4fs")
+
+
+@pytest.mark.slow
+def test_wide_m_recall_close_to_4bit_adc_and_to_faiss(shared_data: Path) -> None:
+    # PQ384x4fs on 384-d all-MiniLM embeddings (IP): per-query 10-recall@10 of the fast scan is
+    # not significantly below the float-ADC search of the same 4-bit quantizer (IndexPQ with
+    # nbits=4), by the paired test of ``_support`` (its tolerance scales with the query
+    # count: 3·sqrt(Σ d_q²) over the 1000 queries), and equivalent to faiss's IndexPQFastScan
+    # with the same centroids
+    xb, xq, gt = _minilm(shared_data, 1000)
+    d = M = 384
+    pq = quanta.IndexPQ(d, M, nbits=4, metric="ip")
+    pq.train(xb[::3], niter=10)
+    pq.add(xb)
+    fs = quanta.IndexPQFastScan.from_pq(pq.pq, "ip")
+    fs.add(xb)
+    _, ia = pq.search(xq, 10)
+    _, ifs = fs.search(xq, 10, k_factor=1)
+    r_adc, r_fs = overlap_at(ia, gt, 10), overlap_at(ifs, gt, 10)
+    assert r_fs.mean() > 0.85, r_fs.mean()
+    assert_recall_not_worse([r_fs], [r_adc], "PQ384x4fs vs IndexPQ(384, 384, nbits=4) 10-R@10")
+    # the fast-scan ranking is the ADC ranking up to the table rounding
+    assert overlap_at(ifs, ia, 10).mean() > 0.95
+    faiss = pytest.importorskip("faiss")
+    fidx = faiss.IndexPQFastScan(d, M, 4, faiss.METRIC_INNER_PRODUCT)
+    cent = pq.pq.centroids.reshape(-1).astype(np.float32)
+    faiss.copy_array_to_vector(cent, fidx.pq.centroids)
+    fidx.is_trained = True
+    fidx.add(xb)
+    _, fids = fidx.search(xq, 10)
+    assert_recall_equivalent([r_fs], [overlap_at(fids, gt, 10)], "PQ384x4fs vs faiss 10-R@10")
 
 
 def test_refine_with_every_candidate_is_exact_search() -> None:

@@ -23,7 +23,7 @@ use crate::kernels::fastscan::{
 use crate::simd::SimdLevel;
 use crate::topk::TopK;
 
-pub use crate::kernels::fastscan::{BBS, MAX_GROUP, MAX_M2};
+pub use crate::kernels::fastscan::{BBS, MAX_GROUP, MAX_M2, MAX_M2_WIDE};
 
 /// Padded (even) sub-quantizer count for `m` sub-quantizers.
 #[inline]
@@ -88,10 +88,11 @@ pub struct QuantizedLuts {
 impl QuantizedLuts {
     /// Quantize `nq` float tables. `tables` holds `nq × m` rows of `row_stride >= 16` floats,
     /// of which entries `0..16` are used; smaller must mean closer (negate inner products).
-    /// Entries must be finite. Panics if `m == 0`, `padded_m(m) > MAX_M2` or sizes disagree.
+    /// Entries must be finite. Panics if `m == 0`, `padded_m(m) > MAX_M2_WIDE` or sizes
+    /// disagree.
     pub fn new(tables: &[f32], nq: usize, m: usize, row_stride: usize) -> Self {
         let m2 = padded_m(m);
-        assert!(m > 0 && m2 <= MAX_M2, "QuantizedLuts: m = {m}");
+        assert!(m > 0 && m2 <= MAX_M2_WIDE, "QuantizedLuts: m = {m}");
         let mut luts = QuantizedLuts {
             m2,
             nq,

@@ -7,7 +7,7 @@ use crate::distance::{result_len, Metric};
 use crate::error::{Error, Result};
 use crate::fastscan::{
     acc_threshold, n_blocks, pack_codes, packed_len, padded_m, scan_blocks, unpack_code, BlockSink,
-    HeapSink, QuantizedLuts, BBS, MAX_GROUP, MAX_M2,
+    HeapSink, QuantizedLuts, BBS, MAX_GROUP, MAX_M2_WIDE,
 };
 use crate::io::{FileReader, FileWriter, Persist, SharedSlice};
 use crate::kernels::pq::{adc_block, TABLE_STRIDE};
@@ -45,7 +45,8 @@ pub struct IndexPQFastScan {
 /// approximations). `k_factor > 1` re-scores the best `k·k_factor` with the float ADC tables.
 pub const DEFAULT_K_FACTOR: usize = 1;
 
-/// The quantizer constraints of every fast-scan index: 4-bit codes, `padded_m(M) <= MAX_M2`.
+/// The quantizer constraints of every fast-scan index: 4-bit codes, `padded_m(M) <= MAX_M2_WIDE`
+/// (4096: past 256 the tables are scaled so the u16 sums stay exact, `crate::fastscan`).
 pub(crate) fn check_pq(pq: &ProductQuantizer) -> Result<()> {
     if pq.nbits() != 4 {
         return Err(Error::invalid(format!(
@@ -53,9 +54,9 @@ pub(crate) fn check_pq(pq: &ProductQuantizer) -> Result<()> {
             pq.nbits()
         )));
     }
-    if padded_m(pq.m()) > MAX_M2 {
+    if padded_m(pq.m()) > MAX_M2_WIDE {
         return Err(Error::invalid(format!(
-            "fast scan supports M <= {MAX_M2} (u16 accumulators stay exact), got M={}",
+            "fast scan supports M <= {MAX_M2_WIDE} sub-quantizers, got M={}",
             pq.m()
         )));
     }
@@ -63,7 +64,7 @@ pub(crate) fn check_pq(pq: &ProductQuantizer) -> Result<()> {
 }
 
 impl IndexPQFastScan {
-    /// Empty, untrained index. Errors: as [`ProductQuantizer::new`], `nbits != 4`, `M > 256`.
+    /// Empty, untrained index. Errors: as [`ProductQuantizer::new`], `nbits != 4`, `M > 4096`.
     pub fn new(d: usize, m: usize, nbits: usize, metric: Metric) -> Result<Self> {
         if nbits != 4 {
             return Err(Error::invalid(format!(
@@ -543,6 +544,78 @@ mod tests {
                 assert!(id >= 0 && (id as usize) < n && dv.is_finite());
             }
         }
+    }
+
+    /// Past M = 256 (4 bits per dimension of 384-d data): the scan, with its u16 thresholds and
+    /// SIMD filter, returns exactly the k best of a brute-force evaluation of the same quantized
+    /// tables (no candidate lost), the sums are exact (row-maximum sums <= 65535), full
+    /// re-ranking equals `IndexPQ`, and the index round-trips through a file.
+    #[test]
+    fn wide_m_scan_equals_brute_force_of_the_quantized_tables() {
+        let (d, n, nq, k) = (384, 1500, 12, 10);
+        let x = data(n, d, 7);
+        let q = data(nq, d, 8);
+        let ctl = Control::new();
+        for metric in [Metric::InnerProduct, Metric::L2] {
+            let mut fs = IndexPQFastScan::new(d, d, 4, metric).unwrap();
+            assert_eq!(fs.m2(), 384);
+            let params = PqTrainParams {
+                niter: 4,
+                ..PqTrainParams::default()
+            };
+            fs.train(&x, &params, &ctl).unwrap();
+            fs.add(&x[..700 * d], &ctl).unwrap();
+            fs.add(&x[700 * d..], &ctl).unwrap();
+            let m = fs.pq().m();
+            let codes = fs.codes();
+            let mut tables = vec![0f32; nq * m * TABLE_STRIDE];
+            for (s, t) in tables.chunks_exact_mut(m * TABLE_STRIDE).enumerate() {
+                fs.pq().scan_table(&q[s * d..(s + 1) * d], metric, false, t);
+            }
+            let luts = QuantizedLuts::new(&tables, nq, m, TABLE_STRIDE);
+            let sign = if metric == Metric::InnerProduct {
+                -1.0
+            } else {
+                1.0
+            };
+            let (dg, ig) = fs.search(&q, k, 1, &ctl).unwrap();
+            for s in 0..nq {
+                let lut = luts.lut(s);
+                assert!(crate::kernels::fastscan::row_max_sum(lut) <= u16::MAX as u32);
+                let mut all: Vec<(f32, i64)> = (0..n)
+                    .map(|i| {
+                        let acc: u32 = (0..m)
+                            .map(|j| lut[16 * j + codes[i * m + j] as usize] as u32)
+                            .sum();
+                        (luts.to_distance(s, acc as u16), i as i64)
+                    })
+                    .collect();
+                all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                let want: Vec<f32> = all[..k].iter().map(|e| sign * e.0).collect();
+                assert_eq!(&dg[s * k..(s + 1) * k], &want[..], "{metric:?} q={s}");
+                // ids: the same, up to the order of equal keys (and which of several keys tied
+                // at the k-th place is kept)
+                for (j, &id) in ig[s * k..(s + 1) * k].iter().enumerate() {
+                    let key = all.iter().find(|e| e.1 == id).unwrap().0;
+                    assert_eq!(sign * key, dg[s * k + j], "{metric:?} q={s} id={id}");
+                }
+            }
+            // re-ranking every candidate = exhaustive float ADC
+            let mut pq = IndexPQ::from_pq(fs.pq().clone(), metric);
+            pq.add(&x, &ctl).unwrap();
+            let (dw, iw) = pq.search(&q, k, SearchMode::Adc, false, &ctl).unwrap();
+            let (dr, ir) = fs.search(&q, k, n, &ctl).unwrap();
+            assert_eq!((dr, ir), (dw, iw.clone()), "{metric:?}");
+            let same = ig.iter().filter(|i| iw.contains(i)).count();
+            assert!(same * 10 >= ig.len() * 8, "{metric:?}: {same}/{}", ig.len());
+            let back = IndexPQFastScan::from_bytes(&fs.to_bytes().unwrap()).unwrap();
+            assert_eq!(back.codes(), codes);
+            assert_eq!(back.search(&q, k, 1, &ctl).unwrap(), (dg, ig));
+        }
+        // the limit: M = 4096 is accepted, M = 4097 (padded 4098) is not
+        assert!(IndexPQFastScan::new(4096, 4096, 4, Metric::L2).is_ok());
+        let e = IndexPQFastScan::new(4097, 4097, 4, Metric::L2).unwrap_err();
+        assert!(e.to_string().contains("M <= 4096"), "{e}");
     }
 
     #[test]

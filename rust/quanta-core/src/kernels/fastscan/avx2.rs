@@ -190,20 +190,47 @@ pub unsafe fn quantize(
     lut: &mut [u8],
 ) -> (f32, f32) {
     let m = t.len() / stride;
+    if m <= super::MAX_M2 {
+        let mut mins = [0f32; super::MAX_M2];
+        quantize_in(t, p, key0, stride, lut, &mut mins, None)
+    } else {
+        let (mut mins, mut spans) = (vec![0f32; m], vec![0f32; m]);
+        quantize_in(t, p, key0, stride, lut, &mut mins, Some(&mut spans))
+    }
+}
+
+/// [`quantize`] with scratch for the row minima (and, past `MAX_M2` rows, the row spans), as
+/// `scalar::quantize_in`.
+#[target_feature(enable = "avx2")]
+unsafe fn quantize_in(
+    t: &[f32],
+    p: Option<&[f32]>,
+    key0: f32,
+    stride: usize,
+    lut: &mut [u8],
+    mins: &mut [f32],
+    mut spans: Option<&mut [f32]>,
+) -> (f32, f32) {
+    let m = t.len() / stride;
     let tp = t.as_ptr();
     let pp = p.map(|p| p.as_ptr());
     let at = |mm: usize| pp.map(|p| p.add(mm * stride));
     let k0 = _mm256_set1_ps(key0);
-    let mut mins = [0f32; super::MAX_M2];
     let mut span = 0f32;
     for (mm, lo_out) in mins.iter_mut().enumerate().take(m) {
         let (v0, v1) = row(tp.add(mm * stride), at(mm), (mm == 0).then_some(k0));
         let lo = hmin(_mm256_min_ps(v0, v1));
         let hi = hmax(_mm256_max_ps(v0, v1));
         *lo_out = lo;
+        if let Some(s) = spans.as_deref_mut() {
+            s[mm] = hi - lo;
+        }
         span = span.max(hi - lo);
     }
-    let a = if span > 0.0 { 255.0 / span } else { 1.0 };
+    let mut a = if span > 0.0 { 255.0 / span } else { 1.0 };
+    if let Some(s) = spans {
+        a = super::fit_u16(a, s);
+    }
     let av = _mm256_set1_ps(a);
     let half = _mm256_set1_ps(0.5);
     let mut b = 0f32;

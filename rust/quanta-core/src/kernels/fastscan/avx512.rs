@@ -211,7 +211,7 @@ unsafe fn tree<const MIN: bool>(v: &[__m512; 16]) -> __m512 {
 ///
 /// # Safety
 /// The CPU must support AVX-512 F/BW; `stride >= 16`, `t.len()` (and `p`'s length) a multiple
-/// of `stride` with `t.len() / stride <= MAX_M2`, `lut.len() >= 16·(t.len() / stride)`.
+/// of `stride` with `t.len() / stride <= MAX_M2_WIDE`, `lut.len() >= 16·(t.len() / stride)`.
 #[target_feature(enable = "avx512f,avx512bw,avx2")]
 pub unsafe fn quantize(
     t: &[f32],
@@ -221,11 +221,32 @@ pub unsafe fn quantize(
     lut: &mut [u8],
 ) -> (f32, f32) {
     let m = t.len() / stride;
+    if m <= super::MAX_M2 {
+        let mut mins = [0f32; super::MAX_M2];
+        quantize_in(t, p, key0, stride, lut, &mut mins, None)
+    } else {
+        let (mut mins, mut spans) = (vec![0f32; m], vec![0f32; m]);
+        quantize_in(t, p, key0, stride, lut, &mut mins, Some(&mut spans))
+    }
+}
+
+/// [`quantize`] with scratch for the row minima (at least `m` long) and, past `MAX_M2` rows,
+/// the row spans (`m` long), as `scalar::quantize_in`.
+#[target_feature(enable = "avx512f,avx512bw,avx2")]
+unsafe fn quantize_in(
+    t: &[f32],
+    p: Option<&[f32]>,
+    key0: f32,
+    stride: usize,
+    lut: &mut [u8],
+    mins: &mut [f32],
+    mut spans: Option<&mut [f32]>,
+) -> (f32, f32) {
+    let m = t.len() / stride;
     let tp = t.as_ptr();
     let pp = p.map(|p| p.as_ptr());
     let at = |mm: usize| pp.map(|p| p.add(mm * stride));
     let k0 = _mm512_set1_ps(key0);
-    let mut mins = [0f32; super::MAX_M2];
     let mut span = 0f32;
     // 16 rows at a time: their minima and maxima by a transposition tree
     let mut m0 = 0;
@@ -238,7 +259,12 @@ pub unsafe fn quantize(
         let lo = tree::<true>(&v);
         let hi = tree::<false>(&v);
         _mm512_storeu_ps(mins.as_mut_ptr().add(m0), lo);
-        span = span.max(_mm512_reduce_max_ps(_mm512_sub_ps(hi, lo)));
+        let sp = _mm512_sub_ps(hi, lo);
+        if let Some(s) = spans.as_deref_mut() {
+            // lane r: row m0 + r's hi - lo, the same subtraction as the scalar twin's
+            _mm512_storeu_ps(s[m0..m0 + 16].as_mut_ptr(), sp);
+        }
+        span = span.max(_mm512_reduce_max_ps(sp));
         m0 += 16;
     }
     for (mm, lo_out) in mins.iter_mut().enumerate().take(m).skip(m0) {
@@ -246,9 +272,15 @@ pub unsafe fn quantize(
         let lo = _mm512_reduce_min_ps(v);
         let hi = _mm512_reduce_max_ps(v);
         *lo_out = lo;
+        if let Some(s) = spans.as_deref_mut() {
+            s[mm] = hi - lo;
+        }
         span = span.max(hi - lo);
     }
-    let a = if span > 0.0 { 255.0 / span } else { 1.0 };
+    let mut a = if span > 0.0 { 255.0 / span } else { 1.0 };
+    if let Some(s) = spans {
+        a = super::fit_u16(a, s);
+    }
     let av = _mm512_set1_ps(a);
     let half = _mm512_set1_ps(0.5);
     let mut b = 0f32;

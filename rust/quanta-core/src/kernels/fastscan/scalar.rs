@@ -3,7 +3,8 @@
 use super::{block_bytes, lut_stride, BBS};
 
 /// `out[q·nb·32 + b·32 + j] = Σ_m luts[q·stride + 16·m + code_bj[m]]` (sizes checked by the
-/// dispatcher). Adds wrap, which never happens for `m2 <= MAX_M2` (module docs).
+/// dispatcher). Adds wrap, which never happens for `m2 <= MAX_M2`, nor past it for the
+/// tables the quantizer builds (module docs).
 pub fn accumulate(luts: &[u8], nq: usize, m2: usize, blocks: &[u8], out: &mut [u16]) {
     let bb = block_bytes(m2);
     let stride = lut_stride(m2);
@@ -40,13 +41,35 @@ pub fn filter_le(d: &[u16], thr: u16, idx: &mut [u32]) -> usize {
 /// Quantize one float table into u8 (`crate::fastscan` module docs, faiss
 /// `round_uint8_per_column`): entry `(m, j)` is `t[m·stride + j] (+ p[m·stride + j])`, plus
 /// `key0` in row 0, for `j < 16`; writes rows `0..m` of `lut` (`m = t.len() / stride`) and
-/// returns `(a, β)`. The SIMD variants do the same float operations in the same order.
+/// returns `(a, β)`. The SIMD variants do the same float operations in the same order. Past
+/// [`MAX_M2`](super::MAX_M2) rows, `a` is fitted to u16 ([`fit_u16`](super::fit_u16)).
 pub fn quantize(
     t: &[f32],
     p: Option<&[f32]>,
     key0: f32,
     stride: usize,
     lut: &mut [u8],
+) -> (f32, f32) {
+    let m = t.len() / stride;
+    if m <= super::MAX_M2 {
+        let mut mins = [0f32; super::MAX_M2];
+        quantize_in(t, p, key0, stride, lut, &mut mins, None)
+    } else {
+        let (mut mins, mut spans) = (vec![0f32; m], vec![0f32; m]);
+        quantize_in(t, p, key0, stride, lut, &mut mins, Some(&mut spans))
+    }
+}
+
+/// [`quantize`] with the row minima in `mins` (at least `m` long) and, for wide tables, the
+/// row spans in `spans` (`m` long).
+fn quantize_in(
+    t: &[f32],
+    p: Option<&[f32]>,
+    key0: f32,
+    stride: usize,
+    lut: &mut [u8],
+    mins: &mut [f32],
+    mut spans: Option<&mut [f32]>,
 ) -> (f32, f32) {
     let m = t.len() / stride;
     let entry = |mm: usize, j: usize| {
@@ -61,7 +84,6 @@ pub fn quantize(
             v
         }
     };
-    let mut mins = [0f32; super::MAX_M2];
     let mut span = 0f32;
     for (mm, lo_out) in mins.iter_mut().enumerate().take(m) {
         let mut lo = f32::INFINITY;
@@ -72,9 +94,15 @@ pub fn quantize(
             hi = hi.max(v);
         }
         *lo_out = lo;
+        if let Some(s) = spans.as_deref_mut() {
+            s[mm] = hi - lo;
+        }
         span = span.max(hi - lo);
     }
-    let a = if span > 0.0 { 255.0 / span } else { 1.0 };
+    let mut a = if span > 0.0 { 255.0 / span } else { 1.0 };
+    if let Some(s) = spans {
+        a = super::fit_u16(a, s);
+    }
     let mut b = 0f32;
     for (mm, &lo) in mins.iter().enumerate().take(m) {
         b += lo;
