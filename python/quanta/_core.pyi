@@ -25,10 +25,12 @@ __all__ = [
     "IndexPQ",
     "IndexPQFastScan",
     "IndexPreTransform",
+    "IndexRaBitQ",
     "IndexRefineFlat",
     "IndexScalarQuantizer",
     "OPQMatrix",
     "ProductQuantizer",
+    "RaBitQ",
     "ZnSphereCodec",
     "__version__",
     "_reset_after_fork",
@@ -274,6 +276,7 @@ class RaBitQ:
         self, queries: _F32, codes: npt.NDArray[np.uint8], *, epsilon: float = 1.9
     ) -> tuple[_F32, _F32]: ...
 
+@final
 class IndexRaBitQ(Index):
     def __new__(
         cls, d: int, nbits: int = 1, metric: str = "l2", seed: int = 1234
@@ -290,6 +293,7 @@ class IndexRaBitQ(Index):
     def codec(self) -> RaBitQ: ...
     def search_with_bounds(self, queries: _F32, k: int) -> tuple[_F32, _I64, _F32]: ...
 
+@final
 class IndexPQFastScan(Index):
     def __new__(cls, d: int, M: int, nbits: int = 4, metric: str = "l2") -> IndexPQFastScan: ...
     @staticmethod

@@ -22,7 +22,8 @@ use crate::control::Control;
 use crate::distance::{result_len, Metric};
 use crate::error::{Error, Result};
 use crate::fastscan::{
-    n_blocks, pack_codes, packed_len, padded_m, unpack_code, QuantizedLuts, BBS, MAX_GROUP, MAX_M2,
+    n_blocks, pack_codes, packed_len, padded_m, unpack_code, QuantizedLuts, BBS, MAX_GROUP,
+    MAX_M2_WIDE,
 };
 use crate::io::{FileReader, FileWriter, Persist, SharedSlice};
 use crate::kernels::fastscan::{accumulate_with, block_bytes};
@@ -294,7 +295,7 @@ impl IndexRaBitQ {
                             .query_terms(&q[(q0 + s) * d..(q0 + s + 1) * d], &mut scratch)
                     })
                     .collect();
-                let luts = (padded_m(m) <= MAX_M2).then(|| {
+                let luts = (padded_m(m) <= MAX_M2_WIDE).then(|| {
                     let mut tables = Vec::with_capacity(ng * m * 16);
                     for t in &terms {
                         tables.extend_from_slice(&t.table);
@@ -468,7 +469,7 @@ impl IndexRaBitQ {
         }
     }
 
-    /// Every vector of blocks `b0..b1` estimated exactly (no fast-scan tables: `m > 256`).
+    /// Every vector of blocks `b0..b1` estimated exactly (no fast-scan tables: `m > 4096`).
     fn scan_exact(
         &self,
         states: &[QueryState],

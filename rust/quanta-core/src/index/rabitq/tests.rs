@@ -131,8 +131,9 @@ fn filter_remove_persist_and_bounds() {
 }
 
 #[test]
-fn wide_d_uses_the_exact_scan() {
-    // m = 300 > 256: no fast-scan tables; results are still the exhaustive estimator
+fn wide_d_past_256_groups() {
+    // m = 300 > 256: wide fast-scan tables (rescaled so u16 sums stay exact); results are still
+    // the exhaustive estimator
     let (ix, q) = build(1, Metric::L2, 1200, 300);
     let (_, ids) = ix
         .search_filtered(&q[..2 * 1200], 3, None, &Control::new())
