@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-
 import quanta
 from bench_cpu import cpu_info, cpu_tag, describe  # type: ignore[import-not-found]
 
@@ -148,7 +147,7 @@ def main() -> None:
                 }
                 for th in threads:
                     _threads(th)
-                    _, s = _timed(lambda: ix.search(sq, K))
+                    _, s = _timed(lambda ix=ix: ix.search(sq, K))
                     row[f"qps_{th}t"] = len(sq) / s
             except Exception as e:  # an unsupported combination is a row with a note
                 row = {"bits": bits, "index": name, "error": repr(e)}
