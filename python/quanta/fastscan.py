@@ -17,17 +17,12 @@ from . import _core
 from ._validation import as_int, positive_int
 from .base import Index
 from .exceptions import DTypeError, InvalidArgumentError, ShapeError
+from .index import check_metric
 from .pq import ProductQuantizer, _check_m, _train
 
 __all__ = ["IndexPQFastScan"]
 
 SearchResult = tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]
-
-
-def _check_metric(metric: str) -> str:
-    if metric not in ("l2", "ip"):
-        raise InvalidArgumentError(f"metric must be 'l2' or 'ip', got {metric!r}")
-    return metric
 
 
 def _k_factor(v: Any) -> int:
@@ -66,7 +61,7 @@ class IndexPQFastScan(Index):
             raise InvalidArgumentError(
                 f"fast scan needs nbits=4 (16 centroids per sub-quantizer), got nbits={nbits}"
             )
-        self._index = _core.IndexPQFastScan(d, M, nbits, _check_metric(metric))
+        self._index = _core.IndexPQFastScan(d, M, nbits, check_metric(metric))
 
     @classmethod
     def from_pq(cls, pq: ProductQuantizer, metric: str = "l2") -> IndexPQFastScan:
@@ -75,7 +70,7 @@ class IndexPQFastScan(Index):
         .reshape(M, 16, d // M))``."""
         if not isinstance(pq, ProductQuantizer):
             raise DTypeError(f"pq must be a quanta.ProductQuantizer, got {type(pq).__name__}")
-        return cls._wrap(_core.IndexPQFastScan.from_pq(pq._pq, _check_metric(metric)))
+        return cls._wrap(_core.IndexPQFastScan.from_pq(pq._pq, check_metric(metric)))
 
     @property
     def code_size(self) -> int:

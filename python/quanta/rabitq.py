@@ -19,16 +19,11 @@ from . import _core
 from ._validation import as_float_matrix, as_int, positive_int
 from .base import Index
 from .exceptions import DTypeError, InvalidArgumentError, ShapeError
+from .index import check_metric
 
 __all__ = ["IndexRaBitQ", "RaBitQ", "failure_probability"]
 
 _F32 = npt.NDArray[np.float32]
-
-
-def _metric(metric: str) -> str:
-    if metric not in ("l2", "ip"):
-        raise InvalidArgumentError(f"metric must be 'l2' or 'ip', got {metric!r}")
-    return metric
 
 
 def _seed(seed: Any) -> int:
@@ -69,7 +64,7 @@ class RaBitQ:
 
     def __init__(self, d: int, nbits: int = 1, metric: str = "l2", seed: int = 1234) -> None:
         self._c = _core.RaBitQ(
-            positive_int(d, "d"), as_int(nbits, "nbits", 1, 8), _metric(metric), _seed(seed)
+            positive_int(d, "d"), as_int(nbits, "nbits", 1, 8), check_metric(metric), _seed(seed)
         )
 
     @property
@@ -145,7 +140,7 @@ class IndexRaBitQ(Index):
 
     def __init__(self, d: int, nbits: int = 1, metric: str = "l2", seed: int = 1234) -> None:
         self._index = _core.IndexRaBitQ(
-            positive_int(d, "d"), as_int(nbits, "nbits", 1, 8), _metric(metric), _seed(seed)
+            positive_int(d, "d"), as_int(nbits, "nbits", 1, 8), check_metric(metric), _seed(seed)
         )
 
     @property

@@ -58,3 +58,11 @@ pub fn check_radius(radius: f32) -> Result<()> {
     }
     Ok(())
 }
+
+/// Validate the id of a positional index (ids are positions `0..n`); returns it as a position.
+pub fn check_position(id: i64, n: usize) -> Result<usize> {
+    if id < 0 || id as usize >= n {
+        return Err(Error::invalid(format!("id {id} is out of range [0, {n})")));
+    }
+    Ok(id as usize)
+}

@@ -210,6 +210,73 @@ impl QuantizedLuts {
     }
 }
 
+/// How an exhaustive fast-scan search splits its work over threads: tasks of `per_task`
+/// queries (a multiple of the kernel group, at most `max_task_queries`, about 8 tasks per thread
+/// for load balance; the run is read from memory once per task), and, when there are few query
+/// tasks, the blocks too (`splits` runs of `run` blocks, each at least `min_split_blocks`), so
+/// every thread has work. Shared by the flat fast-scan indexes.
+#[derive(Debug, Clone, Copy)]
+pub struct ScanPlan {
+    /// Queries per task.
+    pub per_task: usize,
+    /// Block runs per task (1: the whole base).
+    pub splits: usize,
+    /// Blocks per run.
+    pub run: usize,
+    nb: usize,
+}
+
+impl ScanPlan {
+    /// The plan for `nq` queries over `nb` blocks with the current thread count.
+    pub fn new(nq: usize, nb: usize, max_task_queries: usize, min_split_blocks: usize) -> Self {
+        let threads = crate::threads::num_threads().max(1);
+        let per_task = nq
+            .div_ceil(8 * threads)
+            .next_multiple_of(MAX_GROUP)
+            .clamp(MAX_GROUP, max_task_queries);
+        let groups = nq.div_ceil(per_task);
+        let splits = if groups >= 2 * threads {
+            1
+        } else {
+            (2 * threads)
+                .div_ceil(groups)
+                .min(nb / min_split_blocks)
+                .max(1)
+        };
+        ScanPlan {
+            per_task,
+            splits,
+            run: nb.div_ceil(splits).max(1),
+            nb,
+        }
+    }
+
+    /// `scan(b0, b1)` (one top-k collector per query of the task, over blocks `b0..b1`) over
+    /// the whole base: once, or per run in parallel with the collectors merged.
+    pub fn scan_all<F>(&self, scan: F) -> Vec<TopK>
+    where
+        F: Fn(usize, usize) -> Vec<TopK> + Sync,
+    {
+        use rayon::prelude::*;
+        let nb = self.nb;
+        if self.splits == 1 {
+            return scan(0, nb);
+        }
+        let parts: Vec<Vec<TopK>> = (0..self.splits)
+            .into_par_iter()
+            .map(|s| scan((s * self.run).min(nb), ((s + 1) * self.run).min(nb)))
+            .collect();
+        let mut it = parts.into_iter();
+        let mut acc = it.next().expect("splits >= 1");
+        for p in it {
+            for (a, h) in acc.iter_mut().zip(&p) {
+                a.merge(h);
+            }
+        }
+        acc
+    }
+}
+
 /// Receives the candidates of a scan for one query.
 pub trait BlockSink {
     /// Accumulator values above this are never offered (`u16::MAX`: offer everything).

@@ -1,11 +1,11 @@
 //! Exact (brute-force) search over raw float vectors: faiss `IndexFlatL2` / `IndexFlatIP`.
 
-use super::{IdSelector, Index, SearchParams};
+use super::{gather_rows, IdSelector, Index, SearchParams};
 use crate::control::Control;
 use crate::distance::{check_finite, knn_filtered, row_norms, Metric};
 use crate::error::{Error, Result};
 use crate::io::{FileReader, FileWriter, Persist, SharedSlice};
-use crate::validate::{check_batch, check_k, check_shape};
+use crate::validate::{check_batch, check_k, check_position, check_shape};
 
 /// Flat index holding the vectors themselves; ids are insertion positions.
 ///
@@ -109,15 +109,11 @@ impl IndexFlat {
     /// Remove the vectors the selector accepts; later vectors move down (ids are positions,
     /// as in faiss `IndexFlat::remove_ids`). Returns how many were removed.
     pub fn remove_ids(&mut self, sel: &IdSelector) -> usize {
-        let (d, n) = (self.d, self.ntotal());
-        let keep: Vec<usize> = (0..n).filter(|&i| !sel.accepts(i as i64)).collect();
-        if keep.len() == n {
+        let n = self.ntotal();
+        let Some(keep) = sel.kept_positions(n) else {
             return 0;
-        }
-        let mut data = Vec::with_capacity(keep.len() * d);
-        for &i in &keep {
-            data.extend_from_slice(&self.data[i * d..(i + 1) * d]);
-        }
+        };
+        let data = gather_rows(&self.data, self.d, &keep);
         if self.metric == Metric::L2 {
             self.norms = keep.iter().map(|&i| self.norms[i]).collect();
         }
@@ -127,11 +123,7 @@ impl IndexFlat {
 
     /// Copy of the vector with id `id`.
     pub fn reconstruct(&self, id: i64) -> Result<Vec<f32>> {
-        let n = self.ntotal();
-        if id < 0 || id as usize >= n {
-            return Err(Error::invalid(format!("id {id} is out of range [0, {n})")));
-        }
-        let i = id as usize;
+        let i = check_position(id, self.ntotal())?;
         Ok(self.data[i * self.d..(i + 1) * self.d].to_vec())
     }
 

@@ -33,4 +33,4 @@ pub use idmap::IndexIDMap;
 pub use params::SearchParams;
 pub use pretransform::IndexPreTransform;
 pub use refine::IndexRefineFlat;
-pub use selector::{IdSelector, IdSet};
+pub use selector::{gather_rows, IdSelector, IdSet};

@@ -1,6 +1,6 @@
 //! `IndexPQ`: PQ codes in memory, exhaustive ADC / SDC search (faiss `IndexPQ`).
 
-use super::{IdSelector, Index, SearchParams, SearchResult};
+use super::{gather_rows, IdSelector, Index, SearchParams, SearchResult};
 use crate::control::Control;
 use crate::distance::{result_len, scan_row, Metric};
 use crate::error::{Error, Result};
@@ -10,7 +10,7 @@ use crate::kernels::pq::{adc_block, TABLE_STRIDE};
 use crate::pq::{PqTrainParams, PqTrainReport, ProductQuantizer, SearchMode};
 use crate::simd::{level, SimdLevel};
 use crate::topk::TopK;
-use crate::validate::{check_batch, check_k};
+use crate::validate::{check_batch, check_k, check_position};
 use rayon::prelude::*;
 
 /// Codes per kernel call: the distances of one block (1 KiB) stay in L1 until filtered.
@@ -204,12 +204,8 @@ impl IndexPQ {
 
     /// Reconstruction (decoded code) of the vector with id `id`.
     pub fn reconstruct(&self, id: i64) -> Result<Vec<f32>> {
-        let n = self.ntotal();
-        if id < 0 || id as usize >= n {
-            return Err(Error::invalid(format!("id {id} is out of range [0, {n})")));
-        }
+        let i = check_position(id, self.ntotal())?;
         let cs = self.code_size();
-        let i = id as usize;
         self.pq.decode(&self.codes[i * cs..(i + 1) * cs])
     }
 
@@ -221,16 +217,11 @@ impl IndexPQ {
     /// Remove the codes whose id the selector accepts; later codes move down (ids are
     /// positions, as faiss `IndexPQ::remove_ids`). Returns how many were removed.
     pub fn remove_ids(&mut self, sel: &IdSelector) -> usize {
-        let (cs, n) = (self.code_size(), self.ntotal());
-        let keep: Vec<usize> = (0..n).filter(|&i| !sel.accepts(i as i64)).collect();
-        if keep.len() == n {
+        let n = self.ntotal();
+        let Some(keep) = sel.kept_positions(n) else {
             return 0;
-        }
-        let mut codes = Vec::with_capacity(keep.len() * cs);
-        for &i in &keep {
-            codes.extend_from_slice(&self.codes[i * cs..(i + 1) * cs]);
-        }
-        self.codes = SharedSlice::from_vec(codes);
+        };
+        self.codes = SharedSlice::from_vec(gather_rows(&self.codes, self.code_size(), &keep));
         n - keep.len()
     }
 

@@ -7,14 +7,14 @@ use crate::distance::{result_len, Metric};
 use crate::error::{Error, Result};
 use crate::fastscan::{
     acc_threshold, n_blocks, pack_codes, packed_len, padded_m, scan_blocks, unpack_code, BlockSink,
-    HeapSink, QuantizedLuts, BBS, MAX_GROUP, MAX_M2_WIDE,
+    HeapSink, QuantizedLuts, ScanPlan, BBS, MAX_M2_WIDE,
 };
 use crate::io::{FileReader, FileWriter, Persist, SharedSlice};
 use crate::kernels::pq::{adc_block, TABLE_STRIDE};
 use crate::pq::{PqTrainParams, PqTrainReport, ProductQuantizer};
 use crate::simd::level;
 use crate::topk::TopK;
-use crate::validate::{check_batch, check_k};
+use crate::validate::{check_batch, check_k, check_position};
 use rayon::prelude::*;
 
 /// Smallest run of blocks worth a separate task when few queries are split over threads.
@@ -185,12 +185,9 @@ impl IndexPQFastScan {
 
     /// Reconstruction (decoded code) of the vector with id `id`.
     pub fn reconstruct(&self, id: i64) -> Result<Vec<f32>> {
-        let n = self.ntotal;
-        if id < 0 || id as usize >= n {
-            return Err(Error::invalid(format!("id {id} is out of range [0, {n})")));
-        }
+        let i = check_position(id, self.ntotal)?;
         let mut code = vec![0u8; self.pq.m()];
-        unpack_code(&self.blocks, self.pq.m(), id as usize, &mut code);
+        unpack_code(&self.blocks, self.pq.m(), i, &mut code);
         self.pq.decode(&code)
     }
 
@@ -205,10 +202,9 @@ impl IndexPQFastScan {
     /// into fresh blocks (O(ntotal · M)). Returns how many were removed.
     pub fn remove_ids(&mut self, sel: &IdSelector) -> usize {
         let (m, n) = (self.pq.m(), self.ntotal);
-        let keep: Vec<usize> = (0..n).filter(|&i| !sel.accepts(i as i64)).collect();
-        if keep.len() == n {
+        let Some(keep) = sel.kept_positions(n) else {
             return 0;
-        }
+        };
         let mut codes = vec![0u8; keep.len() * m];
         for (c, &i) in codes.chunks_exact_mut(m.max(1)).zip(&keep) {
             unpack_code(&self.blocks, m, i, c);
@@ -264,24 +260,8 @@ impl IndexPQFastScan {
         let n = self.ntotal;
         let nb = n_blocks(n);
         let bb = 16 * self.m2();
-        let threads = crate::threads::num_threads().max(1);
-        // queries per task: a multiple of the kernel group, up to 32 (the run is read from
-        // memory once per task), with about 8 tasks per thread for load balance
-        let per_task = nq
-            .div_ceil(8 * threads)
-            .next_multiple_of(MAX_GROUP)
-            .clamp(MAX_GROUP, MAX_TASK_QUERIES);
-        let groups = nq.div_ceil(per_task);
-        // few query groups: also split the blocks so every thread has work
-        let splits = if groups >= 2 * threads {
-            1
-        } else {
-            (2 * threads)
-                .div_ceil(groups)
-                .min(nb / MIN_SPLIT_BLOCKS)
-                .max(1)
-        };
-        let run = nb.div_ceil(splits).max(1);
+        let plan = ScanPlan::new(nq, nb, MAX_TASK_QUERIES, MIN_SPLIT_BLOCKS);
+        let per_task = plan.per_task;
         let metric = self.metric;
         let sign = if metric == Metric::InnerProduct {
             -1.0
@@ -328,22 +308,7 @@ impl IndexPQFastScan {
                     }
                     heaps
                 };
-                let heaps = if splits == 1 {
-                    scan(0, nb)
-                } else {
-                    let parts: Vec<Vec<TopK>> = (0..splits)
-                        .into_par_iter()
-                        .map(|s| scan((s * run).min(nb), ((s + 1) * run).min(nb)))
-                        .collect();
-                    let mut it = parts.into_iter();
-                    let mut acc = it.next().expect("splits >= 1");
-                    for p in it {
-                        for (a, h) in acc.iter_mut().zip(&p) {
-                            a.merge(h);
-                        }
-                    }
-                    acc
-                };
+                let heaps = plan.scan_all(scan);
                 for (s, heap) in heaps.into_iter().enumerate() {
                     let (dq, iq) = (&mut dg[s * k..(s + 1) * k], &mut ig[s * k..(s + 1) * k]);
                     if k_factor == 1 {

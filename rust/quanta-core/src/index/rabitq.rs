@@ -22,8 +22,8 @@ use crate::control::Control;
 use crate::distance::{result_len, Metric};
 use crate::error::{Error, Result};
 use crate::fastscan::{
-    n_blocks, pack_codes, packed_len, padded_m, unpack_code, QuantizedLuts, BBS, MAX_GROUP,
-    MAX_M2_WIDE,
+    n_blocks, pack_codes, packed_len, padded_m, unpack_code, QuantizedLuts, ScanPlan, BBS,
+    MAX_GROUP, MAX_M2_WIDE,
 };
 use crate::io::{FileReader, FileWriter, Persist, SharedSlice};
 use crate::kernels::fastscan::{accumulate_with, block_bytes};
@@ -31,7 +31,7 @@ use crate::kernels::l2::find_below_with;
 use crate::rabitq::{check_factors, Encoded, QueryTerms, RaBitQ, DEFAULT_EPSILON, DEFAULT_SEED};
 use crate::simd::{level, SimdLevel};
 use crate::topk::TopK;
-use crate::validate::{check_batch, check_k};
+use crate::validate::{check_batch, check_k, check_position};
 use rayon::prelude::*;
 
 /// Blocks per kernel call (1024 vectors: their accumulators and bounds stay in L1).
@@ -169,13 +169,10 @@ impl IndexRaBitQ {
 
     /// Approximate reconstruction of the vector with id `id`.
     pub fn reconstruct(&self, id: i64) -> Result<Vec<f32>> {
-        let n = self.ntotal;
-        if id < 0 || id as usize >= n {
-            return Err(Error::invalid(format!("id {id} is out of range [0, {n})")));
-        }
+        let i = check_position(id, self.ntotal)?;
         let mut signs = vec![0u8; self.codec.m()];
         let mut f = vec![0f32; self.codec.nf()];
-        let ex = self.parts(id as usize, &mut signs, &mut f);
+        let ex = self.parts(i, &mut signs, &mut f);
         let mut out = vec![0f32; self.d()];
         self.codec.decode_one(&signs, ex, &f, &mut out);
         Ok(out)
@@ -193,10 +190,9 @@ impl IndexRaBitQ {
     /// Remove the vectors the selector accepts; later vectors move down. Returns the count.
     pub fn remove_ids(&mut self, sel: &IdSelector) -> usize {
         let n = self.ntotal;
-        let keep: Vec<usize> = (0..n).filter(|&i| !sel.accepts(i as i64)).collect();
-        if keep.len() == n {
+        let Some(keep) = sel.kept_positions(n) else {
             return 0;
-        }
+        };
         let (m, nf, eb) = (self.codec.m(), self.codec.nf(), self.codec.ex_bytes());
         let mut e = Encoded {
             signs: vec![0u8; keep.len() * m],
@@ -261,21 +257,8 @@ impl IndexRaBitQ {
         let lvl = level();
         let m = self.codec.m();
         let nb = n_blocks(self.ntotal);
-        let threads = crate::threads::num_threads().max(1);
-        let per_task = nq
-            .div_ceil(8 * threads)
-            .next_multiple_of(MAX_GROUP)
-            .clamp(MAX_GROUP, MAX_TASK_QUERIES);
-        let groups = nq.div_ceil(per_task);
-        let splits = if groups >= 2 * threads {
-            1
-        } else {
-            (2 * threads)
-                .div_ceil(groups)
-                .min(nb / MIN_SPLIT_BLOCKS)
-                .max(1)
-        };
-        let run = nb.div_ceil(splits).max(1);
+        let plan = ScanPlan::new(nq, nb, MAX_TASK_QUERIES, MIN_SPLIT_BLOCKS);
+        let per_task = plan.per_task;
         let metric = self.metric();
         let slope = self.codec.key_slope();
         let final_e = if self.codec.nbits() == 1 { 2 } else { 4 };
@@ -322,22 +305,7 @@ impl IndexRaBitQ {
                     }
                     heaps
                 };
-                let heaps = if splits == 1 {
-                    scan(0, nb)
-                } else {
-                    let parts: Vec<Vec<TopK>> = (0..splits)
-                        .into_par_iter()
-                        .map(|s| scan((s * run).min(nb), ((s + 1) * run).min(nb)))
-                        .collect();
-                    let mut it = parts.into_iter();
-                    let mut acc = it.next().expect("splits >= 1");
-                    for p in it {
-                        for (a, h) in acc.iter_mut().zip(&p) {
-                            a.merge(h);
-                        }
-                    }
-                    acc
-                };
+                let heaps = plan.scan_all(scan);
                 let sign = if metric == Metric::InnerProduct {
                     -1.0
                 } else {

@@ -63,6 +63,13 @@ pub enum IdSelector {
 }
 
 impl IdSelector {
+    /// Positions `0..n` this selector does not accept (what a positional index keeps on
+    /// `remove_ids`, in order), or `None` when it accepts none of them (nothing to remove).
+    pub fn kept_positions(&self, n: usize) -> Option<Vec<usize>> {
+        let keep: Vec<usize> = (0..n).filter(|&i| !self.accepts(i as i64)).collect();
+        (keep.len() < n).then_some(keep)
+    }
+
     /// Whether `id` may be returned.
     #[inline]
     pub fn accepts(&self, id: i64) -> bool {
@@ -71,4 +78,13 @@ impl IdSelector {
             IdSelector::Deny(s) => !s.contains(id),
         }
     }
+}
+
+/// Rows `keep` (each `row` values long) of `data`, in order: what a positional index keeps.
+pub fn gather_rows<T: Copy>(data: &[T], row: usize, keep: &[usize]) -> Vec<T> {
+    let mut out = Vec::with_capacity(keep.len() * row);
+    for &i in keep {
+        out.extend_from_slice(&data[i * row..(i + 1) * row]);
+    }
+    out
 }

@@ -2,7 +2,7 @@
 //! (faiss `IndexScalarQuantizer`).
 
 use super::pq::scan_row_filtered;
-use super::{IdSelector, Index, SearchParams, SearchResult};
+use super::{gather_rows, IdSelector, Index, SearchParams, SearchResult};
 use crate::control::Control;
 use crate::distance::{result_len, scan_row, Metric};
 use crate::error::{Error, Result};
@@ -10,7 +10,7 @@ use crate::io::{FileReader, FileWriter, Persist, SharedSlice};
 use crate::simd::{level, SimdLevel};
 use crate::sq::{QuantizerType, ScalarQuantizer, SqQuery};
 use crate::topk::TopK;
-use crate::validate::{check_batch, check_k};
+use crate::validate::{check_batch, check_k, check_position};
 use rayon::prelude::*;
 
 /// Codes per kernel call: the keys of one block (1 KiB) stay in L1 until offered.
@@ -125,11 +125,7 @@ impl IndexScalarQuantizer {
 
     /// Decoded vector with id `id`.
     pub fn reconstruct(&self, id: i64) -> Result<Vec<f32>> {
-        let n = self.ntotal();
-        if id < 0 || id as usize >= n {
-            return Err(Error::invalid(format!("id {id} is out of range [0, {n})")));
-        }
-        let (cs, i) = (self.code_size(), id as usize);
+        let (cs, i) = (self.code_size(), check_position(id, self.ntotal())?);
         self.sq.decode(&self.codes[i * cs..(i + 1) * cs])
     }
 
@@ -141,16 +137,11 @@ impl IndexScalarQuantizer {
     /// Remove the codes whose id the selector accepts; later codes move down (ids are
     /// positions, as faiss). Returns how many were removed.
     pub fn remove_ids(&mut self, sel: &IdSelector) -> usize {
-        let (cs, n) = (self.code_size(), self.ntotal());
-        let keep: Vec<usize> = (0..n).filter(|&i| !sel.accepts(i as i64)).collect();
-        if keep.len() == n {
+        let n = self.ntotal();
+        let Some(keep) = sel.kept_positions(n) else {
             return 0;
-        }
-        let mut codes = Vec::with_capacity(keep.len() * cs);
-        for &i in &keep {
-            codes.extend_from_slice(&self.codes[i * cs..(i + 1) * cs]);
-        }
-        self.codes = SharedSlice::from_vec(codes);
+        };
+        self.codes = SharedSlice::from_vec(gather_rows(&self.codes, self.code_size(), &keep));
         n - keep.len()
     }
 

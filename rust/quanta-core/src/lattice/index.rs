@@ -17,14 +17,14 @@
 use super::{E8ShellCodec, LatticeCodec, ZnSphereCodec};
 use crate::control::Control;
 use crate::distance::{ip_tile, result_len, Metric, BASE_TILE, QUERY_TILE};
-use crate::error::{Error, Result};
-use crate::index::{IdSelector, Index, SearchParams};
+use crate::error::Result;
+use crate::index::{gather_rows, IdSelector, Index, SearchParams};
 use crate::io::{FileReader, FileWriter, Persist, SharedSlice};
 use crate::kernels::l2;
 use crate::lattice::zn::check_codes_len;
 use crate::simd::level;
 use crate::topk::TopK;
-use crate::validate::{check_batch, check_k};
+use crate::validate::{check_batch, check_k, check_position};
 use rayon::prelude::*;
 
 /// Queries per pass over the codes.
@@ -107,11 +107,7 @@ impl IndexLattice {
 
     /// Decoded (unit-norm) vector of id `id`.
     pub fn reconstruct(&self, id: i64) -> Result<Vec<f32>> {
-        let n = self.ntotal();
-        if id < 0 || id as usize >= n {
-            return Err(Error::invalid(format!("id {id} is out of range [0, {n})")));
-        }
-        let (cs, i) = (self.code_size(), id as usize);
+        let (cs, i) = (self.code_size(), check_position(id, self.ntotal())?);
         let mut out = vec![0f32; self.d()];
         self.codec
             .decode_rows(&self.codes[i * cs..(i + 1) * cs], &mut out, i)?;
@@ -126,16 +122,11 @@ impl IndexLattice {
     /// Remove the codes whose id the selector accepts; later codes move down (ids are
     /// positions). Returns how many were removed.
     pub fn remove_ids(&mut self, sel: &IdSelector) -> usize {
-        let (cs, n) = (self.code_size(), self.ntotal());
-        let keep: Vec<usize> = (0..n).filter(|&i| !sel.accepts(i as i64)).collect();
-        if keep.len() == n {
+        let n = self.ntotal();
+        let Some(keep) = sel.kept_positions(n) else {
             return 0;
-        }
-        let mut codes = Vec::with_capacity(keep.len() * cs);
-        for &i in &keep {
-            codes.extend_from_slice(&self.codes[i * cs..(i + 1) * cs]);
-        }
-        self.codes = SharedSlice::from_vec(codes);
+        };
+        self.codes = SharedSlice::from_vec(gather_rows(&self.codes, self.code_size(), &keep));
         n - keep.len()
     }
 

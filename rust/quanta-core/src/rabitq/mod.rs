@@ -34,9 +34,9 @@ pub mod ex;
 use crate::control::Control;
 use crate::distance::Metric;
 use crate::error::{Error, Result};
-use crate::io::{FileReader, FileWriter, SharedSlice};
+use crate::io::{FileReader, FileWriter};
 use crate::rotation::RandomRotation;
-use crate::validate::{check_batch, check_shape};
+use crate::validate::check_batch;
 use rayon::prelude::*;
 
 /// Factors per vector of a 1-bit code: `‖r‖², w₁, e₁`.
@@ -221,22 +221,6 @@ impl RaBitQ {
         Ok(())
     }
 
-    /// Set the centroid directly (e.g. zeros for training-free use).
-    pub fn set_centroid(&mut self, c: &[f32]) -> Result<()> {
-        check_shape(c, self.d, "centroid")?;
-        if c.len() != self.d {
-            return Err(Error::shape(format!(
-                "centroid has {} values, expected d={}",
-                c.len(),
-                self.d
-            )));
-        }
-        crate::distance::check_finite(c, self.d, "centroid")?;
-        self.centroid = c.to_vec();
-        self.trained = true;
-        Ok(())
-    }
-
     /// Encode `x` (n × d, checked by the caller: finite, whole rows). Parallel over rows.
     pub fn encode_unchecked(&self, x: &[f32], ctl: &Control) -> Result<Encoded> {
         let (d, m, nf, eb) = (self.d, self.m(), self.nf(), self.ex_bytes());
@@ -247,14 +231,16 @@ impl RaBitQ {
             factors: vec![0f32; n * nf],
         };
         const ROWS: usize = 1024;
+        // one task per ROWS rows; a 1-bit code has no lower planes (empty ex slices)
+        let ex_chunks: Vec<&mut [u8]> = if eb == 0 {
+            (0..n.div_ceil(ROWS)).map(|_| &mut [][..]).collect()
+        } else {
+            out.ex.chunks_mut(ROWS * eb).collect()
+        };
         let tasks: Vec<_> = out
             .signs
             .chunks_mut(ROWS * m)
-            .zip(
-                out.ex
-                    .chunks_mut((ROWS * eb).max(1))
-                    .chain(std::iter::repeat_with(|| &mut [][..])),
-            )
+            .zip(ex_chunks)
             .zip(out.factors.chunks_mut(ROWS * nf))
             .enumerate()
             .collect();
@@ -719,9 +705,6 @@ pub fn check_factors(f: &[f32], nf: usize, metric: Metric, arg: &str) -> Result<
     }
     Ok(())
 }
-
-/// Shared slice alias re-export for the index.
-pub type Factors = SharedSlice<f32>;
 
 #[cfg(test)]
 mod tests;
