@@ -174,8 +174,11 @@ def test_filter_is_applied_inside_the_scan(index: quanta.Index, how: str) -> Non
     # the same as the same search through SearchParameters
     _, i2 = index.search(q, K, params=quanta.SearchParameters(nprobe=nprobe, **kw))
     np.testing.assert_array_equal(i, i2)
-    if type(index).__name__ == "IndexRefineFlat":
-        return  # re-ranks the best allowed *approximate* hits: not a prefix of the full search
+    name = type(index).__name__
+    if name == "IndexRefineFlat" or (name == "IndexRaBitQ" and getattr(index, "k_factor") > 0):
+        # re-ranks the best allowed *approximate* hits (a shortlist): not a prefix of the full
+        # search
+        return
     # and the best allowed hits of an unfiltered full search (distances as the index computes
     # them, so ties aside the rows agree)
     dw, iw = index.search(q, N, nprobe=nprobe)
@@ -230,7 +233,8 @@ def test_empty_add_and_search_are_no_ops(index: quanta.Index) -> None:
 
 
 def test_default_policy() -> None:
-    """One policy: metric l2, nprobe 1 (as faiss), k_factor 1."""
+    """One policy: metric l2, nprobe 1 (as faiss), k_factor 1 — except RaBitQ, whose shortlist
+    default is measured per nbits (0: the exact bound-pruned search at 1 bit)."""
     assert quanta.IndexFlat(D).metric == "l2"
     for make in CASES.values():
         ix = make()
@@ -238,5 +242,8 @@ def test_default_policy() -> None:
             continue
         if hasattr(ix, "nprobe"):
             assert ix.nprobe == 1, type(ix).__name__
-        if hasattr(ix, "k_factor"):
+        if isinstance(ix, quanta.IndexRaBitQ):
+            want = {1: 0, 2: 4, 3: 5, 4: 5}.get(ix.nbits, 8)
+            assert (ix.k_factor, ix.scan_planes) == (want, 1)
+        elif hasattr(ix, "k_factor"):
             assert ix.k_factor == 1, type(ix).__name__

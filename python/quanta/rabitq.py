@@ -129,11 +129,19 @@ class IndexRaBitQ(Index):
     index here, it always scans with fast-scan kernels). Ids are positions (``remove_ids``
     renumbers). ``train`` sets the centroid (the mean); no other training.
 
-    Distances are the RaBitQ estimates (L2: squared; ``"ip"``: similarities). With ``nbits=1``
-    they are exactly the 1-bit estimator (the quantized-table error is a hard bound in the
-    pruning); with more bits a true top-k vector is skipped only when an estimate leaves its
-    ``epsilon`` bound (:func:`failure_probability`). :meth:`search_with_bounds` also returns
-    each distance's error bound, for a re-ranker (or wrap the index in ``IndexRefineFlat``).
+    Distances are the RaBitQ estimates (L2: squared; ``"ip"``: similarities), found in one of
+    two ways:
+
+    - ``k_factor = 0`` (the default at 1 bit): a fast scan of the sign plane whose lower bounds
+      prune; the rest is rescored exactly. At 1 bit the result is exactly the estimator (the
+      quantized-table error is a hard bound); with more bits a true top-k vector is skipped
+      only when an estimate leaves its ``epsilon`` bound (:func:`failure_probability`).
+    - ``k_factor >= 1`` (the default with more bits): the top ``scan_planes`` bit planes are
+      fast-scanned, the best ``k * k_factor`` by that partial estimate are rescored with every
+      plane. ``search(..., k_factor=...)`` overrides it per call.
+
+    :meth:`search_with_bounds` also returns each distance's error bound, for a re-ranker (or
+    wrap the index in ``IndexRefineFlat``).
     """
 
     _kind = "IndexRaBitQ"
@@ -163,6 +171,24 @@ class IndexRaBitQ(Index):
         self._index.epsilon = _epsilon(value)
 
     @property
+    def k_factor(self) -> int:
+        """Shortlist size per result (0: the bound-pruned search); saved."""
+        return int(self._index.k_factor)
+
+    @k_factor.setter
+    def k_factor(self, value: int) -> None:
+        self._index.k_factor = as_int(value, "k_factor", 0, 1 << 20)
+
+    @property
+    def scan_planes(self) -> int:
+        """Bit planes the shortlist scan reads, most significant first (1..nbits); saved."""
+        return int(self._index.scan_planes)
+
+    @scan_planes.setter
+    def scan_planes(self, value: int) -> None:
+        self._index.scan_planes = as_int(value, "scan_planes", 1, self.nbits)
+
+    @property
     def codec(self) -> RaBitQ:
         """A copy of the codec."""
         c = RaBitQ.__new__(RaBitQ)
@@ -176,4 +202,4 @@ class IndexRaBitQ(Index):
         return d, i, b
 
     def _repr_fields(self) -> str:
-        return f"nbits={self.nbits}"
+        return f"nbits={self.nbits}, k_factor={self.k_factor}, scan_planes={self.scan_planes}"

@@ -60,6 +60,14 @@ impl TopK {
         }
     }
 
+    /// A collector in reservoir mode whatever `k`: O(1) amortized pushes, for a shortlist
+    /// whose threshold tightens slowly (many entries pass it before it settles).
+    pub fn reservoir(k: usize) -> Self {
+        let mut t = Self::new(k);
+        t.heap = false;
+        t
+    }
+
     /// Number of results wanted.
     pub fn k(&self) -> usize {
         self.k

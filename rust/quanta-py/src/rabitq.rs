@@ -194,6 +194,32 @@ impl PyIndexRaBitQ {
         slf.as_super().concrete_mut::<IndexRaBitQ>()?.epsilon = v;
         Ok(())
     }
+    /// Shortlist size per result (0: the bound-pruned search); saved with the index.
+    #[getter]
+    fn k_factor(slf: PyRef<'_, Self>) -> PyResult<usize> {
+        Ok(slf.as_super().concrete::<IndexRaBitQ>()?.k_factor())
+    }
+    #[setter(k_factor)]
+    fn set_k_factor(mut slf: PyRefMut<'_, Self>, v: i64) -> PyResult<()> {
+        let v = nonneg(v, "k_factor")?;
+        slf.as_super()
+            .concrete_mut::<IndexRaBitQ>()?
+            .set_k_factor(v)
+            .py()
+    }
+    /// Bit planes the shortlist scan reads (1..=nbits); saved with the index.
+    #[getter]
+    fn scan_planes(slf: PyRef<'_, Self>) -> PyResult<usize> {
+        Ok(slf.as_super().concrete::<IndexRaBitQ>()?.scan_planes())
+    }
+    #[setter(scan_planes)]
+    fn set_scan_planes(mut slf: PyRefMut<'_, Self>, v: i64) -> PyResult<()> {
+        let v = nonneg(v, "scan_planes")?;
+        slf.as_super()
+            .concrete_mut::<IndexRaBitQ>()?
+            .set_scan_planes(v)
+            .py()
+    }
     /// A copy of the codec.
     #[getter]
     fn codec(slf: PyRef<'_, Self>) -> PyResult<PyRaBitQ> {

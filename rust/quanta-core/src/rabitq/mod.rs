@@ -415,20 +415,64 @@ impl RaBitQ {
     /// The estimated ⟨r, q'⟩ of one code and its error bound per unit ε₀, from the exact sums
     /// `S_p` over the query table: the sign nibbles `signs` (m bytes) and the lower planes `ex`.
     pub fn estimate_ip(&self, qt: &QueryTerms, signs: &[u8], ex: &[u8], f: &[f32]) -> (f32, f32) {
-        let s1 = nibble_sum(&qt.table, signs.iter().copied());
-        if self.nbits == 1 {
-            return (f[1] * (2.0 * s1 - qt.sum), f[2] * qt.norm);
-        }
+        let mut sums = [0f32; 8];
+        sums[0] = nibble_sum(&qt.table, signs.iter().copied());
         let pb = self.m().div_ceil(2);
-        let m = self.m();
-        let mut acc = s1 * (1u32 << (self.nbits - 1)) as f32;
-        for p in 0..self.nbits - 1 {
-            let plane = &ex[p * pb..(p + 1) * pb];
-            let nibbles = (0..m).map(|g| (plane[g / 2] >> (4 * (g % 2))) & 0x0F);
-            acc += nibble_sum(&qt.table, nibbles) * (1u32 << p) as f32;
+        for (j, s) in sums.iter_mut().enumerate().take(self.nbits).skip(1) {
+            let plane = &ex[(self.nbits - 1 - j) * pb..(self.nbits - j) * pb];
+            let nibbles = (0..self.m()).map(|g| (plane[g / 2] >> (4 * (g % 2))) & 0x0F);
+            *s = nibble_sum(&qt.table, nibbles);
+        }
+        let e = if self.nbits == 1 { f[2] } else { f[4] };
+        (
+            self.ip_from_plane_sums(qt, &sums[..self.nbits], f),
+            e * qt.norm,
+        )
+    }
+
+    /// The estimated ⟨r, q'⟩ from the table sums `S` of every bit plane, most significant
+    /// (the sign plane) first: `w₁ (2 S₀ − Σ q')` for one bit, else
+    /// `w_B (Σ_j 2^(B−1−j) S_j − (2^B − 1)/2 · Σ q')` (module docs).
+    #[inline]
+    pub fn ip_from_plane_sums(&self, qt: &QueryTerms, sums: &[f32], f: &[f32]) -> f32 {
+        debug_assert_eq!(sums.len(), self.nbits);
+        if self.nbits == 1 {
+            return f[1] * (2.0 * sums[0] - qt.sum);
+        }
+        let mut acc = 0f32;
+        for (j, &s) in sums.iter().enumerate() {
+            acc += s * (1u32 << (self.nbits - 1 - j)) as f32;
         }
         let cb = ((1u32 << self.nbits) - 1) as f32 * 0.5;
-        (f[3] * (acc - cb * qt.sum), f[4] * qt.norm)
+        f[3] * (acc - cb * qt.sum)
+    }
+
+    /// Nibbles (one per byte, `m` of them) of bit plane `j` (0: the sign plane, then down to
+    /// the least significant) of one vector's parts.
+    pub fn plane_nibbles(&self, signs: &[u8], ex: &[u8], j: usize, out: &mut [u8]) {
+        if j == 0 {
+            out.copy_from_slice(signs);
+            return;
+        }
+        let pb = self.m().div_ceil(2);
+        let plane = &ex[(self.nbits - 1 - j) * pb..(self.nbits - j) * pb];
+        for (g, o) in out.iter_mut().enumerate() {
+            *o = (plane[g / 2] >> (4 * (g % 2))) & 0x0F;
+        }
+    }
+
+    /// Inverse of [`RaBitQ::plane_nibbles`]: write plane `j`'s nibbles into the parts.
+    pub fn set_plane_nibbles(&self, signs: &mut [u8], ex: &mut [u8], j: usize, nib: &[u8]) {
+        if j == 0 {
+            signs.copy_from_slice(nib);
+            return;
+        }
+        let pb = self.m().div_ceil(2);
+        let plane = &mut ex[(self.nbits - 1 - j) * pb..(self.nbits - j) * pb];
+        plane.fill(0);
+        for (g, &c) in nib.iter().enumerate() {
+            plane[g / 2] |= (c & 0x0F) << (4 * (g % 2));
+        }
     }
 
     /// Distance (L2: squared; inner product: the negated similarity, so smaller is closer in
@@ -555,7 +599,7 @@ impl RaBitQ {
 
 /// `Σ_g T[16 g + nibble_g]`.
 #[inline]
-fn nibble_sum(table: &[f32], nibbles: impl Iterator<Item = u8>) -> f32 {
+pub(crate) fn nibble_sum(table: &[f32], nibbles: impl Iterator<Item = u8>) -> f32 {
     // two accumulators: the sum of a long table walk is latency-bound on one
     let (mut a, mut b) = (0f32, 0f32);
     let mut it = nibbles.enumerate();
