@@ -175,7 +175,7 @@ def test_filter_is_applied_inside_the_scan(index: quanta.Index, how: str) -> Non
     _, i2 = index.search(q, K, params=quanta.SearchParameters(nprobe=nprobe, **kw))
     np.testing.assert_array_equal(i, i2)
     name = type(index).__name__
-    if name == "IndexRefineFlat" or (name == "IndexRaBitQ" and getattr(index, "k_factor") > 0):
+    if name == "IndexRefineFlat" or (name == "IndexRaBitQ" and index.k_factor > 0):
         # re-ranks the best allowed *approximate* hits (a shortlist): not a prefix of the full
         # search
         return

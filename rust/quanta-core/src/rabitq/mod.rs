@@ -302,13 +302,14 @@ impl RaBitQ {
         k: &mut [u8],
     ) {
         let d = self.d;
-        let norm2: f64 = rr.iter().map(|&v| v as f64 * v as f64).sum();
+        let (norm2, l1) = norm2_l1(rr);
         let norm = norm2.sqrt();
-        signs.fill(0);
-        for (i, &v) in rr.iter().enumerate() {
-            if v > 0.0 {
-                signs[i / 4] |= 1 << (i % 4);
-            }
+        // sign nibbles, branch-free: bit j of group g is o_{4g+j} > 0
+        for (o, c) in signs.iter_mut().zip(rr.chunks(4)) {
+            *o = c
+                .iter()
+                .enumerate()
+                .fold(0u8, |a, (j, &v)| a | (((v > 0.0) as u8) << j));
         }
         let sqrt_d1 = ((d.max(2) - 1) as f64).sqrt();
         f[0] = match self.metric {
@@ -323,7 +324,6 @@ impl RaBitQ {
             return;
         }
         // 1-bit: t₁ = ⟨ō, o⟩ = Σ|o_i| / √d
-        let l1: f64 = rr.iter().map(|&v| (v as f64).abs()).sum();
         let t1 = (l1 / norm / (d as f64).sqrt()).max(1e-12);
         f[1] = (norm / ((d as f64).sqrt() * t1)) as f32;
         f[2] = (norm * (1.0 / (t1 * t1) - 1.0).max(0.0).sqrt() / sqrt_d1) as f32;
@@ -333,29 +333,25 @@ impl RaBitQ {
         // multi-bit: k_i levels of |o_i| (ȳ_i = ±(k_i + ½)), chosen to maximise cos(ȳ, o)
         let half = 1usize << (self.nbits - 1);
         ex::best_levels(rr, half, k);
-        let (mut dot, mut yy) = (0f64, 0f64);
-        for (&v, &ki) in rr.iter().zip(k.iter()) {
-            let y = ki as f64 + 0.5;
-            dot += y * (v as f64).abs();
-            yy += y * y;
-        }
+        let (dot, yy) = level_dot(rr, k);
         let tb = (dot / norm / yy.sqrt()).max(1e-12);
         f[3] = (norm * norm / dot) as f32; // ‖r‖ / ⟨ȳ, o⟩ with o = r'/‖r‖
         f[4] = (norm * (1.0 / (tb * tb) - 1.0).max(0.0).sqrt() / sqrt_d1) as f32;
         // lower bits of u_i: k_i for a positive coordinate, half − 1 − k_i for a negative one
+        // (written in place of k_i), then one nibble per 4 coordinates and plane
+        for (ki, &v) in k.iter_mut().zip(rr) {
+            let neg = (v <= 0.0) as u8;
+            *ki = (*ki ^ neg.wrapping_neg()) & (half as u8 - 1);
+        }
         let pb = self.m().div_ceil(2);
-        ex.fill(0);
-        for (i, (&v, &ki)) in rr.iter().zip(k.iter()).enumerate() {
-            let low = if v > 0.0 {
-                ki as usize
-            } else {
-                half - 1 - ki as usize
-            };
-            for p in 0..self.nbits - 1 {
-                if (low >> p) & 1 == 1 {
-                    let g = i / 4;
-                    ex[p * pb + g / 2] |= 1 << (4 * (g % 2) + i % 4);
-                }
+        for (p, plane) in ex.chunks_exact_mut(pb).enumerate() {
+            plane.fill(0);
+            for (g, c) in k.chunks(4).enumerate() {
+                let nib = c
+                    .iter()
+                    .enumerate()
+                    .fold(0u8, |a, (j, &l)| a | (((l >> p) & 1) << j));
+                plane[g / 2] |= nib << (4 * (g % 2));
             }
         }
     }
@@ -595,6 +591,36 @@ impl RaBitQ {
             trained,
         })
     }
+}
+
+/// `(Σ v², Σ |v|)` in f64, four independent lanes (a single running f64 sum neither
+/// vectorizes nor pipelines).
+fn norm2_l1(v: &[f32]) -> (f64, f64) {
+    let (mut s2, mut s1) = ([0f64; 4], [0f64; 4]);
+    let mut c = v.chunks_exact(4);
+    for x in &mut c {
+        for j in 0..4 {
+            let y = x[j] as f64;
+            s2[j] += y * y;
+            s1[j] += y.abs();
+        }
+    }
+    for (j, &x) in c.remainder().iter().enumerate() {
+        s2[j] += x as f64 * x as f64;
+        s1[j] += (x as f64).abs();
+    }
+    (s2.iter().sum(), s1.iter().sum())
+}
+
+/// `(Σ (k_i + ½)|v_i|, Σ (k_i + ½)²)` in f64, four lanes.
+fn level_dot(v: &[f32], k: &[u8]) -> (f64, f64) {
+    let (mut dot, mut yy) = ([0f64; 4], [0f64; 4]);
+    for (i, (&x, &ki)) in v.iter().zip(k).enumerate() {
+        let y = ki as f64 + 0.5;
+        dot[i % 4] += y * (x as f64).abs();
+        yy[i % 4] += y * y;
+    }
+    (dot.iter().sum(), yy.iter().sum())
 }
 
 /// `Σ_g T[16 g + nibble_g]`.
