@@ -243,7 +243,7 @@ def test_default_policy() -> None:
         if hasattr(ix, "nprobe"):
             assert ix.nprobe == 1, type(ix).__name__
         if isinstance(ix, quanta.IndexRaBitQ):
-            want = {1: 0, 2: 4, 3: 5, 4: 5}.get(ix.nbits, 8)
+            want = {1: 0, 2: 4, 3: 5}.get(ix.nbits, 8)
             assert (ix.k_factor, ix.scan_planes) == (want, 1)
         elif hasattr(ix, "k_factor"):
             assert ix.k_factor == 1, type(ix).__name__

@@ -97,7 +97,7 @@ def test_shortlist_recall_grows_with_k_factor_and_planes() -> None:
     xb = rng.standard_normal((3000, 64)).astype(np.float32)
     xq = rng.standard_normal((40, 64)).astype(np.float32)
     ix = quanta.IndexRaBitQ(64, 4)
-    assert (ix.k_factor, ix.scan_planes) == (5, 1)
+    assert (ix.k_factor, ix.scan_planes) == (8, 1)
     ix.train(xb)
     ix.add(xb)
     _, exact = ix.search(xq, K, k_factor=300)  # per call: a shortlist of all 3000

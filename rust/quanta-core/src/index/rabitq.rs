@@ -69,13 +69,13 @@ const PLANE_SECTIONS: [&str; 8] = [
 /// embeddings (recall) and 100k random unit vectors (speed), AMD EPYC Zen 3, 1 thread, k = 10:
 /// scanning one plane and rescoring a shortlist beat scanning more planes at every `nbits`
 /// (at 4 bits: 0.955 / 3640 QPS with one plane and `k_factor` 5, 0.959 / 2162 with two), and
-/// the recall of the full estimator is reached at `k_factor` ≈ 4 (2 bits), 5 (3–4), 8 (more).
+/// the recall of the full estimator is reached at `k_factor` ≈ 4 (2 bits), 5 (3), 8 (4 and more).
 /// At 1 bit the bound-pruned search is exact and as fast.
 fn default_shortlist(nbits: usize) -> (usize, usize) {
     match nbits {
         1 => (0, 1),
         2 => (4, 1),
-        3 | 4 => (5, 1),
+        3 => (5, 1),
         _ => (8, 1),
     }
 }
