@@ -450,16 +450,9 @@ impl IndexRaBitQ {
                         })
                         .collect();
                     match &luts {
-                        Some(l) if shortlist => self.scan_shortlist(
-                            lvl,
-                            l,
-                            &states,
-                            (b0, b1),
-                            sel,
-                            self.scan_planes,
-                            &mut heaps,
-                        ),
-                        Some(l) => self.scan_fast(lvl, l, &states, b0, b1, sel, &mut heaps),
+                        Some(l) => {
+                            self.scan_fast(lvl, l, &states, (b0, b1), sel, shortlist, &mut heaps)
+                        }
                         None => self.scan_exact(&states, b0, b1, sel, &mut heaps),
                     }
                     heaps
@@ -535,26 +528,29 @@ impl IndexRaBitQ {
         self.codec.to_key(t, f[0], ip)
     }
 
-    /// Shortlist scan of blocks `b0..b1`: the top `planes` bit planes through the fast-scan
-    /// kernel (one u8 table serves every plane: they differ only by their weight), each vector
-    /// keyed by the estimate from those planes, the heaps keeping the best `k · k_factor` for
-    /// the exact rescoring (module docs).
+    /// Fast scan of blocks `b0..b1` (module docs), the top planes through the fast-scan kernel
+    /// (one u8 table serves every plane: they differ only by their weight). `shortlist`: the
+    /// `scan_planes` planes key each vector by their partial estimate, the heaps keeping the best
+    /// `k · k_factor` for the exact rescoring. Otherwise (bound-pruned): the sign plane gives a
+    /// lower bound of each key, and the vectors it does not rule out enter with their exact key.
     #[allow(clippy::too_many_arguments)]
-    fn scan_shortlist(
+    fn scan_fast(
         &self,
         lvl: SimdLevel,
         luts: &QuantizedLuts,
         states: &[QueryState],
         (b0, b1): (usize, usize),
         sel: Option<&IdSelector>,
-        planes: usize,
+        shortlist: bool,
         heaps: &mut [TopK],
     ) {
         let m2 = luts.m2();
         let bb = block_bytes(m2);
         let n = self.ntotal;
         let b = self.codec.nbits();
-        let s = planes.clamp(1, b);
+        let s = if shortlist { self.scan_planes } else { 1 };
+        let (e1, eb) = (&self.factors[2], self.factors.get(4));
+        let mut f = vec![0f32; self.codec.nf()];
         let slope = self.codec.key_slope();
         let l2 = self.metric() == Metric::L2;
         let f0 = &self.factors[0];
@@ -599,7 +595,33 @@ impl IndexRaBitQ {
                     let (f0c, wc) = (&f0[r.clone()], &w[r]);
                     let kc = &mut keys[..valid];
                     let a0 = &acc[si * per..si * per + valid];
-                    if s == 1 {
+                    if !shortlist {
+                        // lower bound of the final key: table rounding, plus for multi-bit
+                        // codes ε₀ · the bounds of the 1-bit and the full estimator
+                        // (two zipped loops, not one with a branch, so both vectorize)
+                        let eps_qn = self.epsilon * t.norm;
+                        let lut_err = st.lut_err;
+                        match eb {
+                            None => {
+                                for (((o, &x), &n2), &wv) in kc.iter_mut().zip(a0).zip(f0c).zip(wc)
+                                {
+                                    let ip = wv * (2.0 * (bias + x as f32 * inv_a) - t.sum);
+                                    *o = alpha * n2 + off - slope * (ip + 2.0 * wv * lut_err);
+                                }
+                            }
+                            Some(eb) => {
+                                let rr = v0..v0 + valid;
+                                let (e1c, ebc) = (&e1[rr.clone()], &eb[rr]);
+                                for (((((o, &x), &n2), &wv), &ea), &ebv) in
+                                    kc.iter_mut().zip(a0).zip(f0c).zip(wc).zip(e1c).zip(ebc)
+                                {
+                                    let ip = wv * (2.0 * (bias + x as f32 * inv_a) - t.sum);
+                                    let margin = 2.0 * wv * lut_err + eps_qn * (ea + ebv);
+                                    *o = alpha * n2 + off - slope * (ip + margin);
+                                }
+                            }
+                        }
+                    } else if s == 1 {
                         for (((o, &x), &n2), &wv) in kc.iter_mut().zip(a0).zip(f0c).zip(wc) {
                             let ip = wv * (2.0 * (bias + x as f32 * inv_a) - t.sum);
                             *o = alpha * n2 + off - slope * ip;
@@ -632,100 +654,11 @@ impl IndexRaBitQ {
                         }
                         let id = v0 + i;
                         if sel.is_none_or(|s| s.accepts(id as i64)) {
-                            heap.push(kc[i], id as i64);
-                        }
-                        i += 1;
-                    }
-                }
-            }
-            cb = ce;
-        }
-    }
-
-    /// Stage 1 + 2 over blocks `b0..b1` (module docs).
-    #[allow(clippy::too_many_arguments)]
-    fn scan_fast(
-        &self,
-        lvl: SimdLevel,
-        luts: &QuantizedLuts,
-        states: &[QueryState],
-        b0: usize,
-        b1: usize,
-        sel: Option<&IdSelector>,
-        heaps: &mut [TopK],
-    ) {
-        let m2 = luts.m2();
-        let bb = block_bytes(m2);
-        let n = self.ntotal;
-        let multi = self.codec.nbits() > 1;
-        let slope = self.codec.key_slope();
-        let l2 = self.metric() == Metric::L2;
-        let (f0, w1, e1) = (&self.factors[0], &self.factors[1], &self.factors[2]);
-        let eb_all = if multi { Some(&self.factors[4]) } else { None };
-        let mut acc = vec![0u16; MAX_GROUP * CHUNK * BBS];
-        let mut lb = vec![0f32; CHUNK * BBS];
-        let mut f = vec![0f32; self.codec.nf()];
-        let mut cb = b0;
-        while cb < b1 {
-            let ce = (cb + CHUNK).min(b1);
-            let v0 = cb * BBS;
-            let valid = (ce * BBS).min(n).saturating_sub(v0);
-            if valid == 0 {
-                break;
-            }
-            let per = (ce - cb) * BBS;
-            let chunk = &self.planes[0][cb * bb..ce * bb];
-            for (gi, group) in states.chunks(MAX_GROUP).enumerate() {
-                let qa = gi * MAX_GROUP;
-                let ng = group.len();
-                let tables = luts.luts(qa, ng);
-                let a = &mut acc[..ng * per];
-                accumulate_with(lvl, tables, ng, m2, chunk, a);
-                for (s, st) in group.iter().enumerate() {
-                    let qs = qa + s;
-                    let heap = &mut heaps[qs];
-                    let t = &st.terms;
-                    let (bias, inv_a) = (luts.bias(qs), 1.0 / luts.scale(qs));
-                    let eps_qn = self.epsilon * t.norm;
-                    let (alpha, off) = if l2 {
-                        (1.0, t.offset)
-                    } else {
-                        (-1.0, -t.offset)
-                    };
-                    let r = v0..v0 + valid;
-                    let (f0c, w1c) = (&f0[r.clone()], &w1[r.clone()]);
-                    let lbc = &mut lb[..valid];
-                    let ac = &a[s * per..s * per + valid];
-                    // lower bound of the final key of every vector of the chunk (vectorized)
-                    match eb_all {
-                        None => {
-                            for (((o, &x), &n2), &w) in lbc.iter_mut().zip(ac).zip(f0c).zip(w1c) {
-                                let s1 = bias + x as f32 * inv_a;
-                                let ip = w * (2.0 * s1 - t.sum);
-                                *o = alpha * n2 + off - slope * (ip + 2.0 * w * st.lut_err);
-                            }
-                        }
-                        Some(eb) => {
-                            let (e1c, ebc) = (&e1[r.clone()], &eb[r]);
-                            for (((((o, &x), &n2), &w), &ea), &eb) in
-                                lbc.iter_mut().zip(ac).zip(f0c).zip(w1c).zip(e1c).zip(ebc)
-                            {
-                                let s1 = bias + x as f32 * inv_a;
-                                let ip = w * (2.0 * s1 - t.sum);
-                                *o = alpha * n2 + off
-                                    - slope * (ip + 2.0 * w * st.lut_err + eps_qn * (ea + eb));
-                            }
-                        }
-                    }
-                    let mut i = 0;
-                    loop {
-                        i = find_below_with(lvl, lbc, i, heap.threshold());
-                        if i >= valid {
-                            break;
-                        }
-                        let id = v0 + i;
-                        if sel.is_none_or(|s| s.accepts(id as i64)) {
-                            let key = self.exact_key(t, id, &mut f);
+                            let key = if shortlist {
+                                kc[i]
+                            } else {
+                                self.exact_key(t, id, &mut f)
+                            };
                             heap.push(key, id as i64);
                         }
                         i += 1;
