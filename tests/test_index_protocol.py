@@ -73,6 +73,8 @@ CASES: dict[str, Callable[[], Any]] = {
     "RaBitQ": lambda: quanta.IndexRaBitQ(D),
     "RaBitQ4,IP": lambda: quanta.IndexRaBitQ(D, 4, "ip"),
     "RaBitQ2,RFlat": _factory("RaBitQ2,RFlat"),
+    "IVF8,RaBitQ": lambda: quanta.IndexIVFRaBitQ(D, 8),
+    "IVF8,RaBitQ4,IP": _factory("IVF8,RaBitQ4", "ip"),
     "SQ8": lambda: quanta.IndexScalarQuantizer(D, "8bit"),
     "SQ4": lambda: quanta.IndexScalarQuantizer(D, "4bit"),
     "SQfp16": lambda: quanta.IndexScalarQuantizer(D, "fp16"),

@@ -160,3 +160,61 @@ def test_bad_input_is_typed() -> None:
     bad[0, -4:] = np.frombuffer(np.float32(np.nan).tobytes(), np.uint8)
     with pytest.raises(quanta.InvalidArgumentError):
         c.decode(bad)
+
+
+def _ivf_pair(desc: str, d: int, metric: str, xb: Any, nprobe: int) -> tuple[Any, Any]:
+    ix = quanta.index_factory(d, desc, metric)
+    ix.train(xb)
+    ix.add(xb)
+    ix.nprobe = nprobe
+    fm = faiss.METRIC_INNER_PRODUCT if metric == "ip" else faiss.METRIC_L2
+    fx = faiss.index_factory(d, desc, fm)
+    fx.train(xb)
+    fx.add(xb)
+    faiss.extract_index_ivf(fx).nprobe = nprobe
+    return ix, fx
+
+
+@pytest.mark.parametrize("nbits", [1, 4])
+def test_ivf_rabitq_recall_not_worse_than_faiss_on_sift(nbits: int) -> None:
+    ds = quanta.datasets.load_demo()
+    xb, xq, gt = ds.base, ds.queries[:200], ds.gt[:200]
+    ix, fx = _ivf_pair(f"IVF32,RaBitQ{nbits}", 128, "l2", xb, 8)
+    assert isinstance(ix, quanta.IndexIVFRaBitQ) and ix.nbits == nbits
+    _, ids = ix.search(xq, K)
+    _, fids = fx.search(xq, K)
+    assert_recall_not_worse(
+        [overlap_at(ids, gt, K)], [overlap_at(fids, gt, K)], f"IVF32,RaBitQ{nbits} sift"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nbits", [1, 2, 4])
+def test_ivf_rabitq_recall_not_worse_than_faiss_on_minilm(shared_data: Path, nbits: int) -> None:
+    xb, xq, gt = _minilm(shared_data)
+    ix, fx = _ivf_pair(f"IVF128,RaBitQ{nbits}", 384, "ip", xb, 16)
+    _, ids = ix.search(xq, K)
+    _, fids = fx.search(xq, K)
+    assert_recall_not_worse(
+        [overlap_at(ids, gt, K)], [overlap_at(fids, gt, K)], f"IVF128,RaBitQ{nbits} minilm"
+    )
+
+
+def test_ivf_rabitq_codes_around_the_list_centroid_beat_one_global_mean() -> None:
+    # clustered data: coding each vector around its own list centroid (the point of the IVF
+    # variant) must not lose to the flat index's one global mean at equal bits (paired test)
+    rng = np.random.default_rng(3)
+    centres = rng.standard_normal((20, 64)).astype(np.float32) * 4
+    xb = (centres[rng.integers(0, 20, 6000)] + rng.standard_normal((6000, 64))).astype(np.float32)
+    xq = (centres[rng.integers(0, 20, 200)] + rng.standard_normal((200, 64))).astype(np.float32)
+    _, gt = brute_force(xb, xq, K)
+    ivf = quanta.IndexIVFRaBitQ(64, 20, 2)
+    ivf.train(xb)
+    ivf.add(xb)
+    flat = quanta.IndexRaBitQ(64, 2)
+    flat.k_factor = 0
+    flat.train(xb)
+    flat.add(xb)
+    _, i_ivf = ivf.search(xq, K, nprobe=20)
+    _, i_flat = flat.search(xq, K)
+    assert_recall_not_worse([overlap_at(i_ivf, gt, K)], [overlap_at(i_flat, gt, K)], "IVF vs flat")

@@ -30,7 +30,7 @@ from .io import deserialize_index, read_index, serialize_index, write_index
 from .ivf import IndexIVFFlat, IndexIVFPQ, IndexIVFPQFastScan
 from .lattice import E8Lattice, E8ShellCodec, IndexLattice, ZnSphereCodec
 from .pq import IndexPQ, ProductQuantizer
-from .rabitq import IndexRaBitQ, RaBitQ
+from .rabitq import IndexIVFRaBitQ, IndexRaBitQ, RaBitQ
 from .refine import IndexRefineFlat
 from .sq import IndexScalarQuantizer
 from .transform import IndexPreTransform, OPQMatrix
@@ -54,6 +54,7 @@ __all__ = [
     "IndexIVFFlat",
     "IndexIVFPQ",
     "IndexIVFPQFastScan",
+    "IndexIVFRaBitQ",
     "IndexLattice",
     "IndexPQ",
     "IndexPQFastScan",

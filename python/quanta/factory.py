@@ -7,6 +7,7 @@ Grammar (components separated by commas; numbers are decimal)::
 
     BODY := Flat | PQ{M}[x{nbits}] | PQ{M}x4fs | SQ{type} | RaBitQ[{nbits}][fs] | RaBitQfs[{nbits}]
           | IVF{nlist},Flat | IVF{nlist},PQ{M}[x{nbits}] | IVF{nlist},PQ{M}x4fs
+          | IVF{nlist},RaBitQ[{nbits}][fs]
 
 ``OPQ`` wraps the rest in :class:`~quanta.IndexPreTransform` with an
 :class:`~quanta.OPQMatrix` (the rest is built for ``d_out`` dimensions, default ``d``).
@@ -22,7 +23,8 @@ no such codes). ``x4fs`` builds the 4-bit fast-scan indexes (:class:`~quanta.Ind
 (a ``ValueError``) that lists this grammar.
 ``RaBitQ`` builds :class:`~quanta.IndexRaBitQ` (1 bit per dimension; ``RaBitQ4``: 4 bits); the
 ``fs`` spellings of faiss name the same index (quanta's RaBitQ always scans with fast-scan
-kernels).
+kernels). ``IVF{nlist},RaBitQ[{nbits}]`` builds :class:`~quanta.IndexIVFRaBitQ` (codes around
+each list's centroid; its ``fs`` spelling names the same index).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from .fastscan import IndexPQFastScan
 from .index import IndexFlat
 from .ivf import IndexIVFFlat, IndexIVFPQ, IndexIVFPQFastScan
 from .pq import IndexPQ
-from .rabitq import IndexRaBitQ
+from .rabitq import IndexIVFRaBitQ, IndexRaBitQ
 from .refine import IndexRefineFlat
 from .sq import IndexScalarQuantizer
 from .transform import IndexPreTransform, OPQMatrix
@@ -53,7 +55,8 @@ GRAMMAR = (
     "[OPQ{M}[_{d_out}],] BODY [,RFlat] with BODY one of Flat | PQ{M}[x{nbits}] | PQ{M}x4fs | "
     "RaBitQ[{nbits}][fs] | "
     "SQ8 | SQ4 | SQfp16 | SQbf16 | SQlm2 | SQlm3 | SQlm4 | "
-    "IVF{nlist},Flat | IVF{nlist},PQ{M}[x{nbits}] | IVF{nlist},PQ{M}x4fs; or BFlat (binary)"
+    "IVF{nlist},Flat | IVF{nlist},PQ{M}[x{nbits}] | IVF{nlist},PQ{M}x4fs | "
+    "IVF{nlist},RaBitQ[{nbits}]; or BFlat (binary)"
 )
 
 
@@ -107,6 +110,9 @@ def _body(d: int, parts: list[str], metric: str) -> Any:
                 return IndexIVFFlat(d, nlist, metric)
             if parts[1].startswith("PQ"):
                 return _pq_body(d, parts[1], metric, nlist)
+            if (r := _RABITQ.fullmatch(parts[1])) is not None:
+                bits = r.group(1) or r.group(3)
+                return IndexIVFRaBitQ(d, nlist, int(bits) if bits else 1, metric)
     raise InvalidArgumentError(f"unknown index description {','.join(parts)!r}; grammar: {GRAMMAR}")
 
 

@@ -20,8 +20,9 @@ from ._validation import as_float_matrix, as_int, positive_int
 from .base import Index
 from .exceptions import DTypeError, InvalidArgumentError, ShapeError
 from .index import check_metric
+from .ivf import _IndexIVF
 
-__all__ = ["IndexRaBitQ", "RaBitQ", "failure_probability"]
+__all__ = ["IndexIVFRaBitQ", "IndexRaBitQ", "RaBitQ", "failure_probability"]
 
 _F32 = npt.NDArray[np.float32]
 
@@ -203,3 +204,69 @@ class IndexRaBitQ(Index):
 
     def _repr_fields(self) -> str:
         return f"nbits={self.nbits}, k_factor={self.k_factor}, scan_planes={self.scan_planes}"
+
+
+class IndexIVFRaBitQ(_IndexIVF):
+    """Inverted file over RaBitQ codes (faiss ``IndexIVFRaBitQ``; factory
+    ``IVF{nlist},RaBitQ[{nbits}]``), ``nbits`` 1..8 bits per dimension.
+
+    Each vector is coded around its list's centroid, not one global mean: the estimator's
+    error scales with ``|x - c| * |q - c|``, smaller for the list's own centroid. The codec
+    needs no training (``train`` trains the coarse quantizer only). Distances are the RaBitQ
+    estimates; with ``nbits > 1`` the sign plane's estimate and its error bound
+    (:attr:`epsilon` standard deviations) skip the vectors that cannot enter the top-k before
+    their lower planes are read.
+    """
+
+    _kind = "IndexIVFRaBitQ"
+
+    def __init__(
+        self, d: int, nlist: int, nbits: int = 1, metric: str = "l2", seed: int = 1234
+    ) -> None:
+        self._index = _core.IndexIVFRaBitQ(
+            positive_int(d, "d"),
+            positive_int(nlist, "nlist"),
+            as_int(nbits, "nbits", 1, 8),
+            check_metric(metric),
+            _seed(seed),
+        )
+
+    @classmethod
+    def from_centroids(
+        cls, centroids: Any, nbits: int = 1, metric: str = "l2", seed: int = 1234
+    ) -> IndexIVFRaBitQ:
+        """Trained, empty index around given coarse centroids ``(nlist, d)``."""
+        c = as_float_matrix(centroids, "centroids")
+        core = _core.IndexIVFRaBitQ.from_centroids(
+            c, as_int(nbits, "nbits", 1, 8), check_metric(metric), _seed(seed)
+        )
+        return cls._wrap(core)
+
+    def train(
+        self, x: Any, niter: int | None = None, seed: int | None = None, *, verbose: bool = False
+    ) -> None:
+        """k-means of ``x`` into ``nlist`` coarse centroids (faiss IVF defaults: ``niter=10``,
+        ``seed=1234``, 256 points per centroid)."""
+        self._train(x, niter, seed, verbose)
+
+    @property
+    def nbits(self) -> int:
+        """Bits per dimension."""
+        return int(self._index.nbits)
+
+    @property
+    def code_size(self) -> int:
+        """Bytes per vector: bit planes + correction factors."""
+        return int(self._index.code_size)
+
+    @property
+    def epsilon(self) -> float:
+        """Standard deviations of the multi-bit pruning bound (default 1.9); saved."""
+        return float(self._index.epsilon)
+
+    @epsilon.setter
+    def epsilon(self, value: float) -> None:
+        self._index.epsilon = _epsilon(value)
+
+    def _repr_fields(self) -> str:
+        return f"{super()._repr_fields()}, nbits={self.nbits}"

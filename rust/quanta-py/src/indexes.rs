@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 use pyo3::PyClassInitializer;
 use quanta_core::index::{IndexFlat, IndexIDMap, IndexPreTransform, IndexRefineFlat};
 use quanta_core::io::Persist;
-use quanta_core::ivf::{IndexIVFFlat, IndexIVFPQ, IndexIVFPQFastScan};
+use quanta_core::ivf::{IndexIVFFlat, IndexIVFPQ, IndexIVFPQFastScan, IndexIVFRaBitQ};
 use quanta_core::Metric;
 
 /// `d` as a dimension `>= 1`.
@@ -45,6 +45,7 @@ pub fn wrap_subclass(py: Python<'_>, base: PyIndex) -> PyResult<Py<PyAny>> {
         IndexIVFFlat => crate::ivf::PyIndexIVFFlat,
         IndexIVFPQ => crate::ivf::PyIndexIVFPQ,
         IndexIVFPQFastScan => crate::ivf::PyIndexIVFPQFastScan,
+        IndexIVFRaBitQ => crate::ivf::PyIndexIVFRaBitQ,
     }
     Ok(Py::new(py, init)?.into_any())
 }

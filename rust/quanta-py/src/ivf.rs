@@ -1,6 +1,6 @@
-//! Inverted-file classes: `IndexIVFFlat`, `IndexIVFPQ`, `IndexIVFPQFastScan`. Each extends
-//! `Index` (`base.rs`, which carries add / search / range_search / remove_ids / files) and adds
-//! only its constructors, its `train` with the k-means settings as keywords, and its getters.
+//! Inverted-file classes: `IndexIVFFlat`, `IndexIVFPQ`, `IndexIVFPQFastScan`,
+//! `IndexIVFRaBitQ`. Each extends `Index` (`base.rs`, which carries add / search /
+//! range_search / remove_ids / files) and adds only its constructors, its `train` with the k-means settings as keywords, and its getters.
 
 use crate::arrays::{check_dim, f32_matrix, matrix_f32, matrix_u8};
 use crate::base::{positive, PyIndex};
@@ -12,7 +12,9 @@ use numpy::{PyArray1, PyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::PyClassInitializer;
 use quanta_core::index::Index;
-use quanta_core::ivf::{IndexIVFFlat, IndexIVFPQ, IndexIVFPQFastScan, IvfTrainParams};
+use quanta_core::ivf::{
+    IndexIVFFlat, IndexIVFPQ, IndexIVFPQFastScan, IndexIVFRaBitQ, IvfTrainParams,
+};
 use quanta_core::pq::PqTrainParams;
 use quanta_core::Metric;
 
@@ -358,5 +360,94 @@ ivf_methods! {
             .concrete_mut::<IndexIVFPQFastScan>()?
             .set_k_factor(kf)
             .py()
+    }
+}
+
+/// Inverted file over RaBitQ codes, each vector coded around its list centroid (faiss
+/// IndexIVFRaBitQ, `nbits` 1..=8).
+#[pyclass(extends = PyIndex, name = "IndexIVFRaBitQ", module = "quanta._core")]
+pub struct PyIndexIVFRaBitQ;
+
+ivf_methods! {
+    PyIndexIVFRaBitQ,
+    IndexIVFRaBitQ,
+    #[new]
+    #[pyo3(signature = (d, nlist, nbits=1, metric="l2", seed=1234))]
+    fn new(d: i64, nlist: i64, nbits: i64, metric: &str, seed: u64) -> PyResult<(Self, PyIndex)> {
+        let metric = Metric::parse(metric).py()?;
+        let nbits = positive(nbits, "nbits")?;
+        let inner = IndexIVFRaBitQ::new(dim(d)?, positive(nlist, "nlist")?, nbits, metric, seed)
+            .py()?;
+        Ok((PyIndexIVFRaBitQ, PyIndex { inner: Box::new(inner) }))
+    }
+
+    /// Trained, empty index around coarse centroids `(nlist, d)`.
+    #[staticmethod]
+    #[pyo3(signature = (centroids, nbits=1, metric="l2", seed=1234))]
+    fn from_centroids(
+        py: Python<'_>,
+        centroids: &Bound<'_, PyAny>,
+        nbits: i64,
+        metric: &str,
+        seed: u64,
+    ) -> PyResult<Py<Self>> {
+        let c = f32_matrix(centroids, "centroids")?;
+        let d = c.shape()[1];
+        let metric = Metric::parse(metric).py()?;
+        let nbits = positive(nbits, "nbits")?;
+        let inner = IndexIVFRaBitQ::from_centroids(c.as_slice()?, d, nbits, metric, seed).py()?;
+        new_object(py, PyIndexIVFRaBitQ, inner)
+    }
+
+    /// Train the coarse quantizer (the codec needs none); keywords left out keep the index's
+    /// defaults. Returns the k-means warnings.
+    #[pyo3(signature = (x, *, niter=None, seed=None, progress=None))]
+    fn train(
+        mut slf: PyRefMut<'_, Self>,
+        py: Python<'_>,
+        x: &Bound<'_, PyAny>,
+        niter: Option<i64>,
+        seed: Option<u64>,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<Vec<String>> {
+        let idx = slf.as_super().concrete_mut::<IndexIVFRaBitQ>()?;
+        let p = coarse_params(idx.train_params(), niter, seed)?;
+        let x = f32_matrix(x, "x")?;
+        check_dim(&x, idx.d(), "x")?;
+        let xs = x.as_slice()?;
+        run_released(py, progress, |ctl| idx.train(xs, &p, ctl))
+    }
+
+    #[getter]
+    fn nbits(slf: PyRef<'_, Self>) -> PyResult<usize> {
+        Ok(slf.as_super().concrete::<IndexIVFRaBitQ>()?.nbits())
+    }
+
+    /// Bytes per stored code (bit planes and correction factors).
+    #[getter]
+    fn code_size(slf: PyRef<'_, Self>) -> PyResult<usize> {
+        Ok(slf.as_super().concrete::<IndexIVFRaBitQ>()?.code_size())
+    }
+
+    /// ε₀ of the multi-bit pruning bound (saved with the index).
+    #[getter]
+    fn epsilon(slf: PyRef<'_, Self>) -> PyResult<f32> {
+        Ok(slf.as_super().concrete::<IndexIVFRaBitQ>()?.epsilon())
+    }
+
+    #[setter(epsilon)]
+    fn set_epsilon(mut slf: PyRefMut<'_, Self>, v: f32) -> PyResult<()> {
+        slf.as_super().concrete_mut::<IndexIVFRaBitQ>()?.set_epsilon(v).py()
+    }
+
+    /// Codes of list `l` `(size, code_size)` in the standalone RaBitQ layout (a copy).
+    fn list_codes<'py>(
+        slf: PyRef<'py, Self>,
+        py: Python<'py>,
+        l: i64,
+    ) -> PyResult<Bound<'py, PyArray2<u8>>> {
+        let il = slf.as_super().concrete::<IndexIVFRaBitQ>()?.invlists();
+        let l = list_number(l, il.nlist())?;
+        matrix_u8(py, il.codes(l).to_vec(), il.list_len(l), il.code_len())
     }
 }

@@ -48,6 +48,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ivf::PyIndexIVFFlat>()?;
     m.add_class::<ivf::PyIndexIVFPQ>()?;
     m.add_class::<ivf::PyIndexIVFPQFastScan>()?;
+    m.add_class::<ivf::PyIndexIVFRaBitQ>()?;
     m.add_class::<fastscan::PyIndexPQFastScan>()?;
     m.add_class::<rabitq::PyRaBitQ>()?;
     m.add_class::<rabitq::PyIndexRaBitQ>()?;

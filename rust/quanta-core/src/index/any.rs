@@ -9,7 +9,7 @@ use crate::control::Control;
 use crate::distance::Metric;
 use crate::error::{Error, Result};
 use crate::io::{FileReader, FileWriter, Persist};
-use crate::ivf::{IndexIVFFlat, IndexIVFPQ, IndexIVFPQFastScan};
+use crate::ivf::{IndexIVFFlat, IndexIVFPQ, IndexIVFPQFastScan, IndexIVFRaBitQ};
 use crate::validate::{check_batch, check_radius};
 use std::any::Any;
 use std::fmt;
@@ -231,6 +231,7 @@ pub fn read_any(r: &FileReader) -> Result<AnyIndex> {
         IndexIVFFlat::KIND => load::<IndexIVFFlat>,
         IndexIVFPQ::KIND => load::<IndexIVFPQ>,
         IndexIVFPQFastScan::KIND => load::<IndexIVFPQFastScan>,
+        IndexIVFRaBitQ::KIND => load::<IndexIVFRaBitQ>,
         other => {
             return Err(r.err(format!(
                 "holds an index of kind {other:?}, which is not a float-vector index this \

@@ -21,6 +21,7 @@ mod flat;
 mod lists;
 mod pq;
 mod pq_grouped;
+mod rabitq;
 #[cfg(test)]
 mod tests;
 
@@ -29,6 +30,7 @@ pub use fastscan::IndexIVFPQFastScan;
 pub use flat::IndexIVFFlat;
 pub use lists::InvertedLists;
 pub use pq::IndexIVFPQ;
+pub use rabitq::IndexIVFRaBitQ;
 
 use crate::control::Control;
 use crate::distance::{assign_nearest, result_len, row_norms, Metric};

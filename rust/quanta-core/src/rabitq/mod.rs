@@ -136,6 +136,14 @@ impl RaBitQ {
         })
     }
 
+    /// A codec around the origin, trained as it is: the inverted-file index codes each vector
+    /// around its list's centroid instead ([`RaBitQ::encode_around`]).
+    pub fn around_origin(d: usize, nbits: usize, metric: Metric, seed: u64) -> Result<Self> {
+        let mut c = Self::new(d, nbits, metric, seed)?;
+        c.trained = true;
+        Ok(c)
+    }
+
     /// Dimension.
     pub fn d(&self) -> usize {
         self.d
@@ -223,6 +231,18 @@ impl RaBitQ {
 
     /// Encode `x` (n × d, checked by the caller: finite, whole rows). Parallel over rows.
     pub fn encode_unchecked(&self, x: &[f32], ctl: &Control) -> Result<Encoded> {
+        self.encode_around(x, &|_| &self.centroid[..], ctl)
+    }
+
+    /// Encode every row `i` of `x` (checked by the caller) as the residual from
+    /// `centroid_of(i)` (d values) instead of the codec's centroid: the inverted-file index
+    /// codes each vector around its list's centroid.
+    pub fn encode_around<'c>(
+        &self,
+        x: &[f32],
+        centroid_of: &(dyn Fn(usize) -> &'c [f32] + Sync),
+        ctl: &Control,
+    ) -> Result<Encoded> {
         let (d, m, nf, eb) = (self.d, self.m(), self.nf(), self.ex_bytes());
         let n = x.len() / d;
         let mut out = Encoded {
@@ -251,8 +271,9 @@ impl RaBitQ {
                 let rows = signs.len() / m;
                 let xs = &x[t * ROWS * d..(t * ROWS + rows) * d];
                 let mut r = vec![0f32; rows * d];
-                for (ri, xi) in r.chunks_exact_mut(d).zip(xs.chunks_exact(d)) {
-                    for ((a, &b), &c) in ri.iter_mut().zip(xi).zip(&self.centroid) {
+                for (i, (ri, xi)) in r.chunks_exact_mut(d).zip(xs.chunks_exact(d)).enumerate() {
+                    let c = centroid_of(t * ROWS + i);
+                    for ((a, &b), &c) in ri.iter_mut().zip(xi).zip(c) {
                         *a = b - c;
                     }
                 }
@@ -273,7 +294,7 @@ impl RaBitQ {
                     };
                     let rc: f32 = r[i * d..(i + 1) * d]
                         .iter()
-                        .zip(&self.centroid)
+                        .zip(centroid_of(t * ROWS + i))
                         .map(|(a, b)| a * b)
                         .sum();
                     self.encode_one(
@@ -381,6 +402,14 @@ impl RaBitQ {
             }
         };
         self.rotation.apply_one(res, rot);
+        self.terms_of_rotated(rot, offset)
+    }
+
+    /// The terms of a query whose rotated residual `P (q − c)` is `rot` (d values) and whose
+    /// offset (see [`QueryTerms::offset`]) is given: the inverted-file index rotates each
+    /// query and each list centroid once and forms `P q − P c` per probed list (the rotation
+    /// is linear), d operations instead of d² per list.
+    pub fn terms_of_rotated(&self, rot: &[f32], offset: f32) -> QueryTerms {
         let m = self.m();
         let mut table = vec![0f32; m * 16];
         for g in 0..m {
