@@ -1,0 +1,1 @@
+"""faiss ``contrib`` helpers: :mod:`quanta.faiss.contrib.torch_utils`."""
