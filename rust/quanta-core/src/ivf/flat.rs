@@ -165,25 +165,11 @@ impl Index for IndexIVFFlat {
     crate::index_forward!(IndexIVFFlat;
         ntotal, is_trained, add, add_with_ids, reconstruct, reset, is_mapped);
 
-    fn d(&self) -> usize {
-        self.base.d
-    }
-    fn metric(&self) -> Metric {
-        self.base.metric
-    }
+    ivf_base_forward!(IndexIVFFlat);
+
     fn train(&mut self, x: &[f32], ctl: &Control) -> Result<Vec<String>> {
         let p = self.train_params.clone();
         IndexIVFFlat::train(self, x, &p, ctl)
-    }
-    fn search(
-        &self,
-        q: &[f32],
-        k: usize,
-        params: &SearchParams,
-        ctl: &Control,
-    ) -> Result<SearchResult> {
-        let nprobe = params.nprobe_or(self.base.nprobe)?;
-        IndexIVFFlat::search(self, q, k, nprobe, params.selector.as_ref(), ctl)
     }
     fn range_search(
         &self,
@@ -198,12 +184,6 @@ impl Index for IndexIVFFlat {
             .range_search(q, radius, nprobe, params.selector.as_ref(), ctl, |x, _| {
                 self.scanner(x, lvl)
             })
-    }
-    fn remove_ids(&mut self, sel: &IdSelector) -> Result<usize> {
-        Ok(self.base.lists.remove_where(|id| sel.accepts(id)))
-    }
-    fn stores_ids(&self) -> bool {
-        true
     }
 }
 

@@ -16,6 +16,38 @@
 //! probed lists is a candidate, hence the result holds `min(k, allowed entries in the probed
 //! lists)` hits (the rest is `-1` padding). The filter does not change which lists are probed.
 
+/// The [`Index`](crate::index::Index) methods every IVF index that owns an [`IvfBase`] as
+/// `base` shares word for word: `d` and `metric` from the base, `search` with the saved
+/// `nprobe` unless the parameters override it (forwarding to the inherent
+/// `search(q, k, nprobe, sel, ctl)`), `remove_ids` on the lists, and stored ids. An index's
+/// `impl Index` then holds only what differs (training, range search).
+macro_rules! ivf_base_forward {
+    ($ty:ty) => {
+        fn d(&self) -> usize {
+            self.base.d
+        }
+        fn metric(&self) -> $crate::distance::Metric {
+            self.base.metric
+        }
+        fn search(
+            &self,
+            q: &[f32],
+            k: usize,
+            params: &$crate::index::SearchParams,
+            ctl: &$crate::Control,
+        ) -> $crate::Result<$crate::index::SearchResult> {
+            let nprobe = params.nprobe_or(self.base.nprobe)?;
+            <$ty>::search(self, q, k, nprobe, params.selector.as_ref(), ctl)
+        }
+        fn remove_ids(&mut self, sel: &$crate::index::IdSelector) -> $crate::Result<usize> {
+            Ok(self.base.lists.remove_where(|id| sel.accepts(id)))
+        }
+        fn stores_ids(&self) -> bool {
+            true
+        }
+    };
+}
+
 mod fastscan;
 mod flat;
 mod lists;

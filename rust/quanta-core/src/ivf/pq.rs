@@ -634,25 +634,11 @@ impl Index for IndexIVFPQ {
     crate::index_forward!(IndexIVFPQ;
         ntotal, is_trained, add, add_with_ids, reconstruct, reset, is_mapped);
 
-    fn d(&self) -> usize {
-        self.base.d
-    }
-    fn metric(&self) -> Metric {
-        self.base.metric
-    }
+    ivf_base_forward!(IndexIVFPQ);
+
     fn train(&mut self, x: &[f32], ctl: &Control) -> Result<Vec<String>> {
         let (cp, pp) = (self.train_params.clone(), self.pq_train_params.clone());
         IndexIVFPQ::train(self, x, &cp, &pp, ctl)
-    }
-    fn search(
-        &self,
-        q: &[f32],
-        k: usize,
-        params: &SearchParams,
-        ctl: &Control,
-    ) -> Result<SearchResult> {
-        let nprobe = params.nprobe_or(self.base.nprobe)?;
-        IndexIVFPQ::search(self, q, k, nprobe, params.selector.as_ref(), ctl)
     }
     fn range_search(
         &self,
@@ -671,12 +657,6 @@ impl Index for IndexIVFPQ {
             .range_search(q, radius, nprobe, sel, ctl, |x, old| {
                 self.scanner(x, lvl, old)
             })
-    }
-    fn remove_ids(&mut self, sel: &IdSelector) -> Result<usize> {
-        Ok(self.base.lists.remove_where(|id| sel.accepts(id)))
-    }
-    fn stores_ids(&self) -> bool {
-        true
     }
 }
 

@@ -400,25 +400,11 @@ impl Index for IndexIVFRaBitQ {
     crate::index_forward!(IndexIVFRaBitQ;
         ntotal, is_trained, add, add_with_ids, reconstruct, reset, is_mapped);
 
-    fn d(&self) -> usize {
-        self.base.d
-    }
-    fn metric(&self) -> Metric {
-        self.base.metric
-    }
+    ivf_base_forward!(IndexIVFRaBitQ);
+
     fn train(&mut self, x: &[f32], ctl: &Control) -> Result<Vec<String>> {
         let p = self.train_params.clone();
         IndexIVFRaBitQ::train(self, x, &p, ctl)
-    }
-    fn search(
-        &self,
-        q: &[f32],
-        k: usize,
-        params: &SearchParams,
-        ctl: &Control,
-    ) -> Result<SearchResult> {
-        let nprobe = params.nprobe_or(self.base.nprobe)?;
-        IndexIVFRaBitQ::search(self, q, k, nprobe, params.selector.as_ref(), ctl)
     }
     fn range_search(
         &self,
@@ -437,12 +423,6 @@ impl Index for IndexIVFRaBitQ {
             ctl,
             |x, prev| self.scanner(q, &rq, x, prev),
         )
-    }
-    fn remove_ids(&mut self, sel: &IdSelector) -> Result<usize> {
-        Ok(self.base.lists.remove_where(|id| sel.accepts(id)))
-    }
-    fn stores_ids(&self) -> bool {
-        true
     }
 }
 
