@@ -218,3 +218,23 @@ def test_ivf_rabitq_codes_around_the_list_centroid_beat_one_global_mean() -> Non
     _, i_ivf = ivf.search(xq, K, nprobe=20)
     _, i_flat = flat.search(xq, K)
     assert_recall_not_worse([overlap_at(i_ivf, gt, K)], [overlap_at(i_flat, gt, K)], "IVF vs flat")
+
+
+def test_ivf_rabitq_bad_input_is_typed() -> None:
+    with pytest.raises(quanta.InvalidArgumentError, match="nbits"):
+        quanta.IndexIVFRaBitQ(16, 4, 9)
+    with pytest.raises(quanta.InvalidArgumentError, match="nlist"):
+        quanta.IndexIVFRaBitQ(16, 0)
+    with pytest.raises(quanta.InvalidArgumentError, match="metric"):
+        quanta.IndexIVFRaBitQ(16, 4, metric="cos")
+    ix = quanta.IndexIVFRaBitQ(16, 4, 2)
+    with pytest.raises(quanta.InvalidArgumentError, match="epsilon"):
+        ix.epsilon = -1.0
+    with pytest.raises(quanta.NotTrainedError):
+        ix.add(np.zeros((2, 16), np.float32))
+    xb = np.random.default_rng(0).standard_normal((64, 16)).astype(np.float32)
+    ix.train(xb)
+    with pytest.raises(quanta.InvalidArgumentError):
+        ix.add(np.full((2, 16), np.nan, np.float32))
+    with pytest.raises(quanta.ShapeError):
+        ix.search(np.zeros((2, 15), np.float32), 1)
