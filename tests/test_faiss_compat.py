@@ -29,6 +29,7 @@ from _support import assert_recall_not_worse, brute_force, overlap_at
 real_faiss = pytest.importorskip("faiss")
 # both libraries warn that 2000 points are few for 256 PQ centroids: expected here
 pytestmark = pytest.mark.filterwarnings("ignore:.*training points:UserWarning")
+import quanta  # noqa: E402
 import quanta.faiss as qfaiss  # noqa: E402
 
 D_, NB, NQ, K = 32, 2000, 200, 10
@@ -400,12 +401,16 @@ def test_write_index_to_bytesio_directly() -> None:
 def test_read_index_mmap(tmp_path: Any) -> None:
     index = qfaiss.IndexFlatL2(D_)
     index.add(XB)
-    qfaiss.write_index(index, str(tmp_path / "x.idx"))
-    back = qfaiss.read_index(
-        str(tmp_path / "x.idx"), qfaiss.IO_FLAG_MMAP | qfaiss.IO_FLAG_READ_ONLY
-    )
+    # a quanta file is mapped; a faiss file (what qfaiss.write_index writes) is read into memory
+    quanta.write_index(index._q, str(tmp_path / "x.idx"))
+    qfaiss.write_index(index, str(tmp_path / "x.faiss"))
+    flags = qfaiss.IO_FLAG_MMAP | qfaiss.IO_FLAG_READ_ONLY
+    back = qfaiss.read_index(str(tmp_path / "x.idx"), flags)
     assert back.is_mapped
     same_knn(index.search(XQ, K), back.search(XQ, K))
+    from_faiss = qfaiss.read_index(str(tmp_path / "x.faiss"), flags)
+    assert not from_faiss.is_mapped
+    same_knn(index.search(XQ, K), from_faiss.search(XQ, K))
     with pytest.raises(NotImplementedError):
         qfaiss.read_index(str(tmp_path / "x.idx"), qfaiss.IO_FLAG_ONDISK_SAME_DIR)
 

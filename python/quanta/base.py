@@ -100,12 +100,19 @@ def _ids_or_mask(f: Any, name: str) -> tuple[Any, Any]:
         if a.ndim != 1:
             raise DTypeError(f"{name} as a mask must be 1-D bool, got shape {a.shape}")
         return None, np.ascontiguousarray(a)
-    if a.dtype != np.int64:
+    if a.dtype.kind not in "iu":
         raise DTypeError(
             f"{name} must be an int64 array of ids or a bool mask indexed by id, "
             f"got dtype {a.dtype}"
         )
     return as_ids(a, name), None
+
+
+def _file_format(value: Any) -> str:
+    """``"quanta"`` or ``"faiss"``, the two index file formats."""
+    if value not in ("quanta", "faiss"):
+        raise InvalidArgumentError(f"format must be 'quanta' or 'faiss', got {value!r}")
+    return str(value)
 
 
 class CoreWrapper:
@@ -163,12 +170,19 @@ class CoreWrapper:
         idv, mask = _ids_or_mask(np.atleast_1d(to_numpy(ids, "ids")), "ids")
         return int(self._index.remove_ids(ids=idv, mask=mask))
 
-    def serialize(self) -> bytes:
-        """The index file in memory (the checksummed quanta format)."""
+    def serialize(self, format: str = "quanta") -> bytes:
+        """The index file in memory: the checksummed quanta format, or with
+        ``format="faiss"`` the file faiss's ``read_index`` loads (for the kinds in
+        :data:`quanta.io.FAISS_KINDS`; others raise :class:`~quanta.InvalidArgumentError`)."""
+        if _file_format(format) == "faiss":
+            return bytes(self._index.serialize_faiss())
         return bytes(self._index.serialize())
 
-    def _write_index(self, path: str) -> None:
-        self._index.write(path)
+    def _write_index(self, path: str, format: str = "quanta") -> None:
+        if _file_format(format) == "faiss":
+            self._index.write_faiss(path)
+        else:
+            self._index.write(path)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"quanta_index": self.serialize()}

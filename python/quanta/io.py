@@ -31,6 +31,7 @@ from . import _core
 from .exceptions import DTypeError, FormatError
 
 __all__ = [
+    "FAISS_KINDS",
     "PathLike",
     "deserialize_index",
     "read_index",
@@ -42,6 +43,11 @@ __all__ = [
 
 PathLike = Union[str, "os.PathLike[str]"]
 """A file path: ``str`` or ``pathlib.Path`` (any ``os.PathLike[str]``)."""
+
+FAISS_KINDS: frozenset[str] = frozenset(_core.FAISS_KINDS)
+"""Index kinds that ``format="faiss"`` can write (faiss's IndexFlat, IndexPQ, IndexPQFastScan,
+IndexIVFFlat, IndexIVFPQ, IndexIVFPQFastScan, IndexIDMap2, IndexPreTransform with OPQ,
+IndexRefineFlat, IndexBinaryFlat / IndexBinaryIDMap2); every one of them is also read back."""
 
 IndexReader = Callable[[str, bool], Any]
 """``reader(path, mmap)`` returning the loaded index."""
@@ -76,12 +82,13 @@ def read_index_kind(path: PathLike) -> str:
     return _core.read_index_kind(_path(path))
 
 
-def serialize_index(index: Any) -> bytes:
-    """The file of ``index`` as ``bytes`` (what :func:`write_index` would write)."""
+def serialize_index(index: Any, format: str = "quanta") -> bytes:
+    """The file of ``index`` as ``bytes`` (what :func:`write_index` would write), in quanta's
+    format or, with ``format="faiss"``, in faiss's."""
     ser = getattr(index, "serialize", None)
     if not callable(ser):
         raise DTypeError(f"cannot serialize a {type(index).__name__}: not a quanta index")
-    out: bytes = ser()
+    out: bytes = ser(format=format) if format != "quanta" else ser()
     return out
 
 
@@ -111,26 +118,35 @@ def _is_file(obj: Any, method: str) -> bool:
     return not isinstance(obj, (str, bytes, os.PathLike)) and callable(getattr(obj, method, None))
 
 
-def write_index(index: Any, path: Any) -> None:
+def write_index(index: Any, path: Any, format: str = "quanta") -> None:
     """Save ``index`` to ``path`` atomically (``path`` then holds the old file or the new one),
     or to a binary file object (anything with ``write``).
+
+    ``format="faiss"`` writes the file faiss's ``read_index`` (``read_index_binary`` for
+    binary indexes) loads, for the kinds in :data:`FAISS_KINDS`; :func:`read_index` reads
+    both formats.
 
     Raises :class:`~quanta.exceptions.FormatError` (an ``OSError``) if it cannot be written,
     e.g. when the directory does not exist; no partial or temporary file is left behind.
     """
     if _is_file(path, "write"):
-        path.write(serialize_index(index))
+        path.write(serialize_index(index, format))
         return
     p = _path(path)
     write = getattr(index, "_write_index", None)
     if not callable(write):
         raise DTypeError(f"cannot write a {type(index).__name__}: not a quanta index")
-    write(p)
+    if format != "quanta":
+        write(p, format=format)
+    else:
+        write(p)
 
 
 def read_index(path: Any, mmap: bool = False) -> Any:
     """Load the index saved at ``path`` (or read from a binary file object), as an instance
-    of the class that wrote it.
+    of the class that wrote it. faiss index files (``faiss.write_index`` /
+    ``write_index_binary``) are recognized and loaded as the equivalent quanta index (see
+    :data:`FAISS_KINDS`); they are read into memory (``mmap`` applies to quanta files).
 
     With ``mmap=True`` (paths only) the index data stays in the memory-mapped file until the
     index is modified; see the module documentation. Raises
@@ -146,6 +162,9 @@ def read_index(path: Any, mmap: bool = False) -> Any:
     from .binary_base import IndexBinary
 
     p = _path(path)
+    if _core.is_faiss_file(p):
+        # faiss files hold faiss classes: each maps to one quanta class (quanta_core::io::faiss)
+        return _from_core(_core.read_index(p, False))
     kind = _core.read_index_kind(p)
     classes = set(Index._classes) | set(IndexBinary._classes)
     if kind in classes:

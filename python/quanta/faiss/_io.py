@@ -1,7 +1,10 @@
-"""faiss's I/O names over quanta's checksummed index files.
+"""faiss's I/O names, in faiss's file format.
 
-Files are quanta's format, not faiss's: ``quanta.faiss.read_index`` reads what quanta wrote
-(``quanta.write_index`` or this module), not a file written by faiss.
+``write_index`` / ``serialize_index`` write the file faiss's own ``read_index`` loads, for
+every kind faiss has a format for (``quanta.io.FAISS_KINDS``: flat, PQ, PQ fast scan, IVF
+flat/PQ/PQ fast scan, id maps, OPQ pre-transforms, refine-flat, binary flat); quanta-only
+kinds (RaBitQ, lattices, ...) are written in quanta's format. ``read_index`` reads both
+formats, faiss's from faiss-cpu itself included.
 """
 
 from __future__ import annotations
@@ -57,12 +60,20 @@ def _q(index: Any) -> Any:
     return index._q if isinstance(index, Index) else index
 
 
+def _format(index: Any) -> str:
+    """faiss's format where faiss has one for the kind, else quanta's."""
+    core = getattr(index, "_index", None)
+    return "faiss" if getattr(core, "kind", None) in quanta.io.FAISS_KINDS else "quanta"
+
+
 def write_index(index: Any, f: Any, io_flags: int = 0) -> None:
     """Save to a path, a binary file object or a :class:`PyCallbackIOWriter`."""
     if isinstance(f, PyCallbackIOWriter):
-        f.callback(quanta.serialize_index(_q(index)))
+        q = _q(index)
+        f.callback(quanta.serialize_index(q, format=_format(q)))
     else:
-        quanta.write_index(_q(index), f)
+        q = _q(index)
+        quanta.write_index(q, f, format=_format(q))
 
 
 def read_index(f: Any, io_flags: int = 0) -> Any:
@@ -91,7 +102,9 @@ def read_index(f: Any, io_flags: int = 0) -> Any:
 
 def serialize_index(index: Any) -> npt.NDArray[np.uint8]:
     """The index file as a uint8 array (as faiss)."""
-    return np.frombuffer(quanta.serialize_index(_q(index)), dtype=np.uint8).copy()
+    q = _q(index)
+    data = quanta.serialize_index(q, format=_format(q))
+    return np.frombuffer(data, dtype=np.uint8).copy()
 
 
 def deserialize_index(data: Any, io_flags: int = 0) -> Any:

@@ -301,20 +301,27 @@ impl PyIndex {
 
 crate::shared::shared_index_methods!(PyIndex, wrap);
 
-/// Load any index file (float or binary) from `path`, as the class that wrote it.
+/// Load any index file (float or binary; quanta's format or faiss's) from `path`, as the
+/// class that wrote it. faiss files are read into memory (`mmap` applies to quanta files).
 #[pyfunction]
 #[pyo3(signature = (path, mmap=false))]
 pub fn read_index(py: Python<'_>, path: PathBuf, mmap: bool) -> PyResult<Py<PyAny>> {
     let loaded = run_released(py, None, |_| {
+        if quanta_core::io::faiss::is_faiss_file(&path) {
+            return quanta_core::io::faiss::read_faiss_file(&path);
+        }
         read_index_file(&quanta_core::io::FileReader::open(&path, mmap)?)
     })?;
     wrap_loaded(py, loaded)
 }
 
-/// Load an index from the bytes of `Index.serialize()`.
+/// Load an index from the bytes of `Index.serialize()` (or of a faiss index file).
 #[pyfunction]
 pub fn deserialize_index(py: Python<'_>, data: &[u8]) -> PyResult<Py<PyAny>> {
     let loaded = run_released(py, None, |_| {
+        if quanta_core::io::faiss::is_faiss(data) {
+            return quanta_core::io::faiss::read_faiss_bytes(data, "<bytes>");
+        }
         read_index_file(&quanta_core::io::FileReader::from_bytes(data)?)
     })?;
     wrap_loaded(py, loaded)

@@ -9,3 +9,10 @@ use std::path::PathBuf;
 pub fn read_index_kind(py: Python<'_>, path: PathBuf) -> PyResult<String> {
     run_released(py, None, |_| quanta_core::io::read_index_kind(&path))
 }
+
+/// Whether the file at `path` is a faiss index file (by its first four bytes).
+#[pyfunction]
+pub fn is_faiss_file(path: PathBuf) -> bool {
+    // four bytes: not worth releasing the GIL for
+    quanta_core::io::faiss::is_faiss_file(&path)
+}

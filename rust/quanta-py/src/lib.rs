@@ -53,6 +53,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<rabitq::PyRaBitQ>()?;
     m.add_class::<rabitq::PyIndexRaBitQ>()?;
     m.add_function(wrap_pyfunction!(io::read_index_kind, m)?)?;
+    m.add_function(wrap_pyfunction!(io::is_faiss_file, m)?)?;
+    m.add("FAISS_KINDS", quanta_core::io::faiss::FAISS_KINDS.to_vec())?;
     m.add_class::<binary_base::PyIndexBinary>()?;
     m.add_class::<binary::PyIndexBinaryFlat>()?;
     m.add_class::<binary::PyLsh>()?;

@@ -69,6 +69,32 @@ macro_rules! shared_index_methods {
                 Ok(pyo3::types::PyBytes::new(py, &bytes))
             }
 
+            /// The index as a faiss index file (what faiss's `write_index` writes), in memory.
+            fn serialize_faiss<'py>(
+                &self,
+                py: pyo3::Python<'py>,
+            ) -> pyo3::PyResult<pyo3::Bound<'py, pyo3::types::PyBytes>> {
+                let inner = &self.inner;
+                let bytes = crate::gil::run_released(py, None, |_| {
+                    let native = quanta_core::io::FileReader::from_bytes(inner.to_bytes()?)?;
+                    quanta_core::io::faiss::to_faiss_bytes(&native)
+                })?;
+                Ok(pyo3::types::PyBytes::new(py, &bytes))
+            }
+
+            /// Save as a faiss index file at `path` (atomic: temporary file, fsync, rename).
+            fn write_faiss(
+                &self,
+                py: pyo3::Python<'_>,
+                path: std::path::PathBuf,
+            ) -> pyo3::PyResult<()> {
+                let inner = &self.inner;
+                crate::gil::run_released(py, None, |_| {
+                    let native = quanta_core::io::FileReader::from_bytes(inner.to_bytes()?)?;
+                    quanta_core::io::faiss::write_faiss_file(&native, &path)
+                })
+            }
+
             /// A deep copy (`copy.copy` / `copy.deepcopy`).
             fn __copy__(&self, py: pyo3::Python<'_>) -> pyo3::PyResult<pyo3::Py<pyo3::PyAny>> {
                 $wrap(py, self.inner.clone_box())

@@ -175,9 +175,22 @@ fn foreign_kind(b: &[u8]) -> Option<&'static str> {
         (b"\x93NUMPY", "a numpy .npy file"),
         (b"PK\x03\x04", "a zip archive (or .npz)"),
         (b"\x1f\x8b", "a gzip file"),
-        (b"IxF", "a faiss flat index (use faiss.read_index)"),
-        (b"IxP", "a faiss PQ index (use faiss.read_index)"),
-        (b"Iw", "a faiss IVF index (use faiss.read_index)"),
+        (
+            b"IxF",
+            "a faiss index file (quanta.read_index reads faiss files)",
+        ),
+        (
+            b"IxP",
+            "a faiss index file (quanta.read_index reads faiss files)",
+        ),
+        (
+            b"Iw",
+            "a faiss index file (quanta.read_index reads faiss files)",
+        ),
+        (
+            b"IB",
+            "a faiss binary index file (quanta.read_index reads faiss files)",
+        ),
         (b"\x80", "a Python pickle"),
         (b"\x7fELF", "an ELF binary"),
     ];

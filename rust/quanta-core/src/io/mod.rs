@@ -56,6 +56,7 @@
 //! from a file is used to allocate before it has been checked against the file's real size.
 //! Files are written atomically ([`FileWriter::write_atomic`]).
 
+pub mod faiss;
 mod format;
 mod read;
 mod shared;

@@ -113,8 +113,14 @@ impl FileReader {
 
     /// Verify a file held in memory; the bytes are copied once into an aligned buffer.
     pub fn from_bytes(bytes: impl AsRef<[u8]>) -> Result<Self> {
+        Self::from_bytes_named(bytes, "<bytes>")
+    }
+
+    /// [`from_bytes`](Self::from_bytes), with errors naming `origin` as where the bytes came
+    /// from.
+    pub fn from_bytes_named(bytes: impl AsRef<[u8]>, origin: &str) -> Result<Self> {
         let b = bytes.as_ref();
-        let origin = "<bytes>".to_string();
+        let origin = origin.to_string();
         let h = parse_header(b, b.len() as u64).map_err(|e| located(&origin, e))?;
         Self::verify(Arc::new(Bytes::Heap(AlignedBuf::copy_of(b))), origin, &h)
     }

@@ -383,7 +383,7 @@ fn foreign_and_short_inputs() {
             b"\x89PNG\r\n\x1a\n0000000000000000000000000000000000",
             "PNG image",
         ),
-        (b"IxF2\x10\0\0\0", "faiss flat index"),
+        (b"IxF2\x10\0\0\0", "faiss index file"),
         (
             b"hello world, this is text",
             "starts with 68 65 6c 6c 6f 20 77 6f",

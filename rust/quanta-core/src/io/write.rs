@@ -259,61 +259,69 @@ impl<'a> FileWriter<'a> {
     /// file is removed and `path` is untouched. Memory maps of a previous file at `path` stay
     /// valid (they keep the old inode).
     pub fn write_atomic(&self, path: impl AsRef<Path>) -> Result<()> {
-        let path = path.as_ref();
-        let io = |what: &str, source| Error::Io {
-            context: format!("cannot write {}: {what}", path.display()),
-            source,
-        };
         // fail on bad names before touching the file system
         if let Some(e) = &self.error {
             return Err(Error::invalid(e));
         }
-        let name = path
-            .file_name()
-            .ok_or_else(|| Error::invalid(format!("{} is not a file path", path.display())))?;
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let mut tmp_name = std::ffi::OsString::from(".");
-        tmp_name.push(name);
-        tmp_name.push(format!(
-            ".tmp-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let tmp = TempFile(Some(dir.join(tmp_name)));
-        let tmp_path = tmp.path();
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(tmp_path)
-            .map_err(|e| io("creating a temporary file in its directory", e))?;
-        let mut out = BufWriter::with_capacity(1 << 20, file);
-        self.write_to(&mut out).map_err(|e| match e {
-            Error::Io { source, .. } => io("writing", source),
-            other => other,
-        })?;
-        let file = out
-            .into_inner()
-            .map_err(|e| io("writing", e.into_error()))?;
-        file.sync_all().map_err(|e| io("syncing to disk", e))?;
-        drop(file);
-        fs::rename(tmp_path, path).map_err(|e| io("renaming the temporary file", e))?;
-        tmp.keep();
-        match sync_dir(&dir) {
-            // the file is in place; some file systems cannot open or sync a directory
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::InvalidInput | ErrorKind::Unsupported | ErrorKind::PermissionDenied
-                ) =>
-            {
-                Ok(())
-            }
-            r => r.map_err(|e| io("syncing its directory", e)),
+        write_atomic_with(path.as_ref(), |out| self.write_to(out).map(|_| ()))
+    }
+}
+
+/// Write a file atomically with `write` (see [`FileWriter::write_atomic`]); also used for
+/// files in other formats (faiss).
+pub(crate) fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> Result<()>,
+) -> Result<()> {
+    let io = |what: &str, source| Error::Io {
+        context: format!("cannot write {}: {what}", path.display()),
+        source,
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::invalid(format!("{} is not a file path", path.display())))?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(
+        ".tmp-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let tmp = TempFile(Some(dir.join(tmp_name)));
+    let tmp_path = tmp.path();
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(tmp_path)
+        .map_err(|e| io("creating a temporary file in its directory", e))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    write(&mut out).map_err(|e| match e {
+        Error::Io { source, .. } => io("writing", source),
+        other => other,
+    })?;
+    let file = out
+        .into_inner()
+        .map_err(|e| io("writing", e.into_error()))?;
+    file.sync_all().map_err(|e| io("syncing to disk", e))?;
+    drop(file);
+    fs::rename(tmp_path, path).map_err(|e| io("renaming the temporary file", e))?;
+    tmp.keep();
+    match sync_dir(&dir) {
+        // the file is in place; some file systems cannot open or sync a directory
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::InvalidInput | ErrorKind::Unsupported | ErrorKind::PermissionDenied
+            ) =>
+        {
+            Ok(())
         }
+        r => r.map_err(|e| io("syncing its directory", e)),
     }
 }
 
