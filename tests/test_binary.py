@@ -217,7 +217,9 @@ def test_bad_arguments() -> None:
     with pytest.raises(quanta.ShapeError):
         index.add(np.zeros(8, np.uint8))  # 1-D only for queries
     with pytest.raises(quanta.DTypeError, match="ids"):
-        index.add_with_ids(np.zeros((2, 8), np.uint8), np.array([1, 2], np.int32))
+        index.add_with_ids(np.zeros((2, 8), np.uint8), np.array([1, 2], np.float64))
+    with pytest.raises(quanta.DTypeError, match="ids"):
+        index.add_with_ids(np.zeros((2, 8), np.uint8), np.array([1, 2**63], np.uint64))
     with pytest.raises(quanta.ShapeError, match="ids"):
         index.add_with_ids(np.zeros((2, 8), np.uint8), np.array([1], np.int64))
     with pytest.raises(quanta.InvalidArgumentError, match="ids"):

@@ -146,7 +146,10 @@ def test_filtered_search_returns_k_allowed(ivfpq) -> None:
     with pytest.raises(quanta.InvalidArgumentError):
         ivfpq.search(q, 3, nprobe=2, ids_allowed=allowed, ids_denied=allowed)
     with pytest.raises(quanta.DTypeError):
-        ivfpq.search(q, 3, nprobe=2, ids_allowed=allowed.astype(np.int32))
+        ivfpq.search(q, 3, nprobe=2, ids_allowed=allowed.astype(np.float32))
+    # integer ids of another width are converted (exactly): same results as int64
+    same = ivfpq.search(q, 3, nprobe=2, ids_allowed=allowed.astype(np.int32))
+    assert np.array_equal(same[1], ivfpq.search(q, 3, nprobe=2, ids_allowed=allowed)[1])
 
 
 def test_errors(xb) -> None:
@@ -165,7 +168,7 @@ def test_errors(xb) -> None:
     with pytest.raises(quanta.ShapeError):
         idx.add(xb[:, :8])
     with pytest.raises(quanta.DTypeError):
-        idx.add_with_ids(xb[:3], np.arange(3, dtype=np.int32))
+        idx.add_with_ids(xb[:3], np.arange(3, dtype=np.float32))
     with pytest.raises(quanta.ShapeError):
         idx.add_with_ids(xb[:3], np.arange(4, dtype=np.int64))
     with pytest.raises(quanta.DTypeError):

@@ -537,6 +537,10 @@ def test_opq_rotation_is_orthonormal_and_lowers_pq_error() -> None:
         quanta.IndexPreTransform(opq, quanta.IndexPQ(16, 4))
     with pytest.raises(ValueError, match="d_out"):
         quanta.OPQMatrix(32, 4, d_out=40)
+    # positional arguments as faiss's OPQMatrix(d, M, d_out): the third is d_out, not niter
+    assert quanta.OPQMatrix(32, 4, 16).d_out == 16
+    with pytest.raises(TypeError):
+        quanta.OPQMatrix(32, 4, 16, 10)  # type: ignore[misc]
     with pytest.raises(ValueError, match="valid M"):
         quanta.OPQMatrix(32, 5)
     with pytest.raises(ValueError, match="orthonormal"):

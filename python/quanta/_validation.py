@@ -5,8 +5,9 @@
   Integer/bool arrays are accepted for vectors and converted too (SIFT data is integral).
 * Torch tensors (and anything with ``__array__`` or ``__dlpack__``) are accepted; CPU tensors are
   viewed without a copy where dtype and layout allow. GPU tensors are moved to the CPU.
-* Codes must already be ``uint8`` and ids ``int64``: a silent cast there could change values,
-  so a wrong dtype is a :class:`~quanta.exceptions.DTypeError`.
+* Codes must already be ``uint8``: a silent cast there could change values, so a wrong dtype is
+  a :class:`~quanta.exceptions.DTypeError`. Ids are ``int64``; other integer dtypes are
+  converted when every value fits (as faiss accepts int32 ids), floats and bools are refused.
 * Matrices must be 2-D ``(n, d)``. For queries only, a 1-D vector is read as one query.
 * NaN/Inf are rejected by the Rust core (checked without a temporary copy).
 
@@ -87,12 +88,18 @@ def as_float_vector(x: Any, name: str, n: int | None = None) -> npt.NDArray[np.f
 
 
 def as_ids(x: Any, name: str = "ids") -> npt.NDArray[np.int64]:
-    """Ids must already be int64 (1-D); no silent cast."""
+    """Ids as a 1-D int64 array. Any integer dtype is converted when the conversion is exact
+    (int8..int64 and uint8..uint32 always, uint64 below 2**63); floats, bools and objects are a
+    :class:`~quanta.exceptions.DTypeError`: rounding an id would silently change it."""
     a = to_numpy(x, name)
-    if a.dtype != np.int64:
-        raise DTypeError(f"{name} must be int64, got dtype {a.dtype}")
+    if a.dtype.kind not in "iu":
+        raise DTypeError(f"{name} must be an integer (int64) array, got dtype {a.dtype}")
     if a.ndim != 1:
         raise ShapeError(f"{name} must be 1-D, got shape {a.shape}")
+    if a.dtype != np.int64:
+        if a.dtype == np.uint64 and a.size and int(a.max()) > np.iinfo(np.int64).max:
+            raise DTypeError(f"{name} holds {int(a.max())}, beyond the int64 range of ids")
+        a = a.astype(np.int64)
     return np.ascontiguousarray(a)
 
 

@@ -27,15 +27,18 @@ class OPQMatrix:
     dealt to the sub-spaces by eigenvalue allocation (Ge et al. 2013, §4.2), which is
     deterministic and lands in a better optimum than faiss's random rotation more reliably;
     ``init="random"`` is faiss's seeded random rotation.
+
+    The positional arguments are faiss's, ``OPQMatrix(d, M, d_out)``: the third one is the
+    output dimension (default ``d``); the training settings are keywords.
     """
 
     def __init__(
         self,
         d: int,
         M: int,
-        niter: int = 50,
         d_out: int | None = None,
         *,
+        niter: int = 50,
         niter_pq: int = 4,
         niter_pq_0: int = 40,
         max_train_points: int = 256 * 256,

@@ -520,8 +520,8 @@ class OPQMatrix:
             self._opq = quanta.OPQMatrix(
                 self.d_in,
                 self.M,
-                self.niter,
                 self.d_out,
+                niter=self.niter,
                 niter_pq=self.niter_pq,
                 niter_pq_0=self.niter_pq_0,
                 max_train_points=self.max_train_points,
