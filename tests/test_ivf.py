@@ -505,3 +505,21 @@ def test_remove_ids_by_mask_and_train_defaults(xb) -> None:
     assert set(np.concatenate([a.invlists.list_ids(i) for i in range(8)])) == set(range(1, 100, 2))
     with pytest.raises(quanta.InvalidArgumentError):
         a.train(xb, niter=0)
+
+
+def test_ip_coarse_training_is_faiss_spherical_kmeans() -> None:
+    """faiss trains an inner-product IVF with spherical k-means (unit-norm centroids, points
+    assigned by largest inner product), and so does quanta (benches/ivf_ip_coarse.py measures
+    it against L2 k-means)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3000, 16)).astype(np.float32)
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    spread = x * rng.lognormal(0, 0.5, (3000, 1)).astype(np.float32)
+    for data in (unit, spread):
+        idx = quanta.IndexIVFFlat(16, 20, metric="ip")
+        idx.train(data)
+        np.testing.assert_allclose(np.linalg.norm(idx.centroids, axis=1), 1.0, atol=1e-5)
+    # L2 IVFs are plain k-means whatever the norms
+    idx = quanta.IndexIVFFlat(16, 20)
+    idx.train(unit)
+    assert np.linalg.norm(idx.centroids, axis=1).max() < 0.999

@@ -58,6 +58,10 @@ pub struct KMeansParams {
     pub min_points_per_centroid: usize,
     /// L2-normalise centroids after each update.
     pub spherical: bool,
+    /// Assign each point to the centroid of largest inner product instead of the nearest one
+    /// (faiss's clustering with an `IndexFlatIP` as assignment index, which is how it trains an
+    /// inner-product IVF); the objective is then `-Σ x·c`. Centroids are still means.
+    pub inner_product: bool,
     /// Round centroid coordinates to integers after each update.
     pub int_centroids: bool,
     /// Skip the full nearest-centroid search for points whose assignment provably cannot change
@@ -105,6 +109,7 @@ impl KMeansParams {
             max_points_per_centroid: 256,
             min_points_per_centroid: 39,
             spherical: false,
+            inner_product: false,
             int_centroids: false,
             use_bounds: true,
             candidates: None,
@@ -261,7 +266,12 @@ fn train_impl(
     }
 
     let x_norms = row_norms(&xs, d);
-    let cand_len = candidate_len(params.candidates, k, d);
+    // the bounds and candidate lists rely on the triangle inequality of L2
+    let cand_len = if params.inner_product {
+        0
+    } else {
+        candidate_len(params.candidates, k, d)
+    };
     let use_candidates = cand_len > 0;
     ctl.set_total((params.nredo as u64).saturating_mul(params.niter as u64));
     let mut best: Option<(Vec<f32>, f64)> = None;
@@ -285,7 +295,9 @@ fn train_impl(
         for it in 0..params.niter {
             ctl.check()?;
             let c_norms = row_norms(&centroids, d);
-            let (labels, dists) = if use_candidates {
+            let (labels, dists) = if params.inner_product {
+                assign_largest_ip(&xs, &centroids, d, k, ctl)?
+            } else if use_candidates {
                 let c = match cand.take() {
                     Some(mut c) if !split_last && !is_full_iteration(it) => {
                         c.step(&xs, &centroids, d, ctl)?;
@@ -334,6 +346,30 @@ fn train_impl(
         nsplit,
         warnings,
     })
+}
+
+/// Label of largest inner product of every row and `-x·c` of it: `argmin ‖x‖² + ‖c‖² − 2 x·c`
+/// with both norms taken as 0 is `argmax x·c` (the fused GEMM + argmin of [`assign_nearest`],
+/// which clamps the distances it returns, so the inner products are recomputed here).
+fn assign_largest_ip(
+    xs: &[f32],
+    centroids: &[f32],
+    d: usize,
+    k: usize,
+    ctl: &Control,
+) -> Result<(Vec<u32>, Vec<f32>)> {
+    let n = xs.len() / d;
+    let (labels, _) = assign_nearest(xs, &vec![0f32; n], centroids, &vec![0f32; k], d, ctl)?;
+    let neg_ip = labels
+        .par_iter()
+        .enumerate()
+        .map(|(i, &l)| {
+            let l = l as usize;
+            let (x, c) = (&xs[i * d..(i + 1) * d], &centroids[l * d..(l + 1) * d]);
+            -x.iter().zip(c).map(|(a, b)| a * b).sum::<f32>()
+        })
+        .collect();
+    Ok((labels, neg_ip))
 }
 
 /// Per-point state that lets an assignment step skip most of the GEMM.
@@ -921,5 +957,27 @@ mod tests {
         p.niter = 2;
         let r = train(&x, 1, &p, Some(&[3.0, 1.0]), &Control::new()).unwrap();
         assert!((r.centroids[0] - 2.5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn inner_product_assignment_is_largest_dot_product() {
+        let mut r = Rng::new(5);
+        let (n, d, k) = (300, 8, 6);
+        let xs: Vec<f32> = (0..n * d).map(|_| r.normal() as f32).collect();
+        let cs: Vec<f32> = (0..k * d).map(|_| 3.0 * r.normal() as f32).collect();
+        let (labels, neg) = assign_largest_ip(&xs, &cs, d, k, &Control::new()).unwrap();
+        for i in 0..n {
+            let ip = |j: usize| -> f32 { (0..d).map(|t| xs[i * d + t] * cs[j * d + t]).sum() };
+            let best = (0..k).map(ip).fold(f32::MIN, f32::max);
+            assert!((ip(labels[i] as usize) - best).abs() <= 1e-4 * best.abs().max(1.0));
+            assert!((neg[i] + ip(labels[i] as usize)).abs() <= 1e-4 * best.abs().max(1.0));
+        }
+        // training with it (means of IP-assigned clusters, as faiss: the objective is not
+        // monotone then, the mean does not maximize a cluster's inner products)
+        let mut p = KMeansParams::new(k);
+        p.inner_product = true;
+        let t = train(&xs, d, &p, None, &Control::new()).unwrap();
+        assert_eq!(t.centroids.len(), k * d);
+        assert!(t.centroids.iter().all(|v| v.is_finite()));
     }
 }

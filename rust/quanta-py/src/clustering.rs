@@ -48,6 +48,7 @@ pub fn kmeans_train<'py>(
         max_points_per_centroid: positive(max_points_per_centroid, "max_points_per_centroid")?,
         min_points_per_centroid: usize::try_from(min_points_per_centroid).unwrap_or(0),
         spherical,
+        inner_product: false,
         int_centroids,
         use_bounds,
         candidates: candidates

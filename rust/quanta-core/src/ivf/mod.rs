@@ -90,6 +90,25 @@ pub struct IvfTrainParams {
     pub seed: u64,
     /// Subsample the coarse training set to `nlist · max_points_per_centroid` rows.
     pub max_points_per_centroid: usize,
+    /// The k-means of an inner-product IVF (L2 IVFs always use squared-L2 k-means).
+    pub ip_assign: CoarseAssign,
+}
+
+/// The k-means of an inner-product IVF's coarse centroids.
+///
+/// faiss trains them with spherical k-means whose assignment is the `IndexFlatIP` quantizer
+/// (largest inner product, centroids normalized after each update), and so does quanta by
+/// default. Measured against plain squared-L2 k-means (`benches/ivf_ip_coarse.py`, results in
+/// `benches/results/<cpu>/ivf_ip_coarse.md`): on unit-norm embeddings both give the same
+/// recall for the same vectors scanned; on vectors whose norms spread, L2 k-means gives more
+/// recall at equal nprobe only by making very unbalanced lists (imbalance 9 vs 1) that scan
+/// 4–9× more vectors, and less recall than the spherical k-means at equal vectors scanned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CoarseAssign {
+    /// faiss's: assignment by largest inner product, centroids normalized after each update.
+    Spherical,
+    /// Squared-L2 k-means (lists are still assigned by inner product).
+    L2,
 }
 
 impl Default for IvfTrainParams {
@@ -98,6 +117,7 @@ impl Default for IvfTrainParams {
             niter: 10,
             seed: 1234,
             max_points_per_centroid: 256,
+            ip_assign: CoarseAssign::Spherical,
         }
     }
 }
@@ -341,7 +361,8 @@ impl<T: Element> IvfBase<T> {
         Ok(())
     }
 
-    /// Train the coarse centroids with k-means on `x` (squared L2 k-means for both metrics).
+    /// Train the coarse centroids with k-means on `x`: squared L2, or for an inner-product IVF
+    /// faiss's spherical inner-product k-means as [`IvfTrainParams::ip_assign`] says.
     pub fn train_coarse(
         &mut self,
         x: &[f32],
@@ -360,6 +381,10 @@ impl<T: Element> IvfBase<T> {
         p.niter = params.niter.max(1);
         p.seed = params.seed;
         p.max_points_per_centroid = params.max_points_per_centroid.max(1);
+        let spherical =
+            self.metric == Metric::InnerProduct && params.ip_assign == CoarseAssign::Spherical;
+        p.inner_product = spherical;
+        p.spherical = spherical;
         let r = kmeans::train(x, self.d, &p, None, ctl)?;
         self.set_centroids(&r.centroids)?;
         Ok(r.warnings)
