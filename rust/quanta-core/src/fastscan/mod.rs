@@ -104,6 +104,39 @@ impl QuantizedLuts {
         luts
     }
 
+    /// [`QuantizedLuts::new`] for tables of `metric` (given smaller-is-closer, as always).
+    /// Inner-product tables are quantized as faiss quantizes them: from the products
+    /// themselves (not their negation: 8-bit rounding is not symmetric), then each row is
+    /// mirrored to `K_m − Q` (`K_m` its largest entry) so that the smallest accumulator is
+    /// still the best. The ranking is then exactly faiss's `IndexPQFastScan` ranking, and
+    /// [`to_distance`](Self::to_distance) still gives the negated approximate product.
+    pub fn for_metric(
+        tables: &[f32],
+        nq: usize,
+        m: usize,
+        row_stride: usize,
+        metric: crate::distance::Metric,
+    ) -> Self {
+        if metric == crate::distance::Metric::L2 {
+            return Self::new(tables, nq, m, row_stride);
+        }
+        let products: Vec<f32> = tables.iter().map(|v| -v).collect();
+        let mut luts = Self::new(&products, nq, m, row_stride);
+        let stride = lut_stride(luts.m2);
+        for q in 0..nq {
+            let mut k_sum = 0u32;
+            for row in luts.data[q * stride..q * stride + 16 * m].chunks_exact_mut(16) {
+                let k = row.iter().copied().max().unwrap_or(0);
+                k_sum += u32::from(k);
+                row.iter_mut().for_each(|v| *v = k - *v);
+            }
+            // β + Σ Q / a is the product; Σ (K − Q) = ΣK − Σ Q, so its negation is
+            // (−β − ΣK / a) + acc / a
+            luts.bias[q] = -luts.bias[q] - k_sum as f32 / luts.scale[q];
+        }
+        luts
+    }
+
     /// Quantize new float tables (same `nq` and `m`) into these buffers, without allocating
     /// (IVF re-quantizes one table per probed list). Same result as [`QuantizedLuts::new`].
     pub fn refill(&mut self, tables: &[f32], m: usize, row_stride: usize) {

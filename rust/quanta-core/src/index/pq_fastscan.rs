@@ -281,7 +281,7 @@ impl IndexPQFastScan {
                     let row = &q[(q0 + s) * d..(q0 + s + 1) * d];
                     self.pq.scan_table(row, metric, false, t);
                 }
-                let luts = QuantizedLuts::new(&tables, ng, m, TABLE_STRIDE);
+                let luts = QuantizedLuts::for_metric(&tables, ng, m, TABLE_STRIDE, metric);
                 let scan = |b0: usize, b1: usize| -> Vec<TopK> {
                     let mut heaps: Vec<TopK> =
                         (0..ng).map(|_| TopK::with_capacity_hint(kk, n)).collect();
@@ -537,7 +537,7 @@ mod tests {
             for (s, t) in tables.chunks_exact_mut(m * TABLE_STRIDE).enumerate() {
                 fs.pq().scan_table(&q[s * d..(s + 1) * d], metric, false, t);
             }
-            let luts = QuantizedLuts::new(&tables, nq, m, TABLE_STRIDE);
+            let luts = QuantizedLuts::for_metric(&tables, nq, m, TABLE_STRIDE, metric);
             let sign = if metric == Metric::InnerProduct {
                 -1.0
             } else {
