@@ -226,27 +226,25 @@ impl Out {
         self.u64(v.len() as u64);
         self.f32s(v)
     }
-    pub(super) fn f32s(&mut self, v: &[f32]) -> &mut Self {
-        for x in v {
-            self.buf.extend_from_slice(&x.to_le_bytes());
+    /// Every value of `v`, little-endian, without a count.
+    fn all<T: Copy, const N: usize>(&mut self, v: &[T], le: fn(T) -> [u8; N]) -> &mut Self {
+        for &x in v {
+            self.buf.extend_from_slice(&le(x));
         }
         self
+    }
+    pub(super) fn f32s(&mut self, v: &[f32]) -> &mut Self {
+        self.all(v, f32::to_le_bytes)
     }
     pub(super) fn vec_i64(&mut self, v: &[i64]) -> &mut Self {
         self.u64(v.len() as u64);
         self.i64s(v)
     }
     pub(super) fn i64s(&mut self, v: &[i64]) -> &mut Self {
-        for x in v {
-            self.buf.extend_from_slice(&x.to_le_bytes());
-        }
-        self
+        self.all(v, i64::to_le_bytes)
     }
     pub(super) fn vec_u64(&mut self, v: &[u64]) -> &mut Self {
         self.u64(v.len() as u64);
-        for x in v {
-            self.buf.extend_from_slice(&x.to_le_bytes());
-        }
-        self
+        self.all(v, u64::to_le_bytes)
     }
 }

@@ -422,7 +422,15 @@ fn array_lists(c: &mut Cursor<'_>, nlist: usize, code_size: usize) -> Result<Lis
     })
 }
 
-fn ivf_native(kind: &'static str, ivf: &Ivf, lists: Lists) -> FileWriter<'static> {
+/// The native IVF metadata and lists (`IvfBase::write_meta`); `codes` are the lists' codes
+/// in the element type of the index (`f32` vectors or `u8` sub-codes).
+fn ivf_native<T: crate::io::Element>(
+    kind: &'static str,
+    ivf: &Ivf,
+    offsets: Vec<u64>,
+    codes: Vec<T>,
+    ids: Vec<i64>,
+) -> FileWriter<'static> {
     let mut w = FileWriter::new(kind);
     w.meta_u64("d", ivf.h.d as u64)
         .meta_u64("nlist", ivf.nlist as u64)
@@ -430,7 +438,9 @@ fn ivf_native(kind: &'static str, ivf: &Ivf, lists: Lists) -> FileWriter<'static
         .meta_u64("ntotal", ivf.h.ntotal as u64)
         .meta_u64("nprobe", ivf.nprobe as u64)
         .section_owned("coarse", ivf.coarse.clone())
-        .section_owned("list_offsets", lists.offsets);
+        .section_owned("list_offsets", offsets)
+        .section_owned("list_codes", codes)
+        .section_owned("list_ids", ids);
     w
 }
 
@@ -449,18 +459,15 @@ fn ivf_flat(c: &mut Cursor<'_>, depth: usize) -> Result<Parsed> {
     let ivf = ivf_header(c, depth)?;
     let d = ivf.h.d;
     let code_size = d.checked_mul(4).ok_or_else(|| c.err("d is too large"))?;
-    let mut lists = array_lists(c, ivf.nlist, code_size)?;
+    let lists = array_lists(c, ivf.nlist, code_size)?;
     check_ntotal(c, &ivf, &lists)?;
-    let codes = std::mem::take(&mut lists.codes);
-    let vectors: Vec<f32> = codes
+    let vectors: Vec<f32> = lists
+        .codes
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
         .collect();
-    let ids = std::mem::take(&mut lists.ids);
-    let n = ids.len();
-    let mut w = ivf_native("IndexIVFFlat", &ivf, lists);
-    w.section_owned("list_codes", vectors)
-        .section_owned("list_ids", ids);
+    let n = lists.ids.len();
+    let w = ivf_native("IndexIVFFlat", &ivf, lists.offsets, vectors, lists.ids);
     Ok(Parsed {
         w,
         kind: "IndexIVFFlat",
@@ -557,25 +564,10 @@ fn ivf_pq(c: &mut Cursor<'_>, depth: usize, fast_scan: bool) -> Result<Parsed> {
         "IndexIVFPQ"
     };
     let trained = ivf.h.trained;
-    let Lists {
-        offsets,
-        codes,
-        ids,
-    } = lists;
-    let n = ids.len();
-    let mut w = ivf_native(
-        kind,
-        &ivf,
-        Lists {
-            offsets,
-            codes: Vec::new(),
-            ids: Vec::new(),
-        },
-    );
+    let n = lists.ids.len();
+    let mut w = ivf_native(kind, &ivf, lists.offsets, lists.codes, lists.ids);
     pq_meta(&mut w, d, pq, trained);
-    w.meta_u64("by_residual", by_residual as u64)
-        .section_owned("list_codes", codes)
-        .section_owned("list_ids", ids);
+    w.meta_u64("by_residual", by_residual as u64);
     if fast_scan {
         w.meta_u64("k_factor", 1);
     }

@@ -176,7 +176,7 @@ pub(super) fn index(o: &mut Out, r: &FileReader) -> Result<()> {
             o.u8(flag(r, "by_residual")? as u8).u64(cs as u64);
             o.i32(32).u64(m2 as u64).i32(0).u64(0); // bbs, M2, implem, qbs2
             product_quantizer(o, r)?;
-            block_lists(o, r, m, cs)?;
+            block_lists(o, r, m)?;
         }
         "IndexIDMap" => {
             o.fourcc(b"IxM2");
@@ -276,13 +276,12 @@ fn array_lists(o: &mut Out, r: &FileReader, codes: &[u8], code_size: usize) -> R
 }
 
 /// faiss `BlockInvertedLists` ("ilbl") of 4-bit codes in blocks of 32.
-fn block_lists(o: &mut Out, r: &FileReader, m: usize, code_size: usize) -> Result<()> {
+fn block_lists(o: &mut Out, r: &FileReader, m: usize) -> Result<()> {
     let ranges = list_ranges(r)?;
     let ids = r.section_i64("list_ids")?;
     let codes = r.section_u8("list_codes")?;
     let m2 = m + (m & 1);
     // as faiss: a block list's code_size is InvalidCodeSize (size_t(-1))
-    let _ = code_size;
     o.fourcc(b"ilbl")
         .u64(ranges.len() as u64)
         .u64(u64::MAX)
