@@ -133,8 +133,11 @@ def test_refine_reranks_exactly_with_filters_and_padding(metric: str) -> None:
     np.testing.assert_array_equal(ref.reconstruct(3), x[3])
     with pytest.raises(quanta.InvalidArgumentError, match="out of range"):
         ref.reconstruct(300)
-    with pytest.raises(quanta.InvalidArgumentError, match="remove_ids"):
-        ref.remove_ids(np.array([0], dtype=np.int64))
+    # removal renumbers the base and the raw vectors alike (as faiss's positional ids)
+    assert ref.remove_ids(np.array([0, 1], dtype=np.int64)) == 2 and ref.ntotal == 298
+    np.testing.assert_array_equal(ref.reconstruct(1), x[3])
+    want_d, want_i = brute_force(x[2:], q, 5, metric)
+    np.testing.assert_array_equal(ref.search(q, 5, k_factor=300)[1], want_i)
 
 
 def test_refine_k_factor_is_saved_and_checked() -> None:

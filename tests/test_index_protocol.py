@@ -212,15 +212,26 @@ def test_range_search_matches_the_knn_search(index: quanta.Index) -> None:
         index.range_search(q, float("nan"))
 
 
-def test_remove_ids_or_a_clear_error(index: quanta.Index) -> None:
+def test_remove_ids_is_denying_them(index: quanta.Index) -> None:
+    """Every index removes ids. Afterwards a search returns what the same search denying those
+    ids returned before (same distances; positional indexes renumber the rest as faiss,
+    indexes keeping ids do not)."""
+    _, q = _data(1)
     ids = _ids_of(index)
-    gone = ids[:5]
-    try:
-        removed = index.remove_ids(gone)
-    except quanta.InvalidArgumentError as e:
-        assert "remove_ids" in str(e)
-        return
-    assert removed == 5 and index.ntotal == N - 5
+    gone = ids[[0, 5, 17, 300, N - 1]]
+    kw = {"nprobe": 8} if hasattr(index, "nprobe") else {}
+    d_deny, i_deny = index.search(q, K, ids_denied=gone, **kw)
+    assert index.remove_ids(gone) == 5 and index.ntotal == N - 5
+    d, i = index.search(q, K, **kw)
+    if index.stores_ids:  # the same ids again: nothing left to remove
+        assert index.remove_ids(gone) == 0
+    if index.stores_ids:
+        want = i_deny
+    else:
+        new_pos = np.cumsum(~np.isin(np.arange(N), gone)) - 1
+        want = np.where(i_deny >= 0, new_pos[np.maximum(i_deny, 0)], -1)
+    np.testing.assert_array_equal(i, want)
+    np.testing.assert_array_equal(d, d_deny)
 
 
 def test_empty_add_and_search_are_no_ops(index: quanta.Index) -> None:

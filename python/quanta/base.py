@@ -237,6 +237,14 @@ class Index(CoreWrapper):
         (``read_index(..., mmap=True)``, until the index is modified)."""
         return bool(self._index.is_mapped)
 
+    @property
+    def stores_ids(self) -> bool:
+        """Whether the index keeps the caller's ids itself (``add_with_ids``, ``remove_ids``
+        without renumbering): IVF indexes, :class:`~quanta.IndexIDMap`, and an
+        :class:`~quanta.IndexPreTransform` over one. Other indexes number vectors by position;
+        wrap them in :class:`~quanta.IndexIDMap` to give them ids."""
+        return bool(self._index.stores_ids)
+
     # -- shared methods ---------------------------------------------------------------------
 
     def _progress(self, verbose: bool, what: str) -> Any:

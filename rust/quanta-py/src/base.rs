@@ -163,6 +163,12 @@ impl PyIndex {
         self.inner.is_mapped()
     }
 
+    /// Whether the index keeps the caller's ids (`add_with_ids`, `remove_ids` by id).
+    #[getter]
+    fn stores_ids(&self) -> bool {
+        self.inner.stores_ids()
+    }
+
     /// Train with the index's default settings; returns warnings.
     #[pyo3(signature = (x, progress=None))]
     fn train(

@@ -90,6 +90,20 @@ pub trait Index: Send + Sync + fmt::Debug + 'static {
             "use an IVF index or IndexIDMap",
         ))
     }
+    /// Remove every entry the selector accepts from an index whose ids are its positions
+    /// `0..ntotal`, and renumber the rest so that they stay positions (what a composite
+    /// keeping its own per-position data, `IndexRefineFlat`, needs of its base). Indexes
+    /// numbering by position do that in `remove_ids`; IVF indexes remap their stored ids.
+    fn remove_renumbering(&mut self, sel: &IdSelector) -> Result<usize> {
+        if self.stores_ids() {
+            return Err(unsupported(
+                self.kind(),
+                "removal by position",
+                "its ids are not positions",
+            ));
+        }
+        self.remove_ids(sel)
+    }
     /// The (decoded) vector with id `id`.
     fn reconstruct(&self, id: i64) -> Result<Vec<f32>>;
     /// Remove every vector; training is kept.

@@ -149,6 +149,9 @@ impl Index for IndexIDMap {
     fn is_mapped(&self) -> bool {
         self.inner.is_mapped()
     }
+    fn stores_ids(&self) -> bool {
+        true
+    }
 }
 
 impl Persist for IndexIDMap {

@@ -107,6 +107,9 @@ impl Index for IndexPreTransform {
     fn remove_ids(&mut self, sel: &IdSelector) -> Result<usize> {
         self.inner.remove_ids(sel)
     }
+    fn remove_renumbering(&mut self, sel: &IdSelector) -> Result<usize> {
+        self.inner.remove_renumbering(sel)
+    }
     fn reconstruct(&self, id: i64) -> Result<Vec<f32>> {
         self.transform.reverse(&self.inner.reconstruct(id)?)
     }
@@ -115,6 +118,10 @@ impl Index for IndexPreTransform {
     }
     fn is_mapped(&self) -> bool {
         self.inner.is_mapped()
+    }
+    // the transform does not touch ids: an OPQ over an IVF keeps the caller's ids as the IVF does
+    fn stores_ids(&self) -> bool {
+        self.inner.stores_ids()
     }
 }
 

@@ -164,12 +164,18 @@ impl Index for IndexRefineFlat {
             });
         Ok((dist, ids))
     }
-    fn remove_ids(&mut self, _sel: &super::IdSelector) -> Result<usize> {
-        Err(super::unsupported(
-            Self::KIND,
-            "remove_ids",
-            "rebuild it from the vectors to keep",
-        ))
+    /// Ids are positions (as faiss's `IndexRefineFlat` over a positional index): removing
+    /// renumbers the rest, in the base (an IVF base remaps its ids) and in the raw vectors alike.
+    fn remove_ids(&mut self, sel: &super::IdSelector) -> Result<usize> {
+        let removed = self.base.remove_renumbering(sel)?;
+        let raw = self.refine.remove_ids(sel);
+        if raw != removed {
+            return Err(Error::invalid(format!(
+                "IndexRefineFlat: the base index removed {removed} entries, the raw vectors \
+                 {raw}: the base's ids are not the refine positions"
+            )));
+        }
+        Ok(removed)
     }
     fn reconstruct(&self, id: i64) -> Result<Vec<f32>> {
         self.refine.reconstruct(id)
@@ -231,6 +237,48 @@ impl Persist for IndexRefineFlat {
 mod tests {
     use super::*;
     use crate::index::{IdSelector, IdSet};
+
+    /// Removal renumbers positions in the raw vectors and in the base alike, for a positional
+    /// base and for an IVF base (which remaps its stored ids): the results equal those of a
+    /// refine index built from the kept vectors only.
+    #[test]
+    fn remove_ids_renumbers_base_and_raw_vectors() {
+        let ctl = Control::new();
+        let (n, d) = (60usize, 4usize);
+        let x: Vec<f32> = (0..n * d).map(|i| ((i * 37 % 101) as f32) * 0.1).collect();
+        let doomed: Vec<i64> = vec![0, 7, 8, 30, 59];
+        let kept: Vec<f32> = (0..n)
+            .filter(|i| !doomed.contains(&(*i as i64)))
+            .flat_map(|i| x[i * d..(i + 1) * d].to_vec())
+            .collect();
+        let bases: Vec<Box<dyn Fn() -> AnyIndex>> = vec![
+            Box::new(move || Box::new(IndexFlat::new(d, Metric::L2).unwrap())),
+            Box::new(move || {
+                let mut ivf = crate::ivf::IndexIVFFlat::new(d, 3, Metric::L2).unwrap();
+                Index::train(&mut ivf, &x_train(), &Control::new()).unwrap();
+                ivf.set_nprobe(3).unwrap();
+                Box::new(ivf)
+            }),
+        ];
+        fn x_train() -> Vec<f32> {
+            (0..240).map(|i| ((i * 37 % 101) as f32) * 0.1).collect()
+        }
+        for make in &bases {
+            let mut idx = IndexRefineFlat::new(make(), 4).unwrap();
+            idx.add(&x, &ctl).unwrap();
+            let sel = IdSelector::Allow(IdSet::from_ids(&doomed));
+            assert_eq!(idx.remove_ids(&sel).unwrap(), doomed.len());
+            assert_eq!(idx.ntotal(), n - doomed.len());
+            let mut fresh = IndexRefineFlat::new(make(), 4).unwrap();
+            fresh.add(&kept, &ctl).unwrap();
+            let p = SearchParams::default();
+            assert_eq!(
+                idx.search(&x[..3 * d], 5, &p, &ctl).unwrap(),
+                fresh.search(&x[..3 * d], 5, &p, &ctl).unwrap()
+            );
+            assert_eq!(idx.reconstruct(7).unwrap(), fresh.reconstruct(7).unwrap());
+        }
+    }
 
     #[test]
     fn reranks_exactly_and_round_trips() {

@@ -70,6 +70,23 @@ impl IdSelector {
         (keep.len() < n).then_some(keep)
     }
 
+    /// New position of each of the positions `0..n` once the ones the selector accepts are
+    /// removed (their own entries are -1): position `i` moves down by the number of removed
+    /// positions below it, as a positional index renumbers.
+    pub fn renumbered_positions(&self, n: usize) -> Vec<i64> {
+        let mut next = 0i64;
+        (0..n)
+            .map(|i| {
+                if self.accepts(i as i64) {
+                    -1
+                } else {
+                    next += 1;
+                    next - 1
+                }
+            })
+            .collect()
+    }
+
     /// Whether `id` may be returned.
     #[inline]
     pub fn accepts(&self, id: i64) -> bool {

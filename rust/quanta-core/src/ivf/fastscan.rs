@@ -592,6 +592,13 @@ impl Index for IndexIVFPQFastScan {
         self.changed(before);
         Ok(n)
     }
+    // the packed blocks hold codes only: renumbering the inner lists' ids is enough
+    fn remove_renumbering(&mut self, sel: &IdSelector) -> Result<usize> {
+        let before = self.inner.invlists().sizes();
+        let n = Index::remove_renumbering(&mut self.inner, sel)?;
+        self.changed(before);
+        Ok(n)
+    }
     fn reconstruct(&self, id: i64) -> Result<Vec<f32>> {
         self.inner.reconstruct(id)
     }

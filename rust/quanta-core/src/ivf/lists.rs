@@ -136,6 +136,16 @@ impl<T: Element> InvertedLists<T> {
             .sum()
     }
 
+    /// Replace every id by `f(id)`; lists whose ids all stay the same are not touched (a
+    /// mapped list stays mapped).
+    pub fn map_ids(&mut self, f: impl Fn(i64) -> i64 + Sync) {
+        self.ids.par_iter_mut().for_each(|ids| {
+            if ids.iter().any(|&id| f(id) != id) {
+                ids.make_mut().iter_mut().for_each(|id| *id = f(*id));
+            }
+        });
+    }
+
     /// Position `(list, offset)` of the first entry with id `id` (lists in order).
     pub fn find(&self, id: i64) -> Option<(usize, usize)> {
         self.ids

@@ -42,6 +42,16 @@ macro_rules! ivf_base_forward {
         fn remove_ids(&mut self, sel: &$crate::index::IdSelector) -> $crate::Result<usize> {
             Ok(self.base.lists.remove_where(|id| sel.accepts(id)))
         }
+        fn remove_renumbering(&mut self, sel: &$crate::index::IdSelector) -> $crate::Result<usize> {
+            let n = self.base.lists.ntotal();
+            $crate::ivf::check_positions(&self.base.lists)?;
+            let removed = self.base.lists.remove_where(|id| sel.accepts(id));
+            if removed > 0 {
+                let map = sel.renumbered_positions(n);
+                self.base.lists.map_ids(|id| map[id as usize]);
+            }
+            Ok(removed)
+        }
         fn stores_ids(&self) -> bool {
             true
         }
@@ -78,6 +88,21 @@ use rayon::prelude::*;
 
 /// Entries per scan block: the block's distances (1 KiB) stay in L1 until offered.
 pub(crate) const SCAN_BLOCK: usize = 256;
+
+/// That the lists' ids are positions `0..ntotal` (as the ids `add` gives), before a removal
+/// renumbers them as positions.
+pub(crate) fn check_positions<T: Element>(lists: &InvertedLists<T>) -> Result<()> {
+    let n = lists.ntotal() as i64;
+    for l in 0..lists.nlist() {
+        if let Some(&bad) = lists.ids(l).iter().find(|&&id| !(0..n).contains(&id)) {
+            return Err(Error::invalid(format!(
+                "id {bad} is not a position in [0, {n}): only an IVF index numbered by `add` \
+                 can renumber its ids after a removal"
+            )));
+        }
+    }
+    Ok(())
+}
 /// Rows encoded per batch in `add` (bounds the temporary residuals).
 const ADD_BATCH: usize = 1 << 16;
 
