@@ -422,10 +422,20 @@ def test_unsupported_names_raise_not_implemented() -> None:
         qfaiss.index_factory(D_, "HNSW32")
     with pytest.raises(NotImplementedError):
         qfaiss.IndexIVFPQ(qfaiss.IndexPQ(D_, 4, 8), D_, 8, 4, 8)
+    # merge_from appends the coded lists of an IVFPQ with the same training, as faiss
     index = qfaiss.IndexIVFPQ(qfaiss.IndexFlatL2(D_), D_, 8, 4, 8)
     index.train(XB)
-    with pytest.raises(NotImplementedError):
-        index.merge_from(qfaiss.clone_index(index))
+    other = qfaiss.clone_index(index)
+    index.add(XB[:100])
+    other.add_with_ids(XB[100:], np.arange(100, len(XB)))
+    index.merge_from(other)
+    assert index.ntotal == len(XB) and other.ntotal == 0
+    index.nprobe = 8
+    assert (index.search(XB[150:151], 1)[1] == 150).all()
+    retrained = qfaiss.IndexIVFPQ(qfaiss.IndexFlatL2(D_), D_, 8, 4, 8)
+    retrained.train(XB[::-1].copy())
+    with pytest.raises(ValueError, match="trained parameters"):
+        index.merge_from(retrained)
 
 
 def test_opq_third_argument_is_d_out() -> None:

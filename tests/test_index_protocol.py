@@ -260,3 +260,50 @@ def test_default_policy() -> None:
             assert (ix.k_factor, ix.scan_planes) == (want, 1)
         elif hasattr(ix, "k_factor"):
             assert ix.k_factor == 1, type(ix).__name__
+
+
+# kinds whose entries cannot be appended from another index (the error says so)
+NO_MERGE = {"Zn", "IVF8,PQ8,RFlat"}
+
+
+def test_merge_from_equals_adding_everything() -> None:
+    """Two copies of one trained index take halves of the data; merging one into the other
+    gives the index that took all of it (positional kinds append the other's entries)."""
+    x, q = _data()
+    for name in sorted(CASES):
+        whole = _build(name)
+        a, b = copy.deepcopy(whole), copy.deepcopy(whole)
+        a.reset()
+        b.reset()
+        half = N // 2
+        if isinstance(whole, quanta.IndexIDMap) or whole.stores_ids:
+            ids = np.arange(N, dtype=np.int64) * 7 + 3
+            a.add_with_ids(x[:half], ids[:half])
+            b.add_with_ids(x[half:], ids[half:])
+            whole.reset()
+            whole.add_with_ids(x, ids)
+        else:
+            a.add(x[:half])
+            b.add(x[half:])
+        if name in NO_MERGE:
+            with pytest.raises(quanta.InvalidArgumentError, match="merge_from"):
+                a.merge_from(b)
+            continue
+        a.merge_from(b)
+        assert a.ntotal == N and b.ntotal == N - half, name
+        kw = {"nprobe": 8} if hasattr(whole, "nprobe") else {}
+        da, ia = a.search(q, K, **kw)
+        dw, iw = whole.search(q, K, **kw)
+        np.testing.assert_array_equal(ia, iw, err_msg=name)
+        np.testing.assert_allclose(da, dw, rtol=1e-6, atol=1e-6, err_msg=name)
+    # other training: refused, never merged
+    other = quanta.IndexIVFFlat(D, 8)
+    other.train(_data(5)[0])
+    mine = quanta.IndexIVFFlat(D, 8)
+    mine.train(x)
+    with pytest.raises(quanta.InvalidArgumentError, match="trained parameters"):
+        mine.merge_from(other)
+    with pytest.raises(quanta.InvalidArgumentError, match="into itself"):
+        mine.merge_from(mine)
+    with pytest.raises(quanta.InvalidArgumentError, match="cannot merge"):
+        mine.merge_from(quanta.IndexFlat(D))

@@ -314,6 +314,31 @@ class Index(CoreWrapper):
         )
         return out
 
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of what was learned and set, not of what was added: the file of an
+        empty copy (centroids, codebooks, rotations, search defaults). Two indexes with the same
+        fingerprint can be merged, or searched as shards of one index. Costs a copy of the
+        index."""
+        import hashlib
+
+        empty = self._index.__copy__()
+        empty.reset()
+        return hashlib.sha256(bytes(empty.serialize())).hexdigest()
+
+    def merge_from(self, other: Index) -> None:
+        """Copy every entry of ``other`` into this index (faiss ``merge_from`` with
+        ``add_id=0``, except that ``other`` is left as it is). ``other`` must be of the same
+        type with the same trained parameters and search defaults (e.g. a copy of one trained
+        index that took other vectors): indexes that store ids keep ``other``'s ids, positional
+        ones append them after their own. Flat, PQ, fast scan, SQ, every IVF kind,
+        :class:`IndexIDMap` and :class:`IndexPreTransform` over those merge; others raise
+        :class:`~quanta.InvalidArgumentError`."""
+        if not isinstance(other, Index):
+            raise DTypeError(f"other must be a quanta Index, got {type(other).__name__}")
+        if other is self or other._index is self._index:
+            raise InvalidArgumentError("cannot merge an index into itself")
+        self._index.merge_from(other._index)
+
     def reconstruct(self, id: int) -> npt.NDArray[np.float32]:
         """The stored (or decoded) vector with id ``id``."""
         out: npt.NDArray[np.float32] = self._index.reconstruct(

@@ -206,36 +206,32 @@ class Index:
         self._q.reset()
 
     def merge_from(self, other: Index, add_id: int = 0) -> None:
-        """Move ``other``'s entries into this index (``other`` is emptied, as in faiss).
-
-        Exact for the flat, IVF-flat and PQ indexes (same centroids needed); quanta cannot
-        re-insert the coded lists of the other IVF indexes."""
+        """Move ``other``'s entries into this index (``other`` is emptied, as in faiss): the
+        same trained parameters are needed (quanta's ``Index.merge_from``). ``add_id`` shifts
+        ``other``'s ids (indexes storing ids: IVF, ``IndexIDMap``)."""
         q: Any = self._q
         o: Any = getattr(other, "_q", None)
         if o is None or type(q) is not type(o) or q.d != o.d:
             raise ValueError(f"cannot merge {type(other).__name__} into {type(self).__name__}")
-        if isinstance(q, (quanta.IndexPQ, quanta.IndexPQFastScan)):
-            if add_id or not np.array_equal(q.pq.centroids, o.pq.centroids):
-                raise ValueError("merge_from needs the same PQ codebooks and add_id=0")
-            q.add_codes(o.codes)
-        elif isinstance(q, quanta.IndexFlat):
+        try:
             if add_id:
-                raise ValueError("cannot set ids in a flat index: add_id must be 0")
-            q.add(o.reconstruct_n(0, o.ntotal))
-        elif isinstance(q, quanta.IndexIVFFlat) or (
-            isinstance(q, quanta.IndexIDMap) and isinstance(o.index, quanta.IndexFlat)
-        ):
-            if isinstance(q, quanta.IndexIVFFlat) and not np.array_equal(q.centroids, o.centroids):
-                raise ValueError("merge_from needs both IVF indexes to share the coarse centroids")
-            ids = _stored_ids(o)
-            vecs = [o.reconstruct(int(i)) for i in ids]
-            if vecs:
-                q.add_with_ids(np.stack(vecs), ids + np.int64(add_id))
-        else:
-            raise NotImplementedError(
-                f"merge_from for {type(q).__name__}: quanta cannot append another index's "
-                "codes to it; add the raw vectors to one index instead"
-            )
+                if not q.stores_ids:
+                    raise ValueError("add_id needs an index that stores ids (IVF, IndexIDMap)")
+                ids = _stored_ids(o)
+                if not hasattr(q, "add_with_ids") or ids is None:
+                    raise ValueError("add_id is not supported for this index")
+                shifted = quanta.deserialize_index(quanta.serialize_index(o))
+                shifted.reset()
+                vecs = [o.reconstruct(int(i)) for i in ids]
+                if isinstance(q, (quanta.IndexIVFFlat, quanta.IndexIDMap)) and vecs:
+                    shifted.add_with_ids(np.stack(vecs), ids + np.int64(add_id))
+                elif vecs:
+                    raise ValueError("add_id with coded IVF lists: merge with add_id=0")
+                q.merge_from(shifted)
+            else:
+                q.merge_from(o)
+        except quanta.InvalidArgumentError as e:
+            raise ValueError(str(e)) from e
         o.reset()
 
 

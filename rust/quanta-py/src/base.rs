@@ -279,6 +279,11 @@ impl PyIndex {
         Ok(crate::base::range_arrays(py, r.lims, r.dist, r.ids))
     }
 
+    /// Copy every entry of `other` (same kind, same trained parameters) into this index.
+    fn merge_from(&mut self, other: PyRef<'_, PyIndex>) -> PyResult<()> {
+        self.inner.merge_from(&*other.inner).py()
+    }
+
     fn reconstruct<'py>(&self, py: Python<'py>, id: i64) -> PyResult<Bound<'py, PyArray1<f32>>> {
         Ok(PyArray1::from_vec(py, self.inner.reconstruct(id).py()?))
     }

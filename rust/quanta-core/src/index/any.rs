@@ -104,6 +104,17 @@ pub trait Index: Send + Sync + fmt::Debug + 'static {
         }
         self.remove_ids(sel)
     }
+    /// Move a copy of every entry of `other` into this index: `other` must be of the same kind
+    /// with the same trained parameters and search defaults ([`check_same_training`]). Indexes
+    /// that store ids keep `other`'s ids; positional ones append (`other`'s id `i` becomes
+    /// `ntotal + i`), as faiss's `merge_from` with `add_id = 0`.
+    fn merge_from(&mut self, _other: &dyn Index) -> Result<()> {
+        Err(unsupported(
+            self.kind(),
+            "merge_from",
+            "re-add the vectors (or use an IVF index, whose lists merge)",
+        ))
+    }
     /// The (decoded) vector with id `id`.
     fn reconstruct(&self, id: i64) -> Result<Vec<f32>>;
     /// Remove every vector; training is kept.
@@ -157,6 +168,41 @@ impl dyn Index {
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         self.writer().to_bytes()
     }
+}
+
+/// That `b` can be merged into `a`: same kind, and the same file once both are emptied (so
+/// the same trained parameters, codebooks, rotations and search defaults, compared exactly).
+pub fn check_same_training(a: &dyn Index, b: &dyn Index) -> Result<()> {
+    if a.kind() != b.kind() {
+        return Err(Error::invalid(format!(
+            "cannot merge a {} into a {}",
+            b.kind(),
+            a.kind()
+        )));
+    }
+    let empty = |x: &dyn Index| -> Result<Vec<u8>> {
+        let mut c = x.clone_box();
+        c.reset();
+        c.writer().to_bytes()
+    };
+    if empty(a)? != empty(b)? {
+        return Err(Error::invalid(format!(
+            "cannot merge these {} indexes: their trained parameters (centroids, codebooks, \
+             rotation) or search defaults differ; train once and copy the trained index",
+            a.kind()
+        )));
+    }
+    Ok(())
+}
+
+/// `other` as this index's own type, once [`check_same_training`] allowed merging it into
+/// `this`: what every `merge_from` starts with.
+pub fn merge_peer<'a, T: Index>(this: &T, other: &'a dyn Index) -> Result<&'a T> {
+    check_same_training(this, other)?;
+    Ok(other
+        .as_any()
+        .downcast_ref::<T>()
+        .expect("check_same_training compared the kinds"))
 }
 
 /// The error of an operation an index type does not support.

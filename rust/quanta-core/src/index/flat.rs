@@ -147,6 +147,10 @@ impl Index for IndexFlat {
     fn add(&mut self, x: &[f32], _ctl: &Control) -> Result<()> {
         IndexFlat::add(self, x)
     }
+    fn merge_from(&mut self, other: &dyn Index) -> Result<()> {
+        let o: &Self = crate::index::merge_peer(&*self, other)?;
+        IndexFlat::add(self, o.data())
+    }
     fn search(
         &self,
         q: &[f32],

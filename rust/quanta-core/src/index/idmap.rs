@@ -152,6 +152,12 @@ impl Index for IndexIDMap {
     fn stores_ids(&self) -> bool {
         true
     }
+    fn merge_from(&mut self, other: &dyn Index) -> Result<()> {
+        let o: &Self = crate::index::merge_peer(&*self, other)?;
+        self.inner.merge_from(&*o.inner)?;
+        self.ids.extend_from_slice(&o.ids);
+        Ok(())
+    }
 }
 
 impl Persist for IndexIDMap {

@@ -23,8 +23,8 @@ mod refine;
 mod selector;
 
 pub use any::{
-    range_by_knn, read_any, read_any_bytes, read_any_path, unsupported, within_fn, AnyIndex, Index,
-    RangeResult,
+    check_same_training, merge_peer, range_by_knn, read_any, read_any_bytes, read_any_path,
+    unsupported, within_fn, AnyIndex, Index, RangeResult,
 };
 pub use binary_any::{
     is_binary_kind, read_any_binary, read_index_file, AnyBinaryIndex, BinaryIndex, LoadedIndex,

@@ -372,6 +372,10 @@ fn check_bias(on: bool, metric: Metric) -> Result<()> {
 impl Index for IndexPQ {
     crate::index_plumbing!();
     crate::index_forward!(IndexPQ; ntotal, add, remove_ids, reconstruct, reset, is_mapped);
+    fn merge_from(&mut self, other: &dyn Index) -> Result<()> {
+        let o: &Self = crate::index::merge_peer(&*self, other)?;
+        self.add_codes(o.codes())
+    }
 
     fn d(&self) -> usize {
         self.pq.d()

@@ -380,6 +380,10 @@ impl BlockSink for FilterSink<'_> {
 impl Index for IndexPQFastScan {
     crate::index_plumbing!();
     crate::index_forward!(IndexPQFastScan; add, remove_ids, reconstruct, reset, is_mapped);
+    fn merge_from(&mut self, other: &dyn Index) -> Result<()> {
+        let o: &Self = crate::index::merge_peer(&*self, other)?;
+        self.add_codes(&o.codes())
+    }
 
     fn d(&self) -> usize {
         self.pq.d()

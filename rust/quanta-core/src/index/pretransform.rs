@@ -107,6 +107,10 @@ impl Index for IndexPreTransform {
     fn remove_ids(&mut self, sel: &IdSelector) -> Result<usize> {
         self.inner.remove_ids(sel)
     }
+    fn merge_from(&mut self, other: &dyn Index) -> Result<()> {
+        let o: &Self = crate::index::merge_peer(&*self, other)?;
+        self.inner.merge_from(&*o.inner)
+    }
     fn remove_renumbering(&mut self, sel: &IdSelector) -> Result<usize> {
         self.inner.remove_renumbering(sel)
     }

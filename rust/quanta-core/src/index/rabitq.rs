@@ -714,6 +714,12 @@ fn block_sum(table: &[f32], blocks: &[u8], m: usize, slot: usize) -> f32 {
 impl Index for IndexRaBitQ {
     crate::index_plumbing!();
     crate::index_forward!(IndexRaBitQ; ntotal, add, remove_ids, reconstruct, reset, is_mapped);
+    fn merge_from(&mut self, other: &dyn Index) -> Result<()> {
+        let o: &Self = crate::index::merge_peer(&*self, other)?;
+        // through the codec's layout: the block-packed planes are re-packed at their new offsets
+        let all: Vec<usize> = (0..o.ntotal).collect();
+        self.append(&o.extract(&all), o.ntotal)
+    }
 
     fn d(&self) -> usize {
         self.codec.d()

@@ -177,6 +177,19 @@ impl Index for IndexRefineFlat {
         }
         Ok(removed)
     }
+    fn merge_from(&mut self, other: &dyn Index) -> Result<()> {
+        if self.base.stores_ids() {
+            // the base's ids are positions: another index's would need renumbering
+            return Err(super::unsupported(
+                Self::KIND,
+                "merge_from over an IVF base",
+                "re-add the vectors",
+            ));
+        }
+        let o: &Self = crate::index::merge_peer(&*self, other)?;
+        self.base.merge_from(&*o.base)?;
+        self.refine.add(o.refine.data())
+    }
     fn reconstruct(&self, id: i64) -> Result<Vec<f32>> {
         self.refine.reconstruct(id)
     }

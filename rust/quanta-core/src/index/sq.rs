@@ -243,6 +243,11 @@ impl IndexScalarQuantizer {
 impl Index for IndexScalarQuantizer {
     crate::index_plumbing!();
     crate::index_forward!(IndexScalarQuantizer; ntotal, is_trained, add, remove_ids, reconstruct, reset, is_mapped);
+    fn merge_from(&mut self, other: &dyn Index) -> Result<()> {
+        let o: &Self = crate::index::merge_peer(&*self, other)?;
+        self.codes.make_mut().extend_from_slice(o.codes());
+        Ok(())
+    }
 
     fn d(&self) -> usize {
         self.sq.d()

@@ -592,6 +592,13 @@ impl Index for IndexIVFPQFastScan {
         self.changed(before);
         Ok(n)
     }
+    fn merge_from(&mut self, other: &dyn Index) -> Result<()> {
+        let o: &Self = crate::index::merge_peer(&*self, other)?;
+        let before = self.inner.invlists().sizes();
+        Index::merge_from(&mut self.inner, &o.inner)?;
+        self.changed(before);
+        Ok(())
+    }
     // the packed blocks hold codes only: renumbering the inner lists' ids is enough
     fn remove_renumbering(&mut self, sel: &IdSelector) -> Result<usize> {
         let before = self.inner.invlists().sizes();

@@ -146,6 +146,20 @@ impl<T: Element> InvertedLists<T> {
         });
     }
 
+    /// Append every entry of `other` (same `nlist` and code length) to the same list here.
+    pub fn append_lists(&mut self, other: &InvertedLists<T>) {
+        debug_assert_eq!(
+            (self.nlist(), self.code_len),
+            (other.nlist(), other.code_len)
+        );
+        for l in 0..self.nlist().min(other.nlist()) {
+            if other.list_len(l) > 0 {
+                self.codes[l].make_mut().extend_from_slice(other.codes(l));
+                self.ids[l].make_mut().extend_from_slice(other.ids(l));
+            }
+        }
+    }
+
     /// Position `(list, offset)` of the first entry with id `id` (lists in order).
     pub fn find(&self, id: i64) -> Option<(usize, usize)> {
         self.ids

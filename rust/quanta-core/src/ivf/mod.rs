@@ -42,6 +42,11 @@ macro_rules! ivf_base_forward {
         fn remove_ids(&mut self, sel: &$crate::index::IdSelector) -> $crate::Result<usize> {
             Ok(self.base.lists.remove_where(|id| sel.accepts(id)))
         }
+        fn merge_from(&mut self, other: &dyn $crate::index::Index) -> $crate::Result<()> {
+            let o: &$ty = $crate::index::merge_peer(&*self, other)?;
+            self.base.lists.append_lists(&o.base.lists);
+            Ok(())
+        }
         fn remove_renumbering(&mut self, sel: &$crate::index::IdSelector) -> $crate::Result<usize> {
             let n = self.base.lists.ntotal();
             $crate::ivf::check_positions(&self.base.lists)?;
