@@ -16,11 +16,13 @@ from .binary_base import IndexBinary
 from .clustering import KMeans
 from .exceptions import (
     DTypeError,
+    FingerprintMismatchError,
     FormatError,
     InvalidArgumentError,
     NotTrainedError,
     QuantaError,
     ShapeError,
+    ShardLostError,
     SimdUnavailableError,
 )
 from .factory import index_factory
@@ -43,6 +45,7 @@ __all__ = [
     "DTypeError",
     "E8Lattice",
     "E8ShellCodec",
+    "FingerprintMismatchError",
     "FormatError",
     "Index",
     "IndexBinary",
@@ -71,6 +74,7 @@ __all__ = [
     "RaBitQ",
     "SearchParameters",
     "ShapeError",
+    "ShardLostError",
     "SignEncoder",
     "SimdUnavailableError",
     "ZnSphereCodec",

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 __all__ = [
     "DTypeError",
+    "FingerprintMismatchError",
     "FormatError",
     "InvalidArgumentError",
     "NotTrainedError",
     "QuantaError",
     "ShapeError",
+    "ShardLostError",
     "SimdUnavailableError",
 ]
 
@@ -44,3 +46,13 @@ class FormatError(QuantaError, OSError):
 
 class SimdUnavailableError(QuantaError, RuntimeError):
     """The requested SIMD level is not supported by this CPU."""
+
+
+class FingerprintMismatchError(QuantaError, ValueError):
+    """Indexes (shards) trained separately were to be merged or searched together: their
+    trained parameters differ, and a merge would silently degrade the results."""
+
+
+class ShardLostError(QuantaError, RuntimeError):
+    """A shard of a :class:`quanta.distributed.ShardedIndex` died and could not be restored to
+    its last state; the message names the shard and what was lost."""
