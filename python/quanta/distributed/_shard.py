@@ -79,6 +79,9 @@ class Shard:
         self.generation = 0
         self.error: str | None = None
         self.index: Index | None = None
+        # of what it started from (training never changes afterwards; computing it copies the
+        # index, so it is not redone for every info())
+        self.fingerprint: str | None = None
         try:
             self._start(template, fingerprint, initial)
         except Exception as e:  # reported by info(): the driver raises the typed error
@@ -98,7 +101,7 @@ class Shard:
             if file_sha256(path) != sha:
                 raise FormatError(f"{path} is not the file that was saved (SHA-256)")
             self.index = qio.read_index(path)
-        got = self.index.fingerprint()
+        got = self.fingerprint = self.index.fingerprint()
         if got != fingerprint:
             raise FingerprintMismatchError(
                 f"trained parameters {got[:12]} differ from the index's {fingerprint[:12]} "
@@ -122,7 +125,7 @@ class Shard:
                 "no": self.no,
                 "error": self.error,
                 "ntotal": 0 if idx is None else idx.ntotal,
-                "fingerprint": None if idx is None else idx.fingerprint(),
+                "fingerprint": self.fingerprint,
             }
         )
 
