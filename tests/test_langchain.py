@@ -229,6 +229,11 @@ def test_bad_arguments(tmp_path) -> None:  # type: ignore[no-untyped-def]
         store.save_local(tmp_path)
     with pytest.raises(quanta.InvalidArgumentError, match="k"):
         store.similarity_search("a", k=0)
+    # a failed upsert keeps the old entry
+    store.add_texts(["b"], ids=["b"])
+    with pytest.raises(quanta.InvalidArgumentError, match="NaN"):
+        store.add_embeddings([("b2", [float("nan")] * 32)], ids=["b"])
+    assert store.get_by_ids(["b"])[0].page_content == "b"
 
 
 def test_concurrent_adds_and_searches() -> None:

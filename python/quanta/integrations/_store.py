@@ -140,6 +140,9 @@ class DocIndex:
                 raise ShapeError(f"{v.shape[0]} vectors for {len(keys)} documents")
             if not keys:
                 return
+            # checked before anything is removed: a failed upsert must not drop the old entries
+            if not np.isfinite(v).all():
+                raise InvalidArgumentError("vectors contain NaN or Inf")
             index = self._ensure_index(v.shape[1])
             # one vector per key: the last occurrence in the batch wins, as sequential adds would
             last = {k: i for i, k in enumerate(keys)}
