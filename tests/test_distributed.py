@@ -248,3 +248,20 @@ def test_bad_arguments() -> None:
         assert (i == -1).all() and np.isinf(d).all()
     finally:
         index.close()
+
+
+def test_close_removes_only_the_workdir_quanta_made(tmp_path: Path) -> None:
+    x, q = _data()
+    own = tmp_path / "mine"
+    with ShardedIndex("Flat", D, shards=2, cpus_per_shard=0.5, workdir=str(own)) as given:
+        given.train(x)
+        given.add(x[:100])
+    assert own.is_dir()  # the caller's directory stays
+    index = _sharded("Flat", "hash")
+    made = index._workdir
+    assert made.is_dir()
+    index.add(x[:100])
+    index.close()
+    assert not made.exists()
+    with pytest.raises(quanta.NotTrainedError):
+        index.search(q, K)

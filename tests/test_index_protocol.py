@@ -80,6 +80,10 @@ CASES: dict[str, Callable[[], Any]] = {
     "SQfp16": lambda: quanta.IndexScalarQuantizer(D, "fp16"),
     "SQbf16,IP": lambda: quanta.IndexScalarQuantizer(D, "bf16", "ip"),
     "SQlm3": lambda: quanta.IndexScalarQuantizer(D, "lm3"),
+    "IVF8,SQ8": _factory("IVF8,SQ8"),
+    "IVF8,SQ4,IP": lambda: quanta.IndexIVFScalarQuantizer(D, 8, "4bit", "ip"),
+    "IVF8,SQfp16,plain": lambda: quanta.IndexIVFScalarQuantizer(D, 8, "fp16", by_residual=False),
+    "IVF8,SQlm3": _factory("IVF8,SQlm3"),
 }
 
 

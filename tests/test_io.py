@@ -304,6 +304,8 @@ def test_ivf_files_load_as_their_class_with_their_search_defaults(tmp_path: Path
         quanta.IndexIVFFlat(16, 8),
         quanta.IndexIVFPQ(16, 8, 4, nbits=4),
         quanta.IndexIVFPQFastScan(16, 8, 4, k_factor=2),
+        quanta.IndexIVFRaBitQ(16, 8, 2),
+        quanta.IndexIVFScalarQuantizer(16, 8, "4bit"),
     ]
     for idx in made:
         with warnings.catch_warnings():

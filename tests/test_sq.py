@@ -234,3 +234,70 @@ def test_save_load_round_trip(qtype: str, tmp_path: Path) -> None:
         for a, b in zip(index.search(x[:7], 5), back.search(x[:7], 5)):
             np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(back.reconstruct(3), index.reconstruct(3))
+
+
+# ------------------------------------------------------------------ IVF over SQ codes
+
+
+@pytest.mark.parametrize("qtype", ["8bit", "4bit", "fp16"])
+@pytest.mark.parametrize("metric", ["l2", "ip"])
+def test_ivf_sq_is_faiss_ivf_sq_on_the_same_centroids(
+    sift: quanta.datasets.Dataset, faiss_1t: object, qtype: str, metric: str
+) -> None:
+    """faiss's IndexIVFScalarQuantizer around quanta's coarse centroids (faiss keeps a
+    quantizer that already holds them) trains the same ranges on the same residuals: the
+    reconstructions and the search results must be faiss's, not only the recall."""
+    faiss = faiss_1t
+    ours = quanta.IndexIVFScalarQuantizer(sift.d, 32, qtype, metric)
+    ours.train(sift.base)
+    ours.add(sift.base)
+    fm = faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
+    coarse = (faiss.IndexFlatL2 if metric == "l2" else faiss.IndexFlatIP)(sift.d)  # type: ignore[attr-defined]
+    coarse.add(ours.centroids)
+    qt = getattr(faiss.ScalarQuantizer, FAISS_QT[qtype])
+    ref = faiss.IndexIVFScalarQuantizer(coarse, sift.d, 32, qt, fm)  # type: ignore[attr-defined]
+    ref.train(sift.base)
+    ref.add(sift.base)
+    ref.make_direct_map()
+    assert ours.code_size == ref.code_size
+    rows = np.arange(0, sift.base.shape[0], 37)
+    rec = np.stack([ours.reconstruct(int(i)) for i in rows])
+    rec_ref = np.stack([ref.reconstruct(int(i)) for i in rows])
+    # fp16 residuals: the two libraries' float-to-half conversions may differ by a step or two
+    # (2^-10 relative) where the residual is not exactly representable; the rest is the same
+    # decode formula up to float rounding
+    # (and a vector on a tie between two centroids may sit in the other list)
+    fp16 = qtype == "fp16"
+    rtol, atol = (2.0**-8, 0.02) if fp16 else (1e-5, 1e-3)
+    np.testing.assert_allclose(rec, rec_ref, rtol=rtol, atol=atol)
+    drtol = 1e-3 if fp16 else 1e-4  # distances: summation order, and those half steps
+    for nprobe in (1, 4):
+        ref.nprobe = nprobe
+        D, ids = ours.search(sift.queries, K, nprobe=nprobe)
+        Dr, Ir = ref.search(sift.queries, K)
+        # the same candidates and distances up to float rounding (the kernels' summation order
+        # differs): equal ids wherever the reference distances are not within rounding of a tie
+        np.testing.assert_allclose(D, Dr, rtol=drtol, atol=1e-2)
+        gaps = np.abs(np.diff(Dr, axis=1))
+        clear = np.ones_like(Dr, dtype=bool)
+        clear[:, 1:] &= gaps > 1e-3 * np.abs(Dr[:, 1:]) + 1e-2
+        clear[:, :-1] &= gaps > 1e-3 * np.abs(Dr[:, :-1]) + 1e-2
+        assert (ids[clear] == Ir[clear]).all(), f"nprobe {nprobe}"
+
+
+def test_ivf_sq_factory_recall_and_files(sift: quanta.datasets.Dataset, tmp_path: Path) -> None:
+    """``IVF16,SQ4`` scanning every list has the recall of 4-bit codes (the flat codec's within
+    the paired tolerance: on SIFT the residuals' min/max range is nearly the vectors'), and its
+    file loads memory-mapped with the same results and the saved nprobe."""
+    flat = quanta.IndexScalarQuantizer(sift.d, "4bit")
+    ivf = quanta.index_factory(sift.d, "IVF16,SQ4")
+    assert isinstance(ivf, quanta.IndexIVFScalarQuantizer) and ivf.by_residual
+    ivf.nprobe = 16  # every list: only the codes differ
+    r_flat = overlap_at(_search(flat, sift), sift.gt, K)
+    r_ivf = overlap_at(_search(ivf, sift), sift.gt, K)
+    assert_recall_equivalent([r_ivf], [r_flat], "IVF16,SQ4 vs SQ4 R@10")
+    path = tmp_path / "ivfsq.quanta"
+    quanta.write_index(ivf, path)
+    back = quanta.read_index(path, mmap=True)
+    assert isinstance(back, quanta.IndexIVFScalarQuantizer) and back.nprobe == 16
+    np.testing.assert_array_equal(back.search(sift.queries, K)[1], ivf.search(sift.queries, K)[1])

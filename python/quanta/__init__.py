@@ -29,7 +29,7 @@ from .factory import index_factory
 from .fastscan import IndexPQFastScan
 from .index import IndexFlat, IndexFlatIP, IndexFlatL2, IndexIDMap
 from .io import deserialize_index, read_index, serialize_index, write_index
-from .ivf import IndexIVFFlat, IndexIVFPQ, IndexIVFPQFastScan
+from .ivf import IndexIVFFlat, IndexIVFPQ, IndexIVFPQFastScan, IndexIVFScalarQuantizer
 from .lattice import E8Lattice, E8ShellCodec, IndexLattice, ZnSphereCodec
 from .pq import IndexPQ, ProductQuantizer
 from .rabitq import IndexIVFRaBitQ, IndexRaBitQ, RaBitQ
@@ -58,6 +58,7 @@ __all__ = [
     "IndexIVFPQ",
     "IndexIVFPQFastScan",
     "IndexIVFRaBitQ",
+    "IndexIVFScalarQuantizer",
     "IndexLattice",
     "IndexPQ",
     "IndexPQFastScan",

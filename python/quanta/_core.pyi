@@ -23,6 +23,7 @@ __all__ = [
     "IndexIVFPQ",
     "IndexIVFPQFastScan",
     "IndexIVFRaBitQ",
+    "IndexIVFScalarQuantizer",
     "IndexLattice",
     "IndexPQ",
     "IndexPQFastScan",
@@ -401,6 +402,44 @@ class IndexIVFRaBitQ(Index):
     def epsilon(self) -> float: ...
     @epsilon.setter
     def epsilon(self, v: float) -> None: ...
+
+@final
+class IndexIVFScalarQuantizer(Index):
+    def __new__(
+        cls,
+        d: int,
+        nlist: int,
+        qtype: str = "8bit",
+        metric: str = "l2",
+        by_residual: bool = True,
+        seed: int = 1234,
+    ) -> IndexIVFScalarQuantizer: ...
+    def train(  # type: ignore[override]
+        self,
+        x: _F32,
+        *,
+        niter: int | None = None,
+        seed: int | None = None,
+        progress: _Progress | None = None,
+    ) -> list[str]: ...
+    @property
+    def qtype(self) -> str: ...
+    @property
+    def code_size(self) -> int: ...
+    @property
+    def by_residual(self) -> bool: ...
+    def list_codes(self, l: int) -> _U8: ...
+    @property
+    def nlist(self) -> int: ...
+    @property
+    def nprobe(self) -> int: ...
+    @nprobe.setter
+    def nprobe(self, v: int) -> None: ...
+    @property
+    def centroids(self) -> _F32: ...
+    def list_sizes(self) -> _I64: ...
+    def imbalance_factor(self) -> float: ...
+    def list_ids(self, l: int) -> _I64: ...
 
 @final
 class IndexIVFPQ(Index):

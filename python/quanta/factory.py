@@ -7,7 +7,7 @@ Grammar (components separated by commas; numbers are decimal)::
 
     BODY := Flat | PQ{M}[x{nbits}] | PQ{M}x4fs | SQ{type} | RaBitQ[{nbits}][fs] | RaBitQfs[{nbits}]
           | IVF{nlist},Flat | IVF{nlist},PQ{M}[x{nbits}] | IVF{nlist},PQ{M}x4fs
-          | IVF{nlist},RaBitQ[{nbits}][fs]
+          | IVF{nlist},RaBitQ[{nbits}][fs] | IVF{nlist},SQ{type}
 
 ``OPQ`` wraps the rest in :class:`~quanta.IndexPreTransform` with an
 :class:`~quanta.OPQMatrix` (the rest is built for ``d_out`` dimensions, default ``d``).
@@ -24,7 +24,8 @@ no such codes). ``x4fs`` builds the 4-bit fast-scan indexes (:class:`~quanta.Ind
 ``RaBitQ`` builds :class:`~quanta.IndexRaBitQ` (1 bit per dimension; ``RaBitQ4``: 4 bits); the
 ``fs`` spellings of faiss name the same index (quanta's RaBitQ always scans with fast-scan
 kernels). ``IVF{nlist},RaBitQ[{nbits}]`` builds :class:`~quanta.IndexIVFRaBitQ` (codes around
-each list's centroid; its ``fs`` spelling names the same index).
+each list's centroid; its ``fs`` spelling names the same index). ``IVF{nlist},SQ{type}`` builds
+:class:`~quanta.IndexIVFScalarQuantizer` (residuals to the list centroid, as faiss).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from .binary import IndexBinaryFlat
 from .exceptions import InvalidArgumentError
 from .fastscan import IndexPQFastScan
 from .index import IndexFlat
-from .ivf import IndexIVFFlat, IndexIVFPQ, IndexIVFPQFastScan
+from .ivf import IndexIVFFlat, IndexIVFPQ, IndexIVFPQFastScan, IndexIVFScalarQuantizer
 from .pq import IndexPQ
 from .rabitq import IndexIVFRaBitQ, IndexRaBitQ
 from .refine import IndexRefineFlat
@@ -56,7 +57,7 @@ GRAMMAR = (
     "RaBitQ[{nbits}][fs] | "
     "SQ8 | SQ4 | SQfp16 | SQbf16 | SQlm2 | SQlm3 | SQlm4 | "
     "IVF{nlist},Flat | IVF{nlist},PQ{M}[x{nbits}] | IVF{nlist},PQ{M}x4fs | "
-    "IVF{nlist},RaBitQ[{nbits}]; or BFlat (binary)"
+    "IVF{nlist},RaBitQ[{nbits}] | IVF{nlist},SQ{type}; or BFlat (binary)"
 )
 
 
@@ -110,6 +111,8 @@ def _body(d: int, parts: list[str], metric: str) -> Any:
                 return IndexIVFFlat(d, nlist, metric)
             if parts[1].startswith("PQ"):
                 return _pq_body(d, parts[1], metric, nlist)
+            if parts[1].startswith("SQ") and parts[1][2:] in _SQ:
+                return IndexIVFScalarQuantizer(d, nlist, _SQ[parts[1][2:]], metric)
             if (r := _RABITQ.fullmatch(parts[1])) is not None:
                 bits = r.group(1) or r.group(3)
                 return IndexIVFRaBitQ(d, nlist, int(bits) if bits else 1, metric)

@@ -22,8 +22,15 @@ from .base import Index
 from .exceptions import DTypeError, InvalidArgumentError
 from .index import check_metric
 from .pq import ProductQuantizer, _check_m
+from .sq import check_qtype
 
-__all__ = ["IndexIVFFlat", "IndexIVFPQ", "IndexIVFPQFastScan", "InvertedListsStats"]
+__all__ = [
+    "IndexIVFFlat",
+    "IndexIVFPQ",
+    "IndexIVFPQFastScan",
+    "IndexIVFScalarQuantizer",
+    "InvertedListsStats",
+]
 
 _P = TypeVar("_P", bound="IndexIVFPQ")
 
@@ -62,9 +69,9 @@ class InvertedListsStats:
         return out
 
     def list_codes(self, list_no: int) -> npt.NDArray[np.uint8]:
-        """PQ codes ``(size, code_size)`` of list ``list_no`` (IVFPQ indexes only)."""
+        """Codes ``(size, code_size)`` of list ``list_no`` (every IVF index but IVFFlat)."""
         if not hasattr(self._core, "list_codes"):
-            raise InvalidArgumentError("list_codes is available for the IVFPQ indexes only")
+            raise InvalidArgumentError("list_codes is not available for IndexIVFFlat")
         out: npt.NDArray[np.uint8] = self._core.list_codes(as_int(list_no, "list_no", 0, 2**62))
         return out
 
@@ -269,3 +276,67 @@ class IndexIVFPQFastScan(IndexIVFPQ):
 
     def _repr_fields(self) -> str:
         return f"{super()._repr_fields()}, k_factor={self.k_factor}"
+
+
+class IndexIVFScalarQuantizer(_IndexIVF):
+    """Inverted file over scalar-quantized codes (faiss ``IndexIVFScalarQuantizer``; factory
+    ``IVF{nlist},SQ{type}``: ``SQ8``, ``SQ4``, ``SQfp16``, ``SQbf16``, ``SQlm2``..``SQlm4``).
+
+    With ``by_residual`` (faiss's default) every vector is coded as its residual to its list
+    centroid and the quantizer is trained on the training set's residuals, which span a much
+    smaller range than the vectors: the same bits resolve them finer. ``qtype`` as
+    :class:`~quanta.IndexScalarQuantizer`'s (``"8bit"``, ``"4bit"``, ``"fp16"``, ``"bf16"``, the
+    rotated Lloyd-Max ``"lm2"``/``"lm3"``/``"lm4"``, whose rotation ``seed`` draws). Distances
+    are those to the decoded vectors, computed on the codes: for L2 each probed list folds its
+    centroid into the query (``d`` operations per list; a ``d x d`` rotation for the Lloyd-Max
+    types), for the inner product the coarse term ``<q, c>`` is added to the residual's.
+    """
+
+    _kind = "IndexIVFScalarQuantizer"
+
+    def __init__(
+        self,
+        d: int,
+        nlist: int,
+        qtype: str = "8bit",
+        metric: str = "l2",
+        by_residual: bool = True,
+        *,
+        seed: int = 1234,
+    ) -> None:
+        if not isinstance(by_residual, (bool, np.bool_)):
+            raise DTypeError(f"by_residual must be a bool, got {type(by_residual).__name__}")
+        self._index = _core.IndexIVFScalarQuantizer(
+            positive_int(d, "d"),
+            positive_int(nlist, "nlist"),
+            check_qtype(qtype),
+            check_metric(metric),
+            bool(by_residual),
+            as_int(seed, "seed", 0, 2**64 - 1),
+        )
+
+    def train(
+        self, x: Any, niter: int | None = None, seed: int | None = None, *, verbose: bool = False
+    ) -> None:
+        """k-means of ``x`` into ``nlist`` coarse centroids (faiss IVF defaults: ``niter=10``,
+        ``seed=1234``, 256 points per centroid), then the scalar quantizer's ranges on the
+        residuals (``by_residual``) or on ``x``."""
+        self._train(x, niter, seed, verbose)
+
+    @property
+    def qtype(self) -> str:
+        """Code type (a name of :data:`quanta.sq.QTYPES`)."""
+        return str(self._index.qtype)
+
+    @property
+    def code_size(self) -> int:
+        """Bytes per stored vector."""
+        return int(self._index.code_size)
+
+    @property
+    def by_residual(self) -> bool:
+        """Whether vectors are coded as residuals to their list centroid."""
+        return bool(self._index.by_residual)
+
+    def _repr_fields(self) -> str:
+        return f"{super()._repr_fields()}, qtype={self.qtype!r}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -61,8 +62,11 @@ class ShardedIndex:
         ray_address: the cluster to join when Ray is not initialized yet (``None``: a local
             one).
         cpus_per_shard: CPUs each actor reserves; quanta's pool inside it uses as many threads.
-        workdir: where shards keep their recovery pointers (default: a temporary directory;
-            on a multi-machine cluster, a directory every node can read).
+        workdir: where shards keep their recovery pointers (default: a temporary directory,
+            removed by :meth:`close`; on a multi-machine cluster, a directory every node can
+            read).
+
+    ``with ShardedIndex(...) as index:`` closes it on leaving the block.
     """
 
     def __init__(
@@ -86,6 +90,8 @@ class ShardedIndex:
         self._router = Router(self._template, self.nshards, routing)  # checks `routing` now
         self._ray_address = ray_address
         self._cpus = float(cpus_per_shard)
+        # a directory quanta made is quanta's to remove (close); a caller's is left alone
+        self._own_workdir = workdir is None
         self._workdir = Path(workdir or tempfile.mkdtemp(prefix="quanta-shards-"))
         self._actors: list[Any] = []
         self._states: list[State] = []
@@ -126,6 +132,7 @@ class ShardedIndex:
 
     def _start(self, initial: Sequence[tuple[str, int, str] | None]) -> None:
         _ensure_ray(self._ray_address)
+        self._workdir.mkdir(parents=True, exist_ok=True)  # again after a close()
         # held here: Ray restarts a dead shard from these constructor arguments
         self._template_ref = ray.put(self._template_bytes)
         threads = max(1, round(self._cpus))
@@ -167,8 +174,17 @@ class ShardedIndex:
         self._actors, self._states = [], []
 
     def close(self) -> None:
-        """Stop the shard actors (their saved files stay)."""
+        """Stop the shard actors (their saved files stay) and remove the temporary workdir
+        quanta made for them (a ``workdir`` given by the caller stays)."""
         self._stop()
+        if self._own_workdir:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+
+    def __enter__(self) -> ShardedIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _require_trained(self) -> None:
         if not self._actors:

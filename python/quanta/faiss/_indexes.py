@@ -36,6 +36,7 @@ __all__ = [
     "IndexIVFFlat",
     "IndexIVFPQ",
     "IndexIVFPQFastScan",
+    "IndexIVFScalarQuantizer",
     "IndexPQ",
     "IndexPQFastScan",
     "IndexPreTransform",
@@ -396,6 +397,36 @@ class IndexIVFFlat(IndexIVF):
             object.__setattr__(self, "_q", quanta.IndexIVFFlat.from_centroids(c, self._q.metric))
 
 
+class IndexIVFScalarQuantizer(IndexIVF):
+    """faiss ``IndexIVFScalarQuantizer(quantizer, d, nlist, qtype, metric=METRIC_L2,
+    by_residual=True)``; QT_8bit, QT_4bit, QT_fp16, QT_bf16, with an empty quantizer (trained
+    here)."""
+
+    def __init__(
+        self,
+        quantizer: Any,
+        d: int,
+        nlist: int,
+        qtype: int = 0,
+        metric: int = METRIC_L2,
+        by_residual: bool = True,
+    ) -> None:
+        if qtype not in _QTYPES:
+            raise NotImplementedError(
+                f"qtype {qtype}: quanta.IndexIVFScalarQuantizer has QT_8bit, QT_4bit, QT_fp16, "
+                "QT_bf16 (and its own 'lm2'..'lm4')"
+            )
+        q = quanta.IndexIVFScalarQuantizer(
+            int(d), int(nlist), _QTYPES[qtype], metric_name(metric), bool(by_residual)
+        )
+        self._init_ivf(quantizer, int(d), q)
+        if self._prefilled() is not None:
+            raise NotImplementedError(
+                "a quantizer that already holds its centroids: quanta.IndexIVFScalarQuantizer "
+                "trains its coarse centroids itself (pass an empty IndexFlatL2/IndexFlatIP)"
+            )
+
+
 class IndexIVFPQ(IndexIVF):
     """faiss ``IndexIVFPQ(quantizer, d, nlist, M, nbits, metric=METRIC_L2)`` (residual PQ)."""
 
@@ -725,6 +756,7 @@ _WRAPPERS: list[tuple[type, type[Index]]] = [
     (quanta.IndexIVFPQFastScan, IndexIVFPQFastScan),
     (quanta.IndexIVFPQ, IndexIVFPQ),
     (quanta.IndexIVFFlat, IndexIVFFlat),
+    (quanta.IndexIVFScalarQuantizer, IndexIVFScalarQuantizer),
     (quanta.IndexPQFastScan, IndexPQFastScan),
     (quanta.IndexPQ, IndexPQ),
     (quanta.IndexScalarQuantizer, IndexScalarQuantizer),

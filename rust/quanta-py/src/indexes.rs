@@ -46,6 +46,7 @@ pub fn wrap_subclass(py: Python<'_>, base: PyIndex) -> PyResult<Py<PyAny>> {
         IndexIVFPQ => crate::ivf::PyIndexIVFPQ,
         IndexIVFPQFastScan => crate::ivf::PyIndexIVFPQFastScan,
         IndexIVFRaBitQ => crate::ivf::PyIndexIVFRaBitQ,
+        quanta_core::ivf::IndexIVFScalarQuantizer => crate::ivf::PyIndexIVFScalarQuantizer,
     }
     Ok(Py::new(py, init)?.into_any())
 }

@@ -1,5 +1,5 @@
 //! Inverted-file classes: `IndexIVFFlat`, `IndexIVFPQ`, `IndexIVFPQFastScan`,
-//! `IndexIVFRaBitQ`. Each extends `Index` (`base.rs`, which carries add / search /
+//! `IndexIVFRaBitQ`, `IndexIVFScalarQuantizer`. Each extends `Index` (`base.rs`, which carries add / search /
 //! range_search / remove_ids / files) and adds only its constructors, its `train` with the k-means settings as keywords, and its getters.
 
 use crate::arrays::{check_dim, f32_matrix, matrix_f32, matrix_u8};
@@ -13,9 +13,11 @@ use pyo3::prelude::*;
 use pyo3::PyClassInitializer;
 use quanta_core::index::Index;
 use quanta_core::ivf::{
-    IndexIVFFlat, IndexIVFPQ, IndexIVFPQFastScan, IndexIVFRaBitQ, IvfTrainParams,
+    IndexIVFFlat, IndexIVFPQ, IndexIVFPQFastScan, IndexIVFRaBitQ, IndexIVFScalarQuantizer,
+    IvfTrainParams,
 };
 use quanta_core::pq::PqTrainParams;
+use quanta_core::sq::QuantizerType;
 use quanta_core::Metric;
 
 /// The Python object of subclass `sub` around the core index `inner`.
@@ -447,6 +449,81 @@ ivf_methods! {
         l: i64,
     ) -> PyResult<Bound<'py, PyArray2<u8>>> {
         let il = slf.as_super().concrete::<IndexIVFRaBitQ>()?.invlists();
+        let l = list_number(l, il.nlist())?;
+        matrix_u8(py, il.codes(l).to_vec(), il.list_len(l), il.code_len())
+    }
+}
+
+/// Inverted file over scalar-quantized codes, residuals to the list centroid by default
+/// (faiss IndexIVFScalarQuantizer).
+#[pyclass(extends = PyIndex, name = "IndexIVFScalarQuantizer", module = "quanta._core")]
+pub struct PyIndexIVFScalarQuantizer;
+
+ivf_methods! {
+    PyIndexIVFScalarQuantizer,
+    IndexIVFScalarQuantizer,
+    #[new]
+    #[pyo3(signature = (d, nlist, qtype="8bit", metric="l2", by_residual=true, seed=1234))]
+    fn new(
+        d: i64,
+        nlist: i64,
+        qtype: &str,
+        metric: &str,
+        by_residual: bool,
+        seed: u64,
+    ) -> PyResult<(Self, PyIndex)> {
+        let metric = Metric::parse(metric).py()?;
+        let qtype = QuantizerType::parse(qtype).py()?;
+        let nlist = positive(nlist, "nlist")?;
+        let inner =
+            IndexIVFScalarQuantizer::new(dim(d)?, nlist, qtype, metric, by_residual, seed).py()?;
+        Ok((PyIndexIVFScalarQuantizer, PyIndex { inner: Box::new(inner) }))
+    }
+
+    /// Train the coarse quantizer, then the scalar quantizer on the residuals (on the vectors
+    /// without `by_residual`); keywords left out keep the index's defaults. Returns the
+    /// warnings.
+    #[pyo3(signature = (x, *, niter=None, seed=None, progress=None))]
+    fn train(
+        mut slf: PyRefMut<'_, Self>,
+        py: Python<'_>,
+        x: &Bound<'_, PyAny>,
+        niter: Option<i64>,
+        seed: Option<u64>,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<Vec<String>> {
+        let idx = slf.as_super().concrete_mut::<IndexIVFScalarQuantizer>()?;
+        let p = coarse_params(idx.train_params(), niter, seed)?;
+        let x = f32_matrix(x, "x")?;
+        check_dim(&x, idx.d(), "x")?;
+        let xs = x.as_slice()?;
+        run_released(py, progress, |ctl| idx.train(xs, &p, ctl))
+    }
+
+    /// Code type (`"8bit"`, `"4bit"`, `"fp16"`, `"bf16"`, `"lm2"`, `"lm3"`, `"lm4"`).
+    #[getter]
+    fn qtype(slf: PyRef<'_, Self>) -> PyResult<&'static str> {
+        Ok(slf.as_super().concrete::<IndexIVFScalarQuantizer>()?.sq().qtype().name())
+    }
+
+    /// Bytes per stored code.
+    #[getter]
+    fn code_size(slf: PyRef<'_, Self>) -> PyResult<usize> {
+        Ok(slf.as_super().concrete::<IndexIVFScalarQuantizer>()?.code_size())
+    }
+
+    #[getter]
+    fn by_residual(slf: PyRef<'_, Self>) -> PyResult<bool> {
+        Ok(slf.as_super().concrete::<IndexIVFScalarQuantizer>()?.by_residual())
+    }
+
+    /// Codes of list `l` `(size, code_size)` (a copy).
+    fn list_codes<'py>(
+        slf: PyRef<'py, Self>,
+        py: Python<'py>,
+        l: i64,
+    ) -> PyResult<Bound<'py, PyArray2<u8>>> {
+        let il = slf.as_super().concrete::<IndexIVFScalarQuantizer>()?.invlists();
         let l = list_number(l, il.nlist())?;
         matrix_u8(py, il.codes(l).to_vec(), il.list_len(l), il.code_len())
     }

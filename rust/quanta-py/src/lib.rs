@@ -49,6 +49,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ivf::PyIndexIVFPQ>()?;
     m.add_class::<ivf::PyIndexIVFPQFastScan>()?;
     m.add_class::<ivf::PyIndexIVFRaBitQ>()?;
+    m.add_class::<ivf::PyIndexIVFScalarQuantizer>()?;
     m.add_class::<fastscan::PyIndexPQFastScan>()?;
     m.add_class::<rabitq::PyRaBitQ>()?;
     m.add_class::<rabitq::PyIndexRaBitQ>()?;

@@ -9,7 +9,9 @@ use crate::control::Control;
 use crate::distance::Metric;
 use crate::error::{Error, Result};
 use crate::io::{FileReader, FileWriter, Persist};
-use crate::ivf::{IndexIVFFlat, IndexIVFPQ, IndexIVFPQFastScan, IndexIVFRaBitQ};
+use crate::ivf::{
+    IndexIVFFlat, IndexIVFPQ, IndexIVFPQFastScan, IndexIVFRaBitQ, IndexIVFScalarQuantizer,
+};
 use crate::validate::{check_batch, check_radius};
 use std::any::Any;
 use std::fmt;
@@ -292,6 +294,7 @@ pub fn read_any(r: &FileReader) -> Result<AnyIndex> {
         IndexIVFPQ::KIND => load::<IndexIVFPQ>,
         IndexIVFPQFastScan::KIND => load::<IndexIVFPQFastScan>,
         IndexIVFRaBitQ::KIND => load::<IndexIVFRaBitQ>,
+        IndexIVFScalarQuantizer::KIND => load::<IndexIVFScalarQuantizer>,
         other => {
             return Err(r.err(format!(
                 "holds an index of kind {other:?}, which is not a float-vector index this \

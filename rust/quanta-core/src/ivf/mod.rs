@@ -69,6 +69,7 @@ mod lists;
 mod pq;
 mod pq_grouped;
 mod rabitq;
+mod sq;
 #[cfg(test)]
 mod tests;
 
@@ -78,6 +79,7 @@ pub use flat::IndexIVFFlat;
 pub use lists::InvertedLists;
 pub use pq::IndexIVFPQ;
 pub use rabitq::IndexIVFRaBitQ;
+pub use sq::IndexIVFScalarQuantizer;
 
 use crate::control::Control;
 use crate::distance::{assign_nearest, result_len, row_norms, Metric};
