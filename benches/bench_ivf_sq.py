@@ -76,8 +76,8 @@ def main() -> int:
         t_ref = time.perf_counter() - t0
         for nprobe in (4, 16, 64):
             ref.nprobe = nprobe
-            tf = best_time(lambda: ref.search(xq, 10), a.reps)
-            tq = best_time(lambda: ours.search(xq, 10, nprobe=nprobe), a.reps)
+            tf = best_time(lambda r=ref: r.search(xq, 10), a.reps)
+            tq = best_time(lambda o=ours, p=nprobe: o.search(xq, 10, nprobe=p), a.reps)
             rf = recall(ref.search(xq, 10)[1], gt)
             rq = recall(ours.search(xq, 10, nprobe=nprobe)[1], gt)
             nq = xq.shape[0]

@@ -82,6 +82,7 @@ def _same_up_to_ties(a: tuple[Any, Any], b: tuple[Any, Any]) -> None:
         ("OPQ8,IVF16,Flat", "ivf"),
         ("RaBitQ4", "hash"),
         ("IVF16,RaBitQ", "ivf"),
+        ("IVF16,SQ8", "ivf"),
         ("PQ8x4fs", "hash"),
     ],
 )
