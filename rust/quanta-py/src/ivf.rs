@@ -82,6 +82,58 @@ fn list_number(l: i64, nlist: usize) -> PyResult<usize> {
 /// the two IVFPQ classes (same core API): `from_parts`, `train` with the PQ keywords, `M`,
 /// `nbits`, `code_size`, `by_residual`, `pq`, `list_codes`.
 macro_rules! ivf_methods {
+    (@coarse_coded $py:ident, $core:ty, $($extra:tt)*) => {
+        ivf_methods! {
+            @coarse
+            $py,
+            $core,
+            /// Bytes per stored code.
+            #[getter]
+            fn code_size(slf: PyRef<'_, Self>) -> PyResult<usize> {
+                Ok(slf.as_super().concrete::<$core>()?.code_size())
+            }
+
+            /// Codes of list `l` `(size, code_size)` (a copy).
+            fn list_codes<'py>(
+                slf: PyRef<'py, Self>,
+                py: Python<'py>,
+                l: i64,
+            ) -> PyResult<Bound<'py, PyArray2<u8>>> {
+                let il = slf.as_super().concrete::<$core>()?.invlists();
+                let l = list_number(l, il.nlist())?;
+                matrix_u8(py, il.codes(l).to_vec(), il.list_len(l), il.code_len())
+            }
+
+            $($extra)*
+        }
+    };
+    (@coarse $py:ident, $core:ty, $($extra:tt)*) => {
+        ivf_methods! {
+            $py,
+            $core,
+            /// Train the coarse quantizer (then the codec, where it needs training, on what
+            /// the index codes); keywords left out keep the index's defaults. Returns the
+            /// training warnings.
+            #[pyo3(signature = (x, *, niter=None, seed=None, progress=None))]
+            fn train(
+                mut slf: PyRefMut<'_, Self>,
+                py: Python<'_>,
+                x: &Bound<'_, PyAny>,
+                niter: Option<i64>,
+                seed: Option<u64>,
+                progress: Option<Py<PyAny>>,
+            ) -> PyResult<Vec<String>> {
+                let idx = slf.as_super().concrete_mut::<$core>()?;
+                let p = coarse_params(idx.train_params(), niter, seed)?;
+                let x = f32_matrix(x, "x")?;
+                check_dim(&x, idx.d(), "x")?;
+                let xs = x.as_slice()?;
+                run_released(py, progress, |ctl| idx.train(xs, &p, ctl))
+            }
+
+            $($extra)*
+        }
+    };
     (@pq $py:ident, $core:ty, $($extra:tt)*) => {
         ivf_methods! {
             $py,
@@ -242,6 +294,7 @@ macro_rules! ivf_methods {
 pub struct PyIndexIVFFlat;
 
 ivf_methods! {
+    @coarse
     PyIndexIVFFlat,
     IndexIVFFlat,
     #[new]
@@ -267,24 +320,6 @@ ivf_methods! {
         new_object(py, PyIndexIVFFlat, inner)
     }
 
-    /// Train the coarse quantizer; keywords left out keep the index's defaults. Returns the
-    /// k-means warnings.
-    #[pyo3(signature = (x, *, niter=None, seed=None, progress=None))]
-    fn train(
-        mut slf: PyRefMut<'_, Self>,
-        py: Python<'_>,
-        x: &Bound<'_, PyAny>,
-        niter: Option<i64>,
-        seed: Option<u64>,
-        progress: Option<Py<PyAny>>,
-    ) -> PyResult<Vec<String>> {
-        let idx = slf.as_super().concrete_mut::<IndexIVFFlat>()?;
-        let p = coarse_params(idx.train_params(), niter, seed)?;
-        let x = f32_matrix(x, "x")?;
-        check_dim(&x, idx.d(), "x")?;
-        let xs = x.as_slice()?;
-        run_released(py, progress, |ctl| idx.train(xs, &p, ctl))
-    }
 }
 
 /// Inverted file with PQ-encoded residuals (faiss IndexIVFPQ).
@@ -371,6 +406,7 @@ ivf_methods! {
 pub struct PyIndexIVFRaBitQ;
 
 ivf_methods! {
+    @coarse_coded
     PyIndexIVFRaBitQ,
     IndexIVFRaBitQ,
     #[new]
@@ -401,34 +437,9 @@ ivf_methods! {
         new_object(py, PyIndexIVFRaBitQ, inner)
     }
 
-    /// Train the coarse quantizer (the codec needs none); keywords left out keep the index's
-    /// defaults. Returns the k-means warnings.
-    #[pyo3(signature = (x, *, niter=None, seed=None, progress=None))]
-    fn train(
-        mut slf: PyRefMut<'_, Self>,
-        py: Python<'_>,
-        x: &Bound<'_, PyAny>,
-        niter: Option<i64>,
-        seed: Option<u64>,
-        progress: Option<Py<PyAny>>,
-    ) -> PyResult<Vec<String>> {
-        let idx = slf.as_super().concrete_mut::<IndexIVFRaBitQ>()?;
-        let p = coarse_params(idx.train_params(), niter, seed)?;
-        let x = f32_matrix(x, "x")?;
-        check_dim(&x, idx.d(), "x")?;
-        let xs = x.as_slice()?;
-        run_released(py, progress, |ctl| idx.train(xs, &p, ctl))
-    }
-
     #[getter]
     fn nbits(slf: PyRef<'_, Self>) -> PyResult<usize> {
         Ok(slf.as_super().concrete::<IndexIVFRaBitQ>()?.nbits())
-    }
-
-    /// Bytes per stored code (bit planes and correction factors).
-    #[getter]
-    fn code_size(slf: PyRef<'_, Self>) -> PyResult<usize> {
-        Ok(slf.as_super().concrete::<IndexIVFRaBitQ>()?.code_size())
     }
 
     /// ε₀ of the multi-bit pruning bound (saved with the index).
@@ -442,16 +453,6 @@ ivf_methods! {
         slf.as_super().concrete_mut::<IndexIVFRaBitQ>()?.set_epsilon(v).py()
     }
 
-    /// Codes of list `l` `(size, code_size)` in the standalone RaBitQ layout (a copy).
-    fn list_codes<'py>(
-        slf: PyRef<'py, Self>,
-        py: Python<'py>,
-        l: i64,
-    ) -> PyResult<Bound<'py, PyArray2<u8>>> {
-        let il = slf.as_super().concrete::<IndexIVFRaBitQ>()?.invlists();
-        let l = list_number(l, il.nlist())?;
-        matrix_u8(py, il.codes(l).to_vec(), il.list_len(l), il.code_len())
-    }
 }
 
 /// Inverted file over scalar-quantized codes, residuals to the list centroid by default
@@ -460,6 +461,7 @@ ivf_methods! {
 pub struct PyIndexIVFScalarQuantizer;
 
 ivf_methods! {
+    @coarse_coded
     PyIndexIVFScalarQuantizer,
     IndexIVFScalarQuantizer,
     #[new]
@@ -480,36 +482,10 @@ ivf_methods! {
         Ok((PyIndexIVFScalarQuantizer, PyIndex { inner: Box::new(inner) }))
     }
 
-    /// Train the coarse quantizer, then the scalar quantizer on the residuals (on the vectors
-    /// without `by_residual`); keywords left out keep the index's defaults. Returns the
-    /// warnings.
-    #[pyo3(signature = (x, *, niter=None, seed=None, progress=None))]
-    fn train(
-        mut slf: PyRefMut<'_, Self>,
-        py: Python<'_>,
-        x: &Bound<'_, PyAny>,
-        niter: Option<i64>,
-        seed: Option<u64>,
-        progress: Option<Py<PyAny>>,
-    ) -> PyResult<Vec<String>> {
-        let idx = slf.as_super().concrete_mut::<IndexIVFScalarQuantizer>()?;
-        let p = coarse_params(idx.train_params(), niter, seed)?;
-        let x = f32_matrix(x, "x")?;
-        check_dim(&x, idx.d(), "x")?;
-        let xs = x.as_slice()?;
-        run_released(py, progress, |ctl| idx.train(xs, &p, ctl))
-    }
-
     /// Code type (`"8bit"`, `"4bit"`, `"fp16"`, `"bf16"`, `"lm2"`, `"lm3"`, `"lm4"`).
     #[getter]
     fn qtype(slf: PyRef<'_, Self>) -> PyResult<&'static str> {
         Ok(slf.as_super().concrete::<IndexIVFScalarQuantizer>()?.sq().qtype().name())
-    }
-
-    /// Bytes per stored code.
-    #[getter]
-    fn code_size(slf: PyRef<'_, Self>) -> PyResult<usize> {
-        Ok(slf.as_super().concrete::<IndexIVFScalarQuantizer>()?.code_size())
     }
 
     #[getter]
@@ -517,14 +493,4 @@ ivf_methods! {
         Ok(slf.as_super().concrete::<IndexIVFScalarQuantizer>()?.by_residual())
     }
 
-    /// Codes of list `l` `(size, code_size)` (a copy).
-    fn list_codes<'py>(
-        slf: PyRef<'py, Self>,
-        py: Python<'py>,
-        l: i64,
-    ) -> PyResult<Bound<'py, PyArray2<u8>>> {
-        let il = slf.as_super().concrete::<IndexIVFScalarQuantizer>()?.invlists();
-        let l = list_number(l, il.nlist())?;
-        matrix_u8(py, il.codes(l).to_vec(), il.list_len(l), il.code_len())
-    }
 }

@@ -43,55 +43,16 @@ impl IndexIVFFlat {
         Ok(idx)
     }
 
-    /// Dimension.
-    pub fn d(&self) -> usize {
-        self.base.d
-    }
-    /// Number of inverted lists.
-    pub fn nlist(&self) -> usize {
-        self.base.nlist
-    }
-    /// Metric.
-    pub fn metric(&self) -> Metric {
-        self.base.metric
-    }
+    super::ivf_base_accessors!(f32);
+
     /// Whether the coarse quantizer is trained.
     pub fn is_trained(&self) -> bool {
         self.base.is_trained()
-    }
-    /// Number of stored vectors.
-    pub fn ntotal(&self) -> usize {
-        self.base.lists.ntotal()
-    }
-    /// Coarse centroids (`nlist × d`; empty before training).
-    pub fn centroids(&self) -> &[f32] {
-        self.base.centroids()
-    }
-    /// The inverted lists (`code_len == d` floats per entry).
-    pub fn invlists(&self) -> &super::InvertedLists<f32> {
-        &self.base.lists
     }
     /// Whether some list is still a view of a memory-mapped file.
     pub fn is_mapped(&self) -> bool {
         self.base.lists.is_mapped()
     }
-    /// Lists probed per query when the search parameters give none (default 1; saved).
-    pub fn nprobe(&self) -> usize {
-        self.base.nprobe
-    }
-    /// Set the default `nprobe` (>= 1).
-    pub fn set_nprobe(&mut self, nprobe: usize) -> Result<()> {
-        self.base.set_nprobe(nprobe)
-    }
-    /// Coarse k-means settings of [`Index::train`] (not saved: training happens once).
-    pub fn train_params(&self) -> &IvfTrainParams {
-        &self.train_params
-    }
-    /// Mutable [`train_params`](Self::train_params).
-    pub fn train_params_mut(&mut self) -> &mut IvfTrainParams {
-        &mut self.train_params
-    }
-
     /// Train the coarse centroids (refused while the index holds vectors).
     pub fn train(
         &mut self,
@@ -119,21 +80,11 @@ impl IndexIVFFlat {
         self.base.add_batched(x, Some(ids), ctl, copy_rows)
     }
 
-    /// Remove every entry whose id is listed; returns how many were removed.
-    pub fn remove_ids(&mut self, ids: &super::IdSet) -> usize {
-        self.base.lists.remove(ids)
-    }
-
     /// The stored vector of id `id`.
     pub fn reconstruct(&self, id: i64) -> Result<Vec<f32>> {
         let (l, o) = self.base.locate(id)?;
         let d = self.d();
         Ok(self.base.lists.codes(l)[o * d..(o + 1) * d].to_vec())
-    }
-
-    /// Remove every vector (the coarse quantizer stays trained).
-    pub fn reset(&mut self) {
-        self.base.lists.reset();
     }
 
     /// k nearest stored vectors of each query among the `nprobe` nearest lists, restricted to

@@ -63,6 +63,63 @@ macro_rules! ivf_base_forward {
     };
 }
 
+/// The inherent accessors every IVF index that owns an [`IvfBase`] as `base` and its
+/// [`IvfTrainParams`] as `train_params` shares word for word (`$elem`: the list element type).
+macro_rules! ivf_base_accessors {
+    ($elem:ty) => {
+        /// Dimension.
+        pub fn d(&self) -> usize {
+            self.base.d
+        }
+        /// Number of inverted lists.
+        pub fn nlist(&self) -> usize {
+            self.base.nlist
+        }
+        /// Metric.
+        pub fn metric(&self) -> $crate::distance::Metric {
+            self.base.metric
+        }
+        /// Number of stored vectors.
+        pub fn ntotal(&self) -> usize {
+            self.base.lists.ntotal()
+        }
+        /// Coarse centroids (`nlist × d`; empty before training).
+        pub fn centroids(&self) -> &[f32] {
+            self.base.centroids()
+        }
+        /// The inverted lists (`code_len` elements per entry).
+        pub fn invlists(&self) -> &$crate::ivf::InvertedLists<$elem> {
+            &self.base.lists
+        }
+        /// Lists probed per query when the search parameters give none (default 1; saved).
+        pub fn nprobe(&self) -> usize {
+            self.base.nprobe
+        }
+        /// Set the default `nprobe` (>= 1).
+        pub fn set_nprobe(&mut self, nprobe: usize) -> $crate::Result<()> {
+            self.base.set_nprobe(nprobe)
+        }
+        /// Coarse k-means settings of [`Index::train`](crate::index::Index::train) (not saved:
+        /// training happens once).
+        pub fn train_params(&self) -> &$crate::ivf::IvfTrainParams {
+            &self.train_params
+        }
+        /// Mutable [`train_params`](Self::train_params).
+        pub fn train_params_mut(&mut self) -> &mut $crate::ivf::IvfTrainParams {
+            &mut self.train_params
+        }
+        /// Remove every entry whose id is listed; returns how many were removed.
+        pub fn remove_ids(&mut self, ids: &$crate::ivf::IdSet) -> usize {
+            self.base.lists.remove(ids)
+        }
+        /// Remove every vector (the quantizers stay trained).
+        pub fn reset(&mut self) {
+            self.base.lists.reset();
+        }
+    };
+}
+pub(crate) use ivf_base_accessors;
+
 mod fastscan;
 mod flat;
 mod lists;

@@ -93,18 +93,8 @@ impl IndexIVFPQ {
         Ok(idx)
     }
 
-    /// Dimension.
-    pub fn d(&self) -> usize {
-        self.base.d
-    }
-    /// Number of inverted lists.
-    pub fn nlist(&self) -> usize {
-        self.base.nlist
-    }
-    /// Metric.
-    pub fn metric(&self) -> Metric {
-        self.base.metric
-    }
+    super::ivf_base_accessors!(u8);
+
     /// Whether residuals (vector − centroid) are encoded, rather than the vectors.
     pub fn by_residual(&self) -> bool {
         self.by_residual
@@ -121,37 +111,9 @@ impl IndexIVFPQ {
     pub fn is_trained(&self) -> bool {
         self.base.is_trained() && self.pq.is_trained()
     }
-    /// Number of stored entries.
-    pub fn ntotal(&self) -> usize {
-        self.base.lists.ntotal()
-    }
-    /// Coarse centroids (`nlist × d`; empty before training).
-    pub fn centroids(&self) -> &[f32] {
-        self.base.centroids()
-    }
-    /// The inverted lists.
-    pub fn invlists(&self) -> &super::InvertedLists<u8> {
-        &self.base.lists
-    }
     /// Whether some list is still a view of a memory-mapped file.
     pub fn is_mapped(&self) -> bool {
         self.base.lists.is_mapped()
-    }
-    /// Lists probed per query when the search parameters give none (default 1; saved).
-    pub fn nprobe(&self) -> usize {
-        self.base.nprobe
-    }
-    /// Set the default `nprobe` (>= 1).
-    pub fn set_nprobe(&mut self, nprobe: usize) -> Result<()> {
-        self.base.set_nprobe(nprobe)
-    }
-    /// Coarse k-means settings of [`Index::train`] (not saved: training happens once).
-    pub fn train_params(&self) -> &IvfTrainParams {
-        &self.train_params
-    }
-    /// Mutable [`train_params`](Self::train_params).
-    pub fn train_params_mut(&mut self) -> &mut IvfTrainParams {
-        &mut self.train_params
     }
     /// PQ k-means settings of [`Index::train`] (not saved).
     pub fn pq_train_params(&self) -> &PqTrainParams {
@@ -267,11 +229,6 @@ impl IndexIVFPQ {
         })
     }
 
-    /// Remove every entry whose id is listed; returns how many were removed.
-    pub fn remove_ids(&mut self, ids: &super::IdSet) -> usize {
-        self.base.lists.remove(ids)
-    }
-
     /// Approximate vector of id `id` (decoded code, plus the centroid with residuals).
     pub fn reconstruct(&self, id: i64) -> Result<Vec<f32>> {
         let (l, o) = self.base.locate(id)?;
@@ -285,11 +242,6 @@ impl IndexIVFPQ {
             }
         }
         Ok(v)
-    }
-
-    /// Remove every entry (quantizers stay trained).
-    pub fn reset(&mut self) {
-        self.base.lists.reset();
     }
 
     /// k nearest entries of each query among the `nprobe` nearest lists (faiss layout, -1

@@ -85,14 +85,8 @@ impl IndexIVFRaBitQ {
         self.rotated_centroids = out;
     }
 
-    /// Dimension.
-    pub fn d(&self) -> usize {
-        self.base.d
-    }
-    /// Number of inverted lists.
-    pub fn nlist(&self) -> usize {
-        self.base.nlist
-    }
+    super::ivf_base_accessors!(u8);
+
     /// Bits per dimension.
     pub fn nbits(&self) -> usize {
         self.codec.nbits()
@@ -105,37 +99,13 @@ impl IndexIVFRaBitQ {
     pub fn codec(&self) -> &RaBitQ {
         &self.codec
     }
-    /// Metric.
-    pub fn metric(&self) -> Metric {
-        self.base.metric
-    }
     /// Whether the coarse quantizer is trained.
     pub fn is_trained(&self) -> bool {
         self.base.is_trained()
     }
-    /// Number of stored vectors.
-    pub fn ntotal(&self) -> usize {
-        self.base.lists.ntotal()
-    }
-    /// Coarse centroids (`nlist × d`; empty before training).
-    pub fn centroids(&self) -> &[f32] {
-        self.base.centroids()
-    }
-    /// The inverted lists (`code_size` bytes per entry).
-    pub fn invlists(&self) -> &super::InvertedLists<u8> {
-        &self.base.lists
-    }
     /// Whether some list is still a view of a memory-mapped file.
     pub fn is_mapped(&self) -> bool {
         self.base.lists.is_mapped() || self.codec.rotation().is_mapped()
-    }
-    /// Lists probed per query when the search parameters give none (default 1; saved).
-    pub fn nprobe(&self) -> usize {
-        self.base.nprobe
-    }
-    /// Set the default `nprobe` (>= 1).
-    pub fn set_nprobe(&mut self, nprobe: usize) -> Result<()> {
-        self.base.set_nprobe(nprobe)
     }
     /// ε₀ of the multi-bit pruning bound.
     pub fn epsilon(&self) -> f32 {
@@ -152,15 +122,6 @@ impl IndexIVFRaBitQ {
         self.epsilon = epsilon;
         Ok(())
     }
-    /// Coarse k-means settings of [`Index::train`] (not saved: training happens once).
-    pub fn train_params(&self) -> &IvfTrainParams {
-        &self.train_params
-    }
-    /// Mutable [`train_params`](Self::train_params).
-    pub fn train_params_mut(&mut self) -> &mut IvfTrainParams {
-        &mut self.train_params
-    }
-
     /// Train the coarse centroids (refused while the index holds vectors).
     pub fn train(
         &mut self,
@@ -201,11 +162,6 @@ impl IndexIVFRaBitQ {
         })
     }
 
-    /// Remove every entry whose id is listed; returns how many were removed.
-    pub fn remove_ids(&mut self, ids: &super::IdSet) -> usize {
-        self.base.lists.remove(ids)
-    }
-
     /// Approximate vector of id `id`: its list centroid plus the decoded residual.
     pub fn reconstruct(&self, id: i64) -> Result<Vec<f32>> {
         let (l, o) = self.base.locate(id)?;
@@ -219,11 +175,6 @@ impl IndexIVFRaBitQ {
             *v += c;
         }
         Ok(out)
-    }
-
-    /// Remove every vector (the coarse quantizer stays trained).
-    pub fn reset(&mut self) {
-        self.base.lists.reset();
     }
 
     /// k nearest stored vectors of each query (by the estimated distance) among the `nprobe`

@@ -69,18 +69,8 @@ impl IndexIVFScalarQuantizer {
         Self::new(d, nlist, qtype, metric, true, DEFAULT_SEED)
     }
 
-    /// Dimension.
-    pub fn d(&self) -> usize {
-        self.base.d
-    }
-    /// Number of inverted lists.
-    pub fn nlist(&self) -> usize {
-        self.base.nlist
-    }
-    /// Metric.
-    pub fn metric(&self) -> Metric {
-        self.base.metric
-    }
+    super::ivf_base_accessors!(u8);
+
     /// The scalar quantizer (of residuals with [`by_residual`](Self::by_residual)).
     pub fn sq(&self) -> &ScalarQuantizer {
         &self.sq
@@ -97,39 +87,10 @@ impl IndexIVFScalarQuantizer {
     pub fn is_trained(&self) -> bool {
         self.base.is_trained() && self.sq.is_trained()
     }
-    /// Number of stored vectors.
-    pub fn ntotal(&self) -> usize {
-        self.base.lists.ntotal()
-    }
-    /// Coarse centroids (`nlist × d`; empty before training).
-    pub fn centroids(&self) -> &[f32] {
-        self.base.centroids()
-    }
-    /// The inverted lists (`code_size` bytes per entry).
-    pub fn invlists(&self) -> &super::InvertedLists<u8> {
-        &self.base.lists
-    }
     /// Whether some list (or the rotation) is still a view of a memory-mapped file.
     pub fn is_mapped(&self) -> bool {
         self.base.lists.is_mapped() || self.sq.is_mapped()
     }
-    /// Lists probed per query when the search parameters give none (default 1; saved).
-    pub fn nprobe(&self) -> usize {
-        self.base.nprobe
-    }
-    /// Set the default `nprobe` (>= 1).
-    pub fn set_nprobe(&mut self, nprobe: usize) -> Result<()> {
-        self.base.set_nprobe(nprobe)
-    }
-    /// Coarse k-means settings of [`Index::train`] (not saved: training happens once).
-    pub fn train_params(&self) -> &IvfTrainParams {
-        &self.train_params
-    }
-    /// Mutable [`train_params`](Self::train_params).
-    pub fn train_params_mut(&mut self) -> &mut IvfTrainParams {
-        &mut self.train_params
-    }
-
     /// Train the coarse centroids, then the scalar quantizer on the residuals of `x` to their
     /// nearest centroid (on `x` itself without `by_residual`). Refused while the index holds
     /// entries.
@@ -187,11 +148,6 @@ impl IndexIVFScalarQuantizer {
         })
     }
 
-    /// Remove every entry whose id is listed; returns how many were removed.
-    pub fn remove_ids(&mut self, ids: &super::IdSet) -> usize {
-        self.base.lists.remove(ids)
-    }
-
     /// Approximate vector of id `id`: the decoded code, plus its list centroid with
     /// `by_residual`.
     pub fn reconstruct(&self, id: i64) -> Result<Vec<f32>> {
@@ -206,11 +162,6 @@ impl IndexIVFScalarQuantizer {
             }
         }
         Ok(out)
-    }
-
-    /// Remove every vector (both quantizers stay trained).
-    pub fn reset(&mut self) {
-        self.base.lists.reset();
     }
 
     /// k nearest stored vectors of each query (by the distance to the decoded codes) among
