@@ -46,6 +46,13 @@ SPECS = {
     "IDMap,Flat": "IndexIDMap",
     "IDMap2,PQ8np": "IndexIDMap",
     "PQ8np,RFlat": "IndexRefineFlat",
+    "SQ8": "IndexScalarQuantizer",
+    "SQ4": "IndexScalarQuantizer",
+    "SQfp16": "IndexScalarQuantizer",
+    "SQbf16": "IndexScalarQuantizer",
+    "IVF16,SQ8": "IndexIVFScalarQuantizer",
+    "IVF16,SQ4": "IndexIVFScalarQuantizer",
+    "IVF16,SQfp16": "IndexIVFScalarQuantizer",
 }
 METRICS = {"l2": 1, "ip": 0}  # faiss.METRIC_L2, faiss.METRIC_INNER_PRODUCT
 
@@ -124,6 +131,9 @@ def test_quanta_indexes_written_for_faiss() -> None:
         quanta.index_factory(D, "IVF8,Flat", "ip"),
         quanta.index_factory(D, "PQ16x4fs", "l2"),
         quanta.index_factory(D, "OPQ8,PQ8", "l2"),
+        quanta.index_factory(D, "SQ4", "l2"),
+        quanta.index_factory(D, "IVF8,SQ8", "ip"),
+        quanta.IndexIVFScalarQuantizer(D, 8, "fp16", by_residual=False),
     ]
     for qi in cases:
         qi.train(XT)
@@ -170,6 +180,15 @@ def test_what_faiss_cannot_hold_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "r.faiss").exists()
     with pytest.raises(InvalidArgumentError, match="format must be"):
         quanta.serialize_index(r, "faiss2")
+    # rotated Lloyd-Max codes have no faiss form; quanta.faiss saves them in quanta's format
+    lm = quanta.index_factory(D, "IVF8,SQlm3", "l2")
+    lm.train(XT)
+    with pytest.raises(InvalidArgumentError, match="lm3 scalar codes"):
+        quanta.serialize_index(lm, "faiss")
+    import quanta.faiss as qfaiss
+
+    qfaiss.write_index(qfaiss.wrap(lm), str(tmp_path / "lm.index"))
+    assert quanta.io.read_index_kind(tmp_path / "lm.index") == "IndexIVFScalarQuantizer"
     # a faiss kind quanta does not read is named
     h = faiss.IndexHNSWFlat(D, 8)
     h.add(XB[:100])
@@ -178,7 +197,9 @@ def test_what_faiss_cannot_hold_is_refused(tmp_path: Path) -> None:
         quanta.read_index(tmp_path / "h.faiss")
 
 
-@pytest.mark.parametrize("spec", ["IVF16,PQ8np", "IVF16,PQ8x4fs", "OPQ8,PQ8np", "IDMap2,PQ8x4fs"])
+@pytest.mark.parametrize(
+    "spec", ["IVF16,PQ8np", "IVF16,PQ8x4fs", "OPQ8,PQ8np", "IDMap2,PQ8x4fs", "IVF16,SQ4", "SQfp16"]
+)
 def test_truncated_and_corrupted_faiss_files_are_format_errors(spec: str) -> None:
     data = faiss.serialize_index(faiss_index(spec, "l2")).tobytes()
     n = len(data)

@@ -61,9 +61,12 @@ def _q(index: Any) -> Any:
 
 
 def _format(index: Any) -> str:
-    """faiss's format where faiss has one for the kind, else quanta's."""
+    """faiss's format where faiss has one for the kind (and, for scalar quantizers, the code
+    type: faiss has no rotated Lloyd-Max codes), else quanta's."""
     core = getattr(index, "_index", None)
-    return "faiss" if getattr(core, "kind", None) in quanta.io.FAISS_KINDS else "quanta"
+    lloyd_max = str(getattr(core, "qtype", "")).startswith("lm")
+    faiss_kind = getattr(core, "kind", None) in quanta.io.FAISS_KINDS
+    return "faiss" if faiss_kind and not lloyd_max else "quanta"
 
 
 def write_index(index: Any, f: Any, io_flags: int = 0) -> None:

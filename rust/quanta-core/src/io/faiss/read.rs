@@ -82,10 +82,12 @@ pub(super) fn index(c: &mut Cursor<'_>, depth: usize) -> Result<Parsed> {
         b"IxMp" | b"IxM2" => id_map(c, depth),
         b"IxPT" => pre_transform(c, depth),
         b"IxRF" => refine(c, depth),
+        b"IxSQ" => sq(c),
+        b"IwSq" => ivf_sq(c, depth),
         other => Err(c.err(format!(
-            "{}: quanta reads faiss IndexFlat, IndexPQ, IndexPQFastScan, IndexIVFFlat, \
-             IndexIVFPQ, IndexIVFPQFastScan, IndexIDMap(2), IndexPreTransform (OPQ or \
-             rotation) and IndexRefineFlat files",
+            "{}: quanta reads faiss IndexFlat, IndexPQ, IndexPQFastScan, IndexScalarQuantizer, \
+             IndexIVFFlat, IndexIVFPQ, IndexIVFPQFastScan, IndexIVFScalarQuantizer, \
+             IndexIDMap(2), IndexPreTransform (OPQ or rotation) and IndexRefineFlat files",
             fourcc_name(other)
         ))),
     }
@@ -578,6 +580,131 @@ fn ivf_pq(c: &mut Cursor<'_>, depth: usize, fast_scan: bool) -> Result<Parsed> {
         ntotal: n,
         metric: ivf.h.metric,
         m: Some(m),
+    })
+}
+
+/// faiss `ScalarQuantizer`, as quanta's codec metadata ([`crate::sq::ScalarQuantizer`]).
+struct Sq {
+    qtype: &'static str,
+    /// Per-dimension ranges of the uniform types (empty until trained, and for the floats).
+    vmin: Vec<f32>,
+    vdiff: Vec<f32>,
+    code_size: usize,
+}
+
+impl Sq {
+    fn write_meta(self, w: &mut FileWriter<'static>, d: usize) {
+        w.meta_u64("d", d as u64).meta_str("qtype", self.qtype);
+        if matches!(self.qtype, "8bit" | "4bit") {
+            w.section_owned("sq_vmin", self.vmin)
+                .section_owned("sq_vdiff", self.vdiff);
+        }
+    }
+}
+
+/// faiss `write_ScalarQuantizer`: qtype, rangestat, rangestat_arg, d, code_size, trained
+/// (`[vmin; d] ++ [vdiff; d]`, or one `vmin, vdiff` pair for the `_uniform` types). faiss's
+/// codes decode as quanta's (`vmin + (c + ½)·vdiff / (2^b − 1)`, 4-bit dimension `i` in
+/// nibble `i % 2` of byte `i / 2`, fp16 / bf16 little-endian), so only the ranges change form.
+fn scalar_quantizer(c: &mut Cursor<'_>, d: usize) -> Result<Sq> {
+    let qt = c.i32("sq qtype")?;
+    c.i32("sq rangestat")?;
+    c.f32("sq rangestat_arg")?;
+    let sd = c.size("sq d", MAX_D)?;
+    let cs = c.size("sq code_size", MAX_N)?;
+    let trained = c.vec_f32("sq trained")?;
+    let (qtype, uniform, code_size) = match qt {
+        0 => ("8bit", false, d),
+        1 => ("4bit", false, d.div_ceil(2)),
+        2 => ("8bit", true, d),
+        3 => ("4bit", true, d.div_ceil(2)),
+        4 => ("fp16", false, 2 * d),
+        7 => ("bf16", false, 2 * d),
+        t => {
+            return Err(c.err(format!(
+                "ScalarQuantizer qtype {t} (faiss QT_8bit_direct, QT_6bit, ...): quanta reads \
+                 QT_8bit, QT_4bit (and their _uniform variants), QT_fp16 and QT_bf16"
+            )))
+        }
+    };
+    if sd != d || cs != code_size {
+        return Err(c.err(format!(
+            "the ScalarQuantizer has d={sd}, code_size={cs}; the index has d={d}, which \
+             needs code_size={code_size}"
+        )));
+    }
+    let (vmin, vdiff) = match (qtype, uniform, trained.len()) {
+        ("fp16" | "bf16", _, _) | (_, _, 0) => (Vec::new(), Vec::new()),
+        (_, false, n) if n == 2 * d => (trained[..d].to_vec(), trained[d..].to_vec()),
+        (_, true, 2) => (vec![trained[0]; d], vec![trained[1]; d]),
+        (_, _, n) => {
+            return Err(c.err(format!(
+                "the ScalarQuantizer's trained ranges hold {n} floats, expected {}",
+                if uniform { 2 } else { 2 * d }
+            )))
+        }
+    };
+    Ok(Sq {
+        qtype,
+        vmin,
+        vdiff,
+        code_size,
+    })
+}
+
+fn sq(c: &mut Cursor<'_>) -> Result<Parsed> {
+    let h = header(c)?;
+    let sq = scalar_quantizer(c, h.d)?;
+    let codes = c.vec_u8("codes")?;
+    if Some(codes.len()) != h.ntotal.checked_mul(sq.code_size) {
+        return Err(c.err(format!(
+            "IndexScalarQuantizer holds {} code bytes, expected ntotal x code_size = {} x {}",
+            codes.len(),
+            h.ntotal,
+            sq.code_size
+        )));
+    }
+    let mut w = FileWriter::new("IndexScalarQuantizer");
+    sq.write_meta(&mut w, h.d);
+    w.meta_str("metric", h.metric.name())
+        .meta_u64("ntotal", h.ntotal as u64)
+        .section_owned("codes", codes);
+    Ok(Parsed {
+        w,
+        kind: "IndexScalarQuantizer",
+        d: h.d,
+        ntotal: h.ntotal,
+        metric: h.metric,
+        m: None,
+    })
+}
+
+fn ivf_sq(c: &mut Cursor<'_>, depth: usize) -> Result<Parsed> {
+    let ivf = ivf_header(c, depth)?;
+    let d = ivf.h.d;
+    let sq = scalar_quantizer(c, d)?;
+    let code_size = c.size("code_size", MAX_N)?;
+    if code_size != sq.code_size {
+        return Err(c.err(format!(
+            "code_size={code_size}, but the ScalarQuantizer's is {}",
+            sq.code_size
+        )));
+    }
+    let by_residual = c.bool("by_residual")?;
+    let lists = array_lists(c, ivf.nlist, code_size)?;
+    check_ntotal(c, &ivf, &lists)?;
+    let n = lists.ids.len();
+    let kind = "IndexIVFScalarQuantizer";
+    let mut w = ivf_native(kind, &ivf, lists.offsets, lists.codes, lists.ids);
+    sq.write_meta(&mut w, d);
+    w.meta_u64("by_residual", by_residual as u64);
+    Ok(Parsed {
+        w,
+        kind,
+        d,
+        ntotal: n,
+        metric: ivf.h.metric,
+        m: None,
     })
 }
 

@@ -47,6 +47,18 @@ fn info(r: &FileReader) -> Result<Info> {
                 && (r.kind() == "IndexIVFFlat" || flag(r, "pq_trained")?),
             metric: metric(r)?,
         },
+        "IndexScalarQuantizer" => Info {
+            d: r.meta_usize("d")?,
+            ntotal: r.meta_usize("ntotal")?,
+            trained: sq_trained(r)?,
+            metric: metric(r)?,
+        },
+        "IndexIVFScalarQuantizer" => Info {
+            d: r.meta_usize("d")?,
+            ntotal: r.meta_usize("ntotal")?,
+            trained: !r.section_f32("coarse")?.is_empty() && sq_trained(r)?,
+            metric: metric(r)?,
+        },
         "IndexIDMap" => info(&r.nested("inner")?)?,
         "IndexRefineFlat" => info(&r.nested("base")?)?,
         "IndexPreTransform" => {
@@ -65,10 +77,51 @@ fn info(r: &FileReader) -> Result<Info> {
 fn no_format(kind: &str) -> Error {
     Error::invalid(format!(
         "faiss has no file format for quanta's {kind}; faiss files can hold IndexFlat, \
-         IndexPQ, IndexPQFastScan, IndexIVFFlat, IndexIVFPQ, IndexIVFPQFastScan, IndexIDMap, \
-         IndexPreTransform (OPQ), IndexRefineFlat and IndexBinaryFlat (save it with \
-         quanta.write_index in quanta's format)"
+         IndexPQ, IndexPQFastScan, IndexScalarQuantizer, IndexIVFFlat, IndexIVFPQ, \
+         IndexIVFPQFastScan, IndexIVFScalarQuantizer, IndexIDMap, IndexPreTransform (OPQ), \
+         IndexRefineFlat and IndexBinaryFlat (save it with quanta.write_index in quanta's \
+         format)"
     ))
+}
+
+/// faiss's `QuantizerType` number and code size of a scalar quantizer's `qtype`.
+fn faiss_qtype(r: &FileReader) -> Result<(i32, usize)> {
+    let d = r.meta_usize("d")?;
+    Ok(match r.meta_str("qtype")? {
+        "8bit" => (0, d),
+        "4bit" => (1, d.div_ceil(2)),
+        "fp16" => (4, 2 * d),
+        "bf16" => (7, 2 * d),
+        other => {
+            return Err(Error::invalid(format!(
+                "faiss has no file format for quanta's {other} scalar codes (rotated \
+                 Lloyd-Max); save the index with quanta.write_index in quanta's format"
+            )))
+        }
+    })
+}
+
+/// Whether a scalar quantizer holds its ranges (the 16-bit float types need none).
+fn sq_trained(r: &FileReader) -> Result<bool> {
+    Ok(match faiss_qtype(r)?.0 {
+        0 | 1 => !r.section_f32("sq_vmin")?.is_empty(),
+        _ => true,
+    })
+}
+
+/// faiss `write_ScalarQuantizer` (RS_minmax, per-dimension ranges); returns the code size.
+fn scalar_quantizer(o: &mut Out, r: &FileReader) -> Result<usize> {
+    let (qt, cs) = faiss_qtype(r)?;
+    o.i32(qt).i32(0).f32(0.0);
+    o.u64(r.meta_usize("d")? as u64).u64(cs as u64);
+    if qt <= 1 {
+        let mut trained = r.section_f32("sq_vmin")?.to_vec();
+        trained.extend_from_slice(&r.section_f32("sq_vdiff")?);
+        o.vec_f32(&trained);
+    } else {
+        o.vec_f32(&[]);
+    }
+    Ok(cs)
 }
 
 /// faiss `write_index_header`.
@@ -149,6 +202,19 @@ pub(super) fn index(o: &mut Out, r: &FileReader) -> Result<()> {
             o.i32(0).i32(32).i32(0); // implem, bbs, qbs
             o.u64((i.ntotal.div_ceil(32) * 32) as u64).u64(m2 as u64);
             o.vec_u8(&pack_pq4(&codes, m, 32));
+        }
+        "IndexScalarQuantizer" => {
+            o.fourcc(b"IxSQ");
+            header(o, &i);
+            scalar_quantizer(o, r)?;
+            o.vec_u8(&r.section_u8("codes")?);
+        }
+        "IndexIVFScalarQuantizer" => {
+            o.fourcc(b"IwSq");
+            ivf_header(o, r, &i)?;
+            let cs = scalar_quantizer(o, r)?;
+            o.u64(cs as u64).u8(flag(r, "by_residual")? as u8);
+            array_lists(o, r, &r.section_u8("list_codes")?, cs)?;
         }
         "IndexIVFFlat" => {
             o.fourcc(b"IwFl");
