@@ -6,13 +6,18 @@ benches/results/<cpu-tag>/compare_peers.{md,json}.
     python benches/compare_peers.py [--n 1000000] [--nq 1000] [--threads 1,2] [--quick]
 
 quanta's rows are factory strings (one line each in QUANTA below); peers are skipped with a
-note when not installed.
+note when not installed. turbovec runs its searches on rayon's global pool, which takes its size
+from ``RAYON_NUM_THREADS`` once per process: its add and QPS are measured in a child process
+per thread count, started with that variable (same data, same seeds).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -100,6 +105,36 @@ def _threads(n: int) -> None:
         pass
 
 
+def _synthetic(n: int, nq: int) -> tuple[Any, Any]:
+    """The QPS data: n base and nq query unit vectors of 384 dimensions (seeded)."""
+    rng = np.random.default_rng(0)
+    sb = rng.standard_normal((n, 384)).astype(np.float32)
+    sb /= np.linalg.norm(sb, axis=1, keepdims=True)
+    sq = rng.standard_normal((nq, 384)).astype(np.float32)
+    sq /= np.linalg.norm(sq, axis=1, keepdims=True)
+    return sb, sq
+
+
+def _turbovec_child(bits: int, n: int, nq: int) -> None:
+    """Child process (``--turbovec-child``): add + search timings of turbovec on the
+    synthetic data, on as many threads as RAYON_NUM_THREADS says; one JSON line out."""
+    sb, sq = _synthetic(n, nq)
+    ix = _Turbo(384, bits)
+    t = time.perf_counter()
+    ix.add(sb)
+    t_add = time.perf_counter() - t
+    _, s = _timed(lambda: ix.search(sq, K))
+    print(json.dumps({"add_s": t_add, "qps": len(sq) / s}))
+
+
+def _turbovec_timings(bits: int, n: int, nq: int, threads: int) -> dict[str, float]:
+    env = {**os.environ, "RAYON_NUM_THREADS": str(threads)}
+    cmd = [sys.executable, __file__, "--turbovec-child", str(bits), "--n", str(n), "--nq", str(nq)]
+    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
 def _recall(ids: Any, gt: Any) -> float:
     ids = np.asarray(ids)
     return float(np.mean([np.intersect1d(a[:K], b[:K]).size / K for a, b in zip(ids, gt)]))
@@ -112,17 +147,17 @@ def main() -> None:
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--data", default=str(quanta.datasets.data_dir() / "debian-minilm.npz"))
+    ap.add_argument("--turbovec-child", type=int, default=0, help=argparse.SUPPRESS)
     a = ap.parse_args()
     n = 100_000 if a.quick else a.n
+    if a.turbovec_child:
+        _turbovec_child(a.turbovec_child, n, a.nq)
+        return
     z = np.load(a.data)
     xb = z["base"].astype(np.float32)
     xq = z["queries"].astype(np.float32)[: a.nq]
     gt = z["gt_ip"][: a.nq]
-    rng = np.random.default_rng(0)
-    sb = rng.standard_normal((n, 384)).astype(np.float32)
-    sb /= np.linalg.norm(sb, axis=1, keepdims=True)
-    sq = rng.standard_normal((a.nq, 384)).astype(np.float32)
-    sq /= np.linalg.norm(sq, axis=1, keepdims=True)
+    sb, sq = _synthetic(n, a.nq)
     threads = [int(t) for t in a.threads.split(",")]
     results: list[dict[str, Any]] = []
     for bits in (1, 2, 4):
@@ -134,6 +169,14 @@ def main() -> None:
                 ix.add(xb)
                 _, ids = ix.search(xq, K)
                 rec = _recall(ids, gt)
+                if name.startswith("turbovec"):
+                    timed = {th: _turbovec_timings(bits, n, a.nq, th) for th in threads}
+                    row = {"bits": bits, "index": name, "recall": rec}
+                    row["add_s"] = timed[threads[-1]]["add_s"]
+                    row.update({f"qps_{th}t": timed[th]["qps"] for th in threads})
+                    print(row, flush=True)
+                    results.append(row)
+                    continue
                 ix = make()
                 ix.train(sb[:100_000])
                 t = time.perf_counter()
@@ -164,7 +207,8 @@ def main() -> None:
         f"# quanta vs peers at equal bits per dimension ({describe(cpu)})",
         "",
         f"recall: 10-recall@10 on debian-minilm ({a.nq} queries, inner product); QPS and add "
-        f"time on {n} x 384 random unit vectors, k=10.",
+        f"time on {n} x 384 random unit vectors, k=10; add_s at {threads[0]} thread(s) "
+        f"(turbovec: {threads[-1]}, its pool in a child process per thread count).",
         "",
         "| bits/dim | index | " + " | ".join(cols) + " |",
         "|---|---|" + "---|" * len(cols),
