@@ -301,3 +301,27 @@ def test_ivf_sq_factory_recall_and_files(sift: quanta.datasets.Dataset, tmp_path
     back = quanta.read_index(path, mmap=True)
     assert isinstance(back, quanta.IndexIVFScalarQuantizer) and back.nprobe == 16
     np.testing.assert_array_equal(back.search(sift.queries, K)[1], ivf.search(sift.queries, K)[1])
+
+
+def test_ivf_sq_bad_arguments_are_typed_errors() -> None:
+    with pytest.raises(quanta.InvalidArgumentError, match="qtype"):
+        quanta.IndexIVFScalarQuantizer(8, 4, "9bit")
+    with pytest.raises(quanta.DTypeError, match="by_residual"):
+        quanta.IndexIVFScalarQuantizer(8, 4, "8bit", by_residual="yes")  # type: ignore[arg-type]
+    with pytest.raises(quanta.InvalidArgumentError, match="nlist"):
+        quanta.IndexIVFScalarQuantizer(8, 0)
+    with pytest.raises(quanta.InvalidArgumentError, match="metric"):
+        quanta.IndexIVFScalarQuantizer(8, 4, "8bit", "cos")
+    index = quanta.IndexIVFScalarQuantizer(8, 4, "8bit")
+    x = np.random.default_rng(0).standard_normal((64, 8)).astype(np.float32)
+    with pytest.raises(quanta.NotTrainedError):
+        index.add(x)
+    with pytest.raises(quanta.NotTrainedError):
+        index.search(x[:2], 1)
+    index.train(x)
+    bad = x.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(quanta.InvalidArgumentError, match="x"):
+        index.add(bad)
+    with pytest.raises(quanta.ShapeError):
+        index.add(x[:, :7])

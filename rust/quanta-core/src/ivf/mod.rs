@@ -434,6 +434,13 @@ impl<T: Element> IvfBase<T> {
         &self.quantizer.data()[l * self.d..(l + 1) * self.d]
     }
 
+    /// `v += c_l`: a decoded residual of list `l` back to a vector.
+    pub fn add_centroid(&self, l: usize, v: &mut [f32]) {
+        for (a, c) in v.iter_mut().zip(self.centroid(l)) {
+            *a += c;
+        }
+    }
+
     /// Set the coarse centroids (nlist × d).
     pub fn set_centroids(&mut self, c: &[f32]) -> Result<()> {
         if c.len() != self.nlist * self.d {

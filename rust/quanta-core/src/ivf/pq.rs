@@ -237,9 +237,7 @@ impl IndexIVFPQ {
             .pq
             .decode(&self.base.lists.codes(l)[o * m..(o + 1) * m])?;
         if self.by_residual {
-            for (a, c) in v.iter_mut().zip(self.base.centroid(l)) {
-                *a += c;
-            }
+            self.base.add_centroid(l, &mut v);
         }
         Ok(v)
     }

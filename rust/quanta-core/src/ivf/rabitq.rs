@@ -171,9 +171,7 @@ impl IndexIVFRaBitQ {
             .from_flat(&self.base.lists.codes(l)[o * cs..(o + 1) * cs])?;
         let mut out = vec![0f32; self.d()];
         self.codec.decode_one(&e.signs, &e.ex, &e.factors, &mut out);
-        for (v, c) in out.iter_mut().zip(self.base.centroid(l)) {
-            *v += c;
-        }
+        self.base.add_centroid(l, &mut out);
         Ok(out)
     }
 

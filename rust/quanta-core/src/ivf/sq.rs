@@ -157,9 +157,7 @@ impl IndexIVFScalarQuantizer {
             .sq
             .decode(&self.base.lists.codes(l)[o * cs..(o + 1) * cs])?;
         if self.by_residual {
-            for (v, c) in out.iter_mut().zip(self.base.centroid(l)) {
-                *v += c;
-            }
+            self.base.add_centroid(l, &mut out);
         }
         Ok(out)
     }
